@@ -1,0 +1,85 @@
+import type { RateLimitUnit, UnitLimit } from '../rules/rule-units.js';
+
+/**
+ * Names one pool of counters: one user, one scope, one rule method. A backend keeps one counter per
+ * unit of the rule under it, and must encode the three parts so that no value of one part can
+ * collide with another counter (for example with length prefixes or escaping).
+ */
+export interface RateLimitCounter {
+  /** The caller, as the auth resolver identified it. Never trusted to be well-formed. */
+  readonly user: string;
+  /**
+   * What the counter is for, with its kind first: `zone:<zone>`, `path:<decoded request path>` or
+   * `handler:<Controller>.<method>`. The kind prefix keeps a zone and a path of the same text apart.
+   */
+  readonly scope: string;
+  /** The rule's method as written (`'*'` shares one counter across methods). */
+  readonly method: string;
+}
+
+/** One request to count: every unit of the rule, and the block it may start. */
+export interface ConsumeQuery {
+  readonly counter: RateLimitCounter;
+  /** The rule's units; never empty (unlimited rules never reach the backend). */
+  readonly limits: readonly UnitLimit[];
+  /** How long to block the user once a unit is exceeded, in ms; 0 for no block. */
+  readonly blockMs: number;
+}
+
+/** The state of one unit after a decision. */
+export interface UnitState extends UnitLimit {
+  /** Requests still admitted in the current window after this one (0 or more). */
+  readonly remaining: number;
+  /** Milliseconds until the window frees capacity again (for a fresh window: its full length). */
+  readonly resetMs: number;
+}
+
+/** What a backend decided for one {@link ConsumeQuery}. */
+export interface ConsumeResult {
+  /** True when the request was admitted and counted in every unit. */
+  readonly allowed: boolean;
+  /**
+   * When rejected: milliseconds until a request would be admitted again, the longest wait among
+   * the exhausted units and the user's block. 0 when allowed.
+   */
+  readonly retryAfterMs: number;
+  /** True when rejected because the user is blocked, by an earlier block or one this request started. */
+  readonly blocked: boolean;
+  /** The exhausted unit with the longest wait, when a unit (not only an earlier block) rejected it. */
+  readonly unit: RateLimitUnit | undefined;
+  /** Each unit of the rule after the decision, in rule order; empty when an earlier block decided. */
+  readonly units: readonly UnitState[];
+}
+
+/**
+ * Where counters live, and the one atomic step that decides a request.
+ *
+ * The abstract class is also the DI token: inject `RateLimitBackend` to reset users from an admin
+ * endpoint, or extend it to write your own store. A backend must, in one atomic step per
+ * {@link consume} call:
+ *
+ * 1. reject (with the block's remaining time) when the user is blocked;
+ * 2. otherwise check every unit, each in a window that starts with the first request after the
+ *    previous one ended; a unit with `limit` requests already counted (or a limit of 0) is exhausted;
+ * 3. when any unit is exhausted: count nothing, start the block when `blockMs > 0`, and reject with
+ *    the longest wait; otherwise count the request in every unit and admit it.
+ *
+ * Rejected requests never consume anything, so a client that keeps retrying does not extend its
+ * own wait.
+ */
+export abstract class RateLimitBackend {
+  /** Decides one request and counts it when admitted. See the class description for the contract. */
+  abstract consume(query: ConsumeQuery): ConsumeResult | Promise<ConsumeResult>;
+
+  /** Lifts the user's block. Resolves to whether a block was active. */
+  abstract unblock(user: string): boolean | Promise<boolean>;
+
+  /** Forgets every unit of one counter, as if the user had never called. Resolves to whether any existed. */
+  abstract reset(counter: RateLimitCounter): boolean | Promise<boolean>;
+
+  /**
+   * Releases what the backend itself owns (timers, connections it opened). Called when the Nest
+   * application shuts down. Never closes a client the user passed in.
+   */
+  close(): void | Promise<void> {}
+}

@@ -1,0 +1,216 @@
+import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS, type UnitLimit } from './rule-units.js';
+
+/**
+ * A rule as a plain object. Accepted anywhere a {@link Rule} is: in the pattern table and in
+ * `@RateLimit()`.
+ *
+ * @example
+ * { minute: 200, second: 10 }              // both must hold
+ * { group: 'admin' }                       // admins are not limited
+ * { second: 5, blockTime: 60 }             // over the limit: blocked for a minute everywhere
+ * { minute: 100, zone: 'users-api' }       // one counter pool for every rule with this zone
+ */
+export interface RuleInput {
+  /** Requests allowed per second. */
+  second?: number;
+  /** Requests allowed per minute (60 s). */
+  minute?: number;
+  /** Requests allowed per hour (3,600 s). */
+  hour?: number;
+  /** Requests allowed per day (86,400 s). */
+  day?: number;
+  /** Requests allowed per 31 days (2,678,400 s). */
+  month?: number;
+  /**
+   * The caller group this rule is for, compared exactly with the group the auth resolver returns.
+   * @default 'default'
+   */
+  group?: string;
+  /**
+   * The HTTP method this rule is for, compared case-insensitively; `'*'` means every method.
+   * The counter key uses the method as written, so `'*'` shares one counter across methods.
+   * @default '*'
+   */
+  method?: string;
+  /**
+   * Rules with the same zone share one counter pool, whatever path or handler they sit on.
+   * Without a zone, pattern rules count per concrete request path and decorator rules per handler.
+   */
+  zone?: string;
+  /**
+   * Seconds the user is blocked, on every rate-limited path, once any unit of this rule is exceeded.
+   * `0` or unset: no block.
+   */
+  blockTime?: number;
+}
+
+const RULE_FIELDS: ReadonlySet<string> = new Set([
+  ...RATE_LIMIT_UNITS,
+  'group',
+  'method',
+  'zone',
+  'blockTime',
+]);
+
+/** Common misspellings, mostly from the Python original, with the field meant. */
+const FIELD_HINTS: Readonly<Record<string, string>> = {
+  block_time: 'blockTime',
+  blocktime: 'blockTime',
+  seconds: 'second',
+  minutes: 'minute',
+  hours: 'hour',
+  days: 'day',
+  months: 'month',
+  methods: 'method',
+  groups: 'group',
+};
+
+/** An HTTP method token (RFC 9110) or `*`. */
+const METHOD_PATTERN = /^(?:\*|[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/;
+
+/**
+ * One limit for one group of callers and one HTTP method: up to five units (all must hold), an
+ * optional shared zone and an optional block time. Validated on construction, so a bad rule fails
+ * when the app starts, never at request time.
+ *
+ * A rule with no unit set is unlimited: a matching caller is not counted and no block applies.
+ */
+export class Rule {
+  readonly second: number | undefined;
+  readonly minute: number | undefined;
+  readonly hour: number | undefined;
+  readonly day: number | undefined;
+  readonly month: number | undefined;
+  /** The caller group this rule is for. */
+  readonly group: string;
+  /** The HTTP method as written (`'*'` for every method); part of the counter key. */
+  readonly method: string;
+  /** Shared counter pool, if any. */
+  readonly zone: string | undefined;
+  /** Block length in seconds once a unit is exceeded; 0 when the rule does not block. */
+  readonly blockTime: number;
+  /** The units that are set, shortest window first. Empty for an unlimited rule. */
+  readonly limits: readonly UnitLimit[];
+
+  /** Upper-cased method for matching; undefined for `'*'`. */
+  private readonly methodToMatch: string | undefined;
+
+  /**
+   * @param input the rule's fields
+   * @param where where the rule comes from, for error messages (e.g. `pattern "/towns", rule 1`)
+   * @throws RateLimitConfigError when a field is unknown or has an invalid value
+   */
+  constructor(input: RuleInput = {}, where?: string) {
+    const fail = (field: string, problem: string): never => {
+      const origin = where ? ` (${where})` : '';
+      throw new RateLimitConfigError(
+        'RATE_LIMIT_INVALID_RULE',
+        `Invalid rate-limit rule${origin}: ${field} ${problem}`,
+      );
+    };
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      fail(
+        'the rule',
+        `must be a Rule or a plain object such as { minute: 10 }, got ${describe(input)}.`,
+      );
+    }
+    for (const field of Object.keys(input)) {
+      if (!RULE_FIELDS.has(field)) {
+        const hint = FIELD_HINTS[field];
+        fail(
+          `"${field}"`,
+          `is not a rule field${hint ? `; did you mean "${hint}"?` : '.'} ` +
+            `Known fields: ${[...RULE_FIELDS].join(', ')}.`,
+        );
+      }
+    }
+
+    const limits: UnitLimit[] = [];
+    for (const unit of RATE_LIMIT_UNITS) {
+      const limit = input[unit];
+      if (limit === undefined) continue;
+      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+        fail(
+          `"${unit}"`,
+          `must be a whole number of requests, 0 or more (0 denies every request), got ${describe(limit)}.`,
+        );
+      }
+      limits.push({ unit, limit, windowMs: UNIT_WINDOW_SECONDS[unit] * 1000 });
+    }
+
+    const group = input.group ?? 'default';
+    if (typeof group !== 'string' || group.length === 0) {
+      fail('"group"', `must be a non-empty string, got ${describe(group)}.`);
+    }
+    const method = input.method ?? '*';
+    if (typeof method !== 'string' || !METHOD_PATTERN.test(method)) {
+      fail(
+        '"method"',
+        `must be an HTTP method such as 'GET' or '*' for every method, got ${describe(method)}.`,
+      );
+    }
+    const zone = input.zone;
+    if (zone !== undefined && (typeof zone !== 'string' || zone.length === 0)) {
+      fail('"zone"', `must be a non-empty string, got ${describe(zone)}.`);
+    }
+    const blockTime = input.blockTime ?? 0;
+    if (typeof blockTime !== 'number' || !Number.isFinite(blockTime) || blockTime < 0) {
+      fail('"blockTime"', `must be a number of seconds, 0 or more, got ${describe(blockTime)}.`);
+    }
+    if (blockTime > 0 && limits.length === 0) {
+      fail(
+        '"blockTime"',
+        'has no effect on a rule without a limit (an unlimited rule never blocks); set a unit such as second or minute.',
+      );
+    }
+
+    this.second = input.second;
+    this.minute = input.minute;
+    this.hour = input.hour;
+    this.day = input.day;
+    this.month = input.month;
+    this.group = group;
+    this.method = method;
+    this.zone = zone;
+    this.blockTime = blockTime;
+    this.limits = Object.freeze(limits);
+    this.methodToMatch = method === '*' ? undefined : method.toUpperCase();
+    Object.freeze(this);
+  }
+
+  /**
+   * Returns `input` when it already is a Rule, else validates it into one.
+   * @param where where the rule comes from, for error messages
+   */
+  static from(input: Rule | RuleInput, where?: string): Rule {
+    return input instanceof Rule ? input : new Rule(input, where);
+  }
+
+  /** True when no unit is set: callers this rule applies to are not limited. */
+  get unlimited(): boolean {
+    return this.limits.length === 0;
+  }
+
+  /**
+   * Whether this rule is the one for a caller of `group` making a `method` request.
+   * @param group the caller's group
+   * @param method the request method, upper-case (as Node reports it)
+   */
+  appliesTo(group: string, method: string): boolean {
+    return (
+      this.group === group && (this.methodToMatch === undefined || this.methodToMatch === method)
+    );
+  }
+}
+
+/** A short, safe rendering of a bad value for error messages. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
