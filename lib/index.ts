@@ -1,11 +1,33 @@
-// Rules: what a limit is, and how a bad one is reported.
+// The module, its options, and the pieces it registers (usable by hand when the globals are off).
+export { RateLimitModule } from './rate-limit.module.js';
+export {
+  RATE_LIMIT_ASYNC_OPTIONS_TYPE,
+  RATE_LIMIT_OPTIONS_TYPE,
+} from './rate-limit.module-definition.js';
+export { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
+export type {
+  AuthenticateEntry,
+  AuthenticateOption,
+  OnAuthErrorHandler,
+  OnBlockedHandler,
+  RateLimitHeadersOption,
+  RateLimitModuleExtras,
+  RateLimitModuleOptions,
+} from './rate-limit.options.js';
+export { RateLimitGuard } from './rate-limit.guard.js';
+export { RateLimitService, type RateLimitDecision } from './rate-limit.service.js';
+
+// Rules and decorators: what is limited, and how a bad rule is reported.
 export { Rule, type RuleInput } from './rules/rule.js';
+export type { RuleList, RuleTableInput } from './rules/rule-table.js';
 export {
   RATE_LIMIT_UNITS,
   UNIT_WINDOW_SECONDS,
   type RateLimitUnit,
   type UnitLimit,
 } from './rules/rule-units.js';
+export { RateLimit } from './decorators/rate-limit.decorator.js';
+export { SkipRateLimit } from './decorators/skip-rate-limit.decorator.js';
 export { RateLimitConfigError } from './rate-limit-config.error.js';
 
 // Identity: who the caller is.
@@ -18,6 +40,13 @@ export type {
   IdentityTuple,
   RateLimitRequest,
 } from './auth/identity.js';
+export { IpAuthResolver, clientIp, type IpAuthOptions } from './auth/ip.auth-resolver.js';
+export {
+  SessionAuthResolver,
+  fromSession,
+  type SessionAuthOptions,
+} from './auth/session.auth-resolver.js';
+export { JwtAuthResolver, createJwtAuth, type JwtAuthOptions } from './auth/jwt.auth-resolver.js';
 
 // Backends: where counters live.
 export {
@@ -27,3 +56,9 @@ export {
   type RateLimitCounter,
   type UnitState,
 } from './backends/rate-limit.backend.js';
+export { MemoryBackend, type MemoryBackendOptions } from './backends/memory.backend.js';
+
+// Responses: the 429 and how it is written.
+export { RateLimitExceededException } from './rate-limit.exception.js';
+export { RateLimitExceptionFilter } from './rate-limit.filter.js';
+export type { RateLimitInfo } from './rate-limit.info.js';

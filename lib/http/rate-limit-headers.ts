@@ -1,0 +1,68 @@
+import type { ConsumeResult, UnitState } from '../backends/rate-limit.backend.js';
+import type { RateLimitHeadersOption } from '../rate-limit.options.js';
+import type { Rule } from '../rules/rule.js';
+
+/** The part of Node's response the headers are written to, whatever the HTTP adapter. */
+export interface HeaderTarget {
+  setHeader(name: string, value: string): unknown;
+}
+
+/** Whole seconds for a wait in ms: rounded up, and at least 1 so a client never retries at once. */
+export function toRetryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/**
+ * The unit a client should watch: the one that rejected the request, else the one with the fewest
+ * requests left (on a tie, the one that takes longest to reset).
+ */
+export function tightestUnit(result: ConsumeResult): UnitState | undefined {
+  let tightest: UnitState | undefined;
+  for (const state of result.units) {
+    if (result.unit !== undefined && state.unit === result.unit) return state;
+    if (
+      tightest === undefined ||
+      state.remaining < tightest.remaining ||
+      (state.remaining === tightest.remaining && state.resetMs > tightest.resetMs)
+    ) {
+      tightest = state;
+    }
+  }
+  return tightest;
+}
+
+/**
+ * Writes the enabled rate-limit headers for a decided request, plus `Retry-After` when it was
+ * rejected. Policy names are the unit names, so `RateLimit` points at an entry of
+ * `RateLimit-Policy` as draft-ietf-httpapi-ratelimit-headers-10 requires.
+ */
+export function writeRateLimitHeaders(
+  target: HeaderTarget,
+  format: RateLimitHeadersOption | undefined,
+  rule: Rule,
+  result: ConsumeResult,
+): void {
+  const retryAfter = result.allowed ? 0 : toRetryAfterSeconds(result.retryAfterMs);
+  if (!result.allowed) target.setHeader('Retry-After', String(retryAfter));
+  if (!format) return;
+
+  const tightest = tightestUnit(result);
+  const limit = tightest?.limit ?? rule.limits[0]!.limit;
+  const remaining = result.allowed ? (tightest?.remaining ?? 0) : 0;
+  // While rejected, the reset a client needs is the wait; a block can outlast every window.
+  const resetSeconds = result.allowed ? Math.ceil((tightest?.resetMs ?? 0) / 1000) : retryAfter;
+
+  if (format === 'draft-10' || format === 'both') {
+    const policy = rule.limits.map(
+      (unit) => `"${unit.unit}";q=${unit.limit};w=${unit.windowMs / 1000}`,
+    );
+    const name = tightest?.unit ?? rule.limits[0]!.unit;
+    target.setHeader('RateLimit-Policy', policy.join(', '));
+    target.setHeader('RateLimit', `"${name}";r=${remaining};t=${resetSeconds}`);
+  }
+  if (format === 'legacy' || format === 'both') {
+    target.setHeader('X-RateLimit-Limit', String(limit));
+    target.setHeader('X-RateLimit-Remaining', String(remaining));
+    target.setHeader('X-RateLimit-Reset', String(resetSeconds));
+  }
+}

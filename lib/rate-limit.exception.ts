@@ -1,0 +1,24 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+import type { RateLimitInfo } from './rate-limit.info.js';
+
+/**
+ * Thrown by the guard when a request is over its limit: a 429 whose body is Nest's usual JSON error
+ * shape. `info` says which rule and unit tripped, whether a block is active, and how long to wait.
+ * `RateLimitExceptionFilter` turns it into the response (or hands it to `onBlocked`).
+ */
+export class RateLimitExceededException extends HttpException {
+  /**
+   * @param info the decision that rejected the request
+   */
+  constructor(readonly info: RateLimitInfo) {
+    super(
+      {
+        statusCode: HttpStatus.TOO_MANY_REQUESTS,
+        message: `Too many requests, retry in ${info.retryAfter} second${info.retryAfter === 1 ? '' : 's'}`,
+        error: 'Too Many Requests',
+      },
+      HttpStatus.TOO_MANY_REQUESTS,
+    );
+    this.name = 'RateLimitExceededException';
+  }
+}

@@ -1,0 +1,61 @@
+import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import { toRetryAfterSeconds, writeRateLimitHeaders } from './http/rate-limit-headers.js';
+import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
+import { RateLimitExceededException } from './rate-limit.exception.js';
+import type { RateLimitInfo } from './rate-limit.info.js';
+import type { RateLimitModuleOptions } from './rate-limit.options.js';
+import { RateLimitService, type RateLimitDecision } from './rate-limit.service.js';
+
+/**
+ * The global guard: asks {@link RateLimitService} for a decision, writes the headers, and throws
+ * {@link RateLimitExceededException} (a 429) when the request is over its limit. Only HTTP requests
+ * are limited; WebSocket and microservice contexts pass.
+ *
+ * Extend it and override the protected methods to change one step, then register your subclass
+ * with `useGlobalGuard: false` and `APP_GUARD`.
+ */
+@Injectable()
+export class RateLimitGuard implements CanActivate {
+  constructor(
+    protected readonly service: RateLimitService,
+    @Inject(RATE_LIMIT_OPTIONS) protected readonly options: RateLimitModuleOptions,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (!this.shouldLimit(context)) return true;
+    const decision = await this.service.check(context);
+    if (decision === undefined) return true;
+    this.writeHeaders(context, decision);
+    if (!decision.allowed) throw this.rejection(decision);
+    return true;
+  }
+
+  /** Whether this context is limited at all: HTTP only, by default. */
+  protected shouldLimit(context: ExecutionContext): boolean {
+    return context.getType() === 'http';
+  }
+
+  /** Writes `Retry-After` on rejection and the rate-limit headers the `headers` option enables. */
+  protected writeHeaders(context: ExecutionContext, decision: RateLimitDecision): void {
+    const response = context.switchToHttp().getResponse<ServerResponse>();
+    writeRateLimitHeaders(response, this.options.headers, decision.rule, decision.result);
+  }
+
+  /** The exception that rejects an over-limit request. */
+  protected rejection(decision: RateLimitDecision): Error {
+    const { result, rule, identity, counter } = decision;
+    const info: RateLimitInfo = {
+      retryAfter: toRetryAfterSeconds(result.retryAfterMs),
+      retryAfterMs: result.retryAfterMs,
+      rule,
+      unit: result.unit,
+      blocked: result.blocked,
+      user: identity.user,
+      group: identity.group,
+      counter,
+      units: result.units,
+    };
+    return new RateLimitExceededException(info);
+  }
+}

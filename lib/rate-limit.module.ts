@@ -1,0 +1,45 @@
+import { Module } from '@nestjs/common';
+import { MemoryBackend } from './backends/memory.backend.js';
+import { RateLimitBackend } from './backends/rate-limit.backend.js';
+import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
+import { RateLimitExceptionFilter } from './rate-limit.filter.js';
+import { RateLimitGuard } from './rate-limit.guard.js';
+import { ConfigurableRateLimitModule } from './rate-limit.module-definition.js';
+import type { RateLimitModuleOptions } from './rate-limit.options.js';
+import { RateLimitService } from './rate-limit.service.js';
+
+/**
+ * Rate limiting for the whole application.
+ *
+ * `RateLimitModule.forRoot({ backend, authenticate, config })` registers a global guard that
+ * applies the pattern table and the `@RateLimit()` decorators, and a global filter that answers
+ * over-limit requests with a 429. `forRootAsync({ imports, inject, useFactory | useClass |
+ * useExisting })` builds the same options from other providers, such as `ConfigService`.
+ *
+ * `RateLimitBackend` and `RateLimitService` are exported (globally, unless `isGlobal: false`).
+ *
+ * @example
+ * RateLimitModule.forRoot({
+ *   config: { '^/towns': [{ second: 1 }, { group: 'admin' }] },
+ * })
+ */
+@Module({
+  providers: [
+    {
+      provide: RateLimitBackend,
+      useFactory: (options: RateLimitModuleOptions) => options.backend ?? new MemoryBackend(),
+      inject: [RATE_LIMIT_OPTIONS],
+    },
+    RateLimitService,
+    RateLimitGuard,
+    RateLimitExceptionFilter,
+  ],
+  exports: [
+    RateLimitBackend,
+    RateLimitService,
+    RateLimitGuard,
+    RateLimitExceptionFilter,
+    RATE_LIMIT_OPTIONS,
+  ],
+})
+export class RateLimitModule extends ConfigurableRateLimitModule {}

@@ -1,0 +1,95 @@
+import type { ArgumentsHost, ExecutionContext, ModuleMetadata, Type } from '@nestjs/common';
+import type { AuthResolver } from './auth/auth-resolver.js';
+import type { AuthFunction, IdentityLike } from './auth/identity.js';
+import type { RateLimitBackend } from './backends/rate-limit.backend.js';
+import type { RateLimitInfo } from './rate-limit.info.js';
+import type { RuleTableInput } from './rules/rule-table.js';
+
+/** One way to identify the caller: a function, an `AuthResolver` instance, or a subclass for Nest to create. */
+export type AuthenticateEntry = AuthFunction | AuthResolver | Type<AuthResolver>;
+
+/** An auth resolver, or several tried in order until one does not throw `EmptyInformation`. */
+export type AuthenticateOption = AuthenticateEntry | readonly AuthenticateEntry[];
+
+/**
+ * Which rate-limit headers to add to responses of limited routes.
+ * - `'draft-10'`: IETF draft-ietf-httpapi-ratelimit-headers-10 `RateLimit-Policy` and `RateLimit`;
+ * - `'legacy'`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds);
+ * - `'both'`; `false`: none (a 429 still carries `Retry-After`).
+ */
+export type RateLimitHeadersOption = false | 'draft-10' | 'legacy' | 'both';
+
+/**
+ * Replaces the default 429 response. Write the response through `host` yourself, or return a
+ * body: a string or Buffer is sent as is, an object as JSON, `undefined` (writing nothing) keeps
+ * the default. `Retry-After` and the enabled rate-limit headers are set before it runs.
+ */
+export type OnBlockedHandler = (info: RateLimitInfo, host: ArgumentsHost) => unknown;
+
+/**
+ * Called when `authenticate` throws. Throw (for example `UnauthorizedException`) to reject the
+ * request, return an identity to limit the request under it, or `undefined` to let it through
+ * unlimited.
+ */
+export type OnAuthErrorHandler = (
+  error: unknown,
+  context: ExecutionContext,
+) => IdentityLike | undefined | Promise<IdentityLike | undefined>;
+
+/** Options of `RateLimitModule.forRoot()`, and what a `forRootAsync()` factory returns. */
+export interface RateLimitModuleOptions {
+  /**
+   * Where counters live.
+   * @default new MemoryBackend()
+   */
+  backend?: RateLimitBackend;
+  /**
+   * Who the caller is. A function `(request, context) => identity`, an `AuthResolver` instance, an
+   * `AuthResolver` subclass (created through Nest's DI, so it can inject your services), or an array
+   * of these tried in order until one does not throw `EmptyInformation`.
+   * @default IpAuthResolver (the client address, per the HTTP adapter's trust-proxy setting)
+   */
+  authenticate?: AuthenticateOption;
+  /**
+   * The ordered pattern table `{ [pattern]: rules }` (or a Map / array of pairs). Patterns match
+   * the percent-decoded path from its start.
+   * @default {} (only `@RateLimit()` decorators limit)
+   */
+  config?: RuleTableInput;
+  /** Replaces the default 429 response; see {@link OnBlockedHandler}. */
+  onBlocked?: OnBlockedHandler;
+  /**
+   * Handles errors thrown by `authenticate`; see {@link OnAuthErrorHandler}. Without it the error
+   * propagates: `EmptyInformation` is a 401.
+   */
+  onAuthError?: OnAuthErrorHandler;
+  /**
+   * Rate-limit headers on responses of limited routes.
+   * @default false
+   */
+  headers?: RateLimitHeadersOption;
+}
+
+/** Structural options of `forRoot()` / `forRootAsync()`, decided when the module is defined. */
+export interface RateLimitModuleExtras {
+  /**
+   * Register the module globally, so `RateLimitBackend` and `RateLimitService` can be injected anywhere.
+   * @default true
+   */
+  isGlobal?: boolean;
+  /**
+   * Register `RateLimitGuard` as a global guard (`APP_GUARD`). Turn off to apply it with `@UseGuards()`.
+   * @default true
+   */
+  useGlobalGuard?: boolean;
+  /**
+   * Register `RateLimitExceptionFilter` as a global filter (`APP_FILTER`). Turn off to apply it yourself.
+   * @default true
+   */
+  useGlobalFilter?: boolean;
+  /**
+   * Modules whose exported providers the `AuthResolver` subclasses in `authenticate` inject
+   * (`forRoot()` only; `forRootAsync()` has its own `imports`).
+   */
+  imports?: ModuleMetadata['imports'];
+}

@@ -1,0 +1,150 @@
+import safeRegex from 'safe-regex2';
+import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { describe, Rule, type RuleInput } from './rule.js';
+
+/** A list of rules, tried in order; the first one for the caller's group and method is used. */
+export type RuleList = readonly (Rule | RuleInput)[];
+
+/**
+ * The ordered pattern table. Patterns are tried in order; the first that matches the path (and has
+ * a rule for the caller) decides.
+ *
+ * - an object `{ '^/towns': [...], '/forests': [...] }`: JavaScript keeps string keys in insertion
+ *   order, except keys that look like integers, which come first; use a Map or an array when a
+ *   pattern could be such a key;
+ * - a `Map` or an array of `[pattern, rules]` pairs.
+ *
+ * A string pattern is a regular-expression source matched from the start of the path only (like
+ * Python's `re.match`: `/towns` matches `/towns/1` but not `/x/towns`); Python's named groups
+ * `(?P<name>...)` are accepted. A `RegExp` is used as given (its `g` flag is dropped, because a
+ * global regex remembers where it last matched).
+ */
+export type RuleTableInput =
+  | Readonly<Record<string, RuleList>>
+  | ReadonlyMap<string | RegExp, RuleList>
+  | ReadonlyArray<readonly [string | RegExp, RuleList]>;
+
+/** One compiled row of the table. */
+export interface PatternRules {
+  /** The pattern as the user wrote it, for messages. */
+  readonly source: string;
+  /** The compiled, start-anchored pattern. */
+  readonly pattern: RegExp;
+  readonly rules: readonly Rule[];
+}
+
+/**
+ * The compiled pattern table: validated once at start-up, then only matched.
+ */
+export class RuleTable {
+  private constructor(readonly entries: readonly PatternRules[]) {}
+
+  /** An empty table: only decorators limit anything. */
+  static readonly EMPTY = new RuleTable([]);
+
+  /**
+   * Validates and compiles a table.
+   * @throws RateLimitConfigError naming the pattern and the field for any invalid entry
+   */
+  static compile(input: RuleTableInput | undefined): RuleTable {
+    if (input === undefined) return RuleTable.EMPTY;
+    const rows = tableRows(input);
+    return new RuleTable(Object.freeze(rows.map(([pattern, rules]) => compileRow(pattern, rules))));
+  }
+
+  /** True when the table has no pattern. */
+  get isEmpty(): boolean {
+    return this.entries.length === 0;
+  }
+
+  /** The rows whose pattern matches `path`, in table order. */
+  matching(path: string): PatternRules[] {
+    const found: PatternRules[] = [];
+    for (const entry of this.entries) {
+      entry.pattern.lastIndex = 0;
+      if (entry.pattern.test(path)) found.push(entry);
+    }
+    return found;
+  }
+}
+
+function tableRows(input: RuleTableInput): (readonly [string | RegExp, RuleList])[] {
+  if (input instanceof Map) return [...input.entries()];
+  if (Array.isArray(input)) {
+    return input.map((row: unknown, index) => {
+      if (!Array.isArray(row) || row.length !== 2) {
+        throw new RateLimitConfigError(
+          'RATE_LIMIT_INVALID_TABLE',
+          `Invalid rate-limit config: entry ${index} must be a [pattern, rules] pair, got ${describe(row)}.`,
+        );
+      }
+      return row as unknown as readonly [string | RegExp, RuleList];
+    });
+  }
+  if (input === null || typeof input !== 'object') {
+    throw new RateLimitConfigError(
+      'RATE_LIMIT_INVALID_TABLE',
+      `Invalid rate-limit config: expected an object, a Map or an array of [pattern, rules] pairs, got ${describe(input)}.`,
+    );
+  }
+  return Object.entries(input as Record<string, RuleList>);
+}
+
+function compileRow(pattern: string | RegExp, rules: RuleList): PatternRules {
+  const source = pattern instanceof RegExp ? String(pattern) : pattern;
+  const compiled = compilePattern(pattern);
+  if (!Array.isArray(rules)) {
+    throw new RateLimitConfigError(
+      'RATE_LIMIT_INVALID_TABLE',
+      `Invalid rate-limit config for pattern ${JSON.stringify(source)}: the rules must be an array such as [{ minute: 10 }], got ${describe(rules)}.`,
+    );
+  }
+  const compiledRules = rules.map((rule, index) =>
+    Rule.from(rule, `pattern ${JSON.stringify(source)}, rule ${index + 1}`),
+  );
+  return Object.freeze({ source, pattern: compiled, rules: Object.freeze(compiledRules) });
+}
+
+/**
+ * Turns a table key into a start-anchored RegExp, rejecting invalid sources and sources whose
+ * nested quantifiers could backtrack catastrophically (a request path is attacker-controlled).
+ */
+export function compilePattern(pattern: string | RegExp): RegExp {
+  if (pattern instanceof RegExp) {
+    assertSafe(pattern, String(pattern));
+    return pattern.global ? new RegExp(pattern.source, pattern.flags.replace('g', '')) : pattern;
+  }
+  if (typeof pattern !== 'string' || pattern.length === 0) {
+    throw new RateLimitConfigError(
+      'RATE_LIMIT_INVALID_PATTERN',
+      `Invalid rate-limit pattern ${describe(pattern)}: use a non-empty regular-expression source such as '^/api' or a RegExp.`,
+    );
+  }
+  let compiled: RegExp;
+  try {
+    compiled = new RegExp(`^(?:${fromPythonSyntax(pattern)})`);
+  } catch (error) {
+    throw new RateLimitConfigError(
+      'RATE_LIMIT_INVALID_PATTERN',
+      `Invalid rate-limit pattern ${JSON.stringify(pattern)}: ${(error as Error).message}. ` +
+        'Patterns are JavaScript regular-expression sources, matched from the start of the path.',
+    );
+  }
+  assertSafe(compiled, JSON.stringify(pattern));
+  return compiled;
+}
+
+/** Python `(?P<name>...)` and `(?P=name)` become JavaScript's `(?<name>...)` and `\k<name>`. */
+function fromPythonSyntax(source: string): string {
+  return source.replace(/(?<!\\)\(\?P</g, '(?<').replace(/(?<!\\)\(\?P=(\w+)\)/g, '\\k<$1>');
+}
+
+function assertSafe(pattern: RegExp, shown: string): void {
+  if (!safeRegex(pattern)) {
+    throw new RateLimitConfigError(
+      'RATE_LIMIT_UNSAFE_PATTERN',
+      `Unsafe rate-limit pattern ${shown}: nested quantifiers such as (a+)+ can take exponential time on a crafted path. ` +
+        'Rewrite it without a repeated group that itself repeats.',
+    );
+  }
+}

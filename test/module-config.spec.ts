@@ -1,0 +1,231 @@
+/**
+ * RateLimitModule.forRoot / forRootAsync, the global guard and filter switches, and start-up
+ * validation of the configuration.
+ */
+import { Controller, Get, Injectable, Module, UseFilters, UseGuards } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import {
+  MemoryBackend,
+  RateLimit,
+  RateLimitBackend,
+  RateLimitConfigError,
+  RateLimitExceptionFilter,
+  RateLimitGuard,
+  RateLimitModule,
+  type RateLimitModuleOptions,
+} from 'nestjs-ratelimit';
+import { as, createTestApp, headerAuth, HelloController, TestClock } from './support/nest-app.js';
+
+@Injectable()
+class LimitsConfig {
+  readonly perMinute = 2;
+}
+
+@Module({ providers: [LimitsConfig], exports: [LimitsConfig] })
+class LimitsConfigModule {}
+
+@Injectable()
+class RateLimitOptionsFactory {
+  constructor(private readonly limits: LimitsConfig) {}
+  createRateLimitOptions(): RateLimitModuleOptions {
+    return {
+      authenticate: headerAuth,
+      backend: new MemoryBackend({ sweepIntervalMs: 0 }),
+      config: { '/': [{ minute: this.limits.perMinute }] },
+    };
+  }
+}
+
+async function expectTwoPerMinute(imports: unknown[]): Promise<void> {
+  const t = await createTestApp({ rateLimitModule: imports as never });
+  try {
+    await t.http.get('/').set(as('u')).expect(200);
+    await t.http.get('/').set(as('u')).expect(200);
+    await t.http.get('/').set(as('u')).expect(429);
+  } finally {
+    await t.close();
+  }
+}
+
+describe('forRootAsync', () => {
+  it('useFactory with imports and inject', () =>
+    expectTwoPerMinute([
+      RateLimitModule.forRootAsync({
+        imports: [LimitsConfigModule],
+        inject: [LimitsConfig],
+        useFactory: (limits: LimitsConfig) => ({
+          authenticate: headerAuth,
+          config: { '/': [{ minute: limits.perMinute }] },
+        }),
+      }),
+    ]));
+
+  it('useClass', () =>
+    expectTwoPerMinute([
+      RateLimitModule.forRootAsync({
+        imports: [LimitsConfigModule],
+        useClass: RateLimitOptionsFactory,
+      }),
+    ]));
+
+  it('useExisting', () => {
+    @Module({
+      imports: [LimitsConfigModule],
+      providers: [RateLimitOptionsFactory],
+      exports: [RateLimitOptionsFactory],
+    })
+    class FactoryModule {}
+    return expectTwoPerMinute([
+      RateLimitModule.forRootAsync({
+        imports: [FactoryModule],
+        useExisting: RateLimitOptionsFactory,
+      }),
+    ]);
+  });
+});
+
+describe('global guard and filter', () => {
+  it('exports the backend so an admin endpoint can reset users', async () => {
+    const clock = new TestClock();
+    const backend = new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 });
+    const t = await createTestApp({
+      rateLimit: {
+        backend,
+        authenticate: headerAuth,
+        config: { '/': [{ minute: 1, blockTime: 600 }] },
+      },
+    });
+    try {
+      expect(t.app.get(RateLimitBackend)).toBe(backend);
+      await t.http.get('/').set(as('u')).expect(200);
+      await t.http.get('/').set(as('u')).expect(429).expect('retry-after', '600');
+      const admin = t.app.get(RateLimitBackend);
+      expect(await admin.unblock('u')).toBe(true);
+      expect(await admin.reset({ user: 'u', scope: 'path:/', method: '*' })).toBe(true);
+      await t.http.get('/').set(as('u')).expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('can be switched off and applied by hand with @UseGuards and @UseFilters', async () => {
+    @Controller()
+    class PartlyLimitedController {
+      @Get('open')
+      open(): string {
+        return 'open';
+      }
+
+      @UseGuards(RateLimitGuard)
+      @UseFilters(RateLimitExceptionFilter)
+      @RateLimit({ minute: 1 })
+      @Get('guarded')
+      guarded(): string {
+        return 'guarded';
+      }
+    }
+    const t = await createTestApp({
+      controllers: [PartlyLimitedController],
+      rateLimit: {
+        authenticate: headerAuth,
+        useGlobalGuard: false,
+        useGlobalFilter: false,
+        config: { '/open': [{ minute: 1 }] },
+      },
+    });
+    try {
+      // No global guard: the table entry for /open is not enforced.
+      await t.http.get('/open').set(as('u')).expect(200);
+      await t.http.get('/open').set(as('u')).expect(200);
+      await t.http.get('/guarded').set(as('u')).expect(200);
+      await t.http.get('/guarded').set(as('u')).expect(429).expect('retry-after', '60');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('without the filter, Nest answers the 429 exception itself, with the same headers and body', async () => {
+    const t = await createTestApp({
+      rateLimit: {
+        authenticate: headerAuth,
+        useGlobalFilter: false,
+        config: { '/': [{ minute: 1 }] },
+      },
+    });
+    try {
+      await t.http.get('/').set(as('u')).expect(200);
+      const res = await t.http.get('/').set(as('u')).expect(429).expect('retry-after', '60');
+      expect(res.body).toEqual({
+        statusCode: 429,
+        message: 'Too many requests, retry in 60 seconds',
+        error: 'Too Many Requests',
+      });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('start-up validation', () => {
+  async function boot(options: RateLimitModuleOptions): Promise<void> {
+    const moduleRef = await Test.createTestingModule({
+      imports: [RateLimitModule.forRoot(options)],
+      controllers: [HelloController],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    try {
+      await app.init();
+      await request(app.getHttpServer()).get('/');
+    } finally {
+      await app.close();
+    }
+  }
+
+  it.each<[string, RateLimitModuleOptions, RegExp]>([
+    [
+      'an invalid regex',
+      { config: { '??.*': [{ second: 1 }] } },
+      /Invalid rate-limit pattern "\?\?\.\*"/,
+    ],
+    [
+      'a catastrophic regex',
+      { config: { '/(a+)+$': [{ second: 1 }] } },
+      /Unsafe rate-limit pattern "\/\(a\+\)\+\$"/,
+    ],
+    [
+      'a negative limit',
+      { config: { '/x': [{ second: -1 }] } },
+      /pattern "\/x", rule 1\): "second" must be a whole number/,
+    ],
+    [
+      'a fractional limit',
+      { config: { '/x': [{ minute: 1.5 }] } },
+      /"minute" must be a whole number/,
+    ],
+    [
+      'an unknown field',
+      { config: { '/x': [{ secnd: 1 } as never] } },
+      /"secnd" is not a rule field/,
+    ],
+    [
+      'rules that are not an array',
+      { config: { '/x': { second: 1 } as never } },
+      /rules must be an array/,
+    ],
+    [
+      'an invalid method',
+      { config: { '/x': [{ second: 1, method: 'GET POST' }] } },
+      /"method" must be an HTTP method/,
+    ],
+    ['a non-resolver authenticate', { authenticate: 'ip' as never }, /"authenticate".*got "ip"/],
+    ['an empty authenticate array', { authenticate: [] }, /"authenticate": the array is empty/],
+  ])('rejects %s when the application starts', async (_name, options, message) => {
+    const error = await boot(options).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(RateLimitConfigError);
+    expect((error as Error).message).toMatch(message);
+  });
+});

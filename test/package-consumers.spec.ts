@@ -1,0 +1,102 @@
+/**
+ * The published build works for both kinds of consumer on Node 20: an ES module importing it, and
+ * a CommonJS module requiring it (through Node's require(esm), available unflagged since 20.19).
+ * The package is compiled with the real build config into a throw-away node_modules folder inside
+ * the repository, so Nest resolves from the repository's own node_modules, exactly as in an app.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** A consumer app in plain JavaScript: one limited route, one request over the limit. */
+function consumerApp(kind: 'esm' | 'cjs'): string {
+  const load =
+    kind === 'esm'
+      ? `import 'reflect-metadata';
+import { Controller, Get, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import * as lib from 'nestjs-ratelimit';`
+      : `require('reflect-metadata');
+const { Controller, Get, Module } = require('@nestjs/common');
+const { NestFactory } = require('@nestjs/core');
+const lib = require('nestjs-ratelimit');`;
+  return `${load}
+class Hello { hi() { return 'hi'; } }
+Reflect.decorate([Get('hi')], Hello.prototype, 'hi', Object.getOwnPropertyDescriptor(Hello.prototype, 'hi'));
+Reflect.decorate([lib.RateLimit({ minute: 1 }), Controller()], Hello);
+class AppModule {}
+Reflect.decorate([Module({ imports: [lib.RateLimitModule.forRoot({})], controllers: [Hello] })], AppModule);
+const app = await NestFactory.create(AppModule, { logger: false });
+await app.listen(0, '127.0.0.1');
+const url = await app.getUrl();
+const first = await fetch(url.replace('[::1]', '127.0.0.1') + '/hi');
+const second = await fetch(url.replace('[::1]', '127.0.0.1') + '/hi');
+await app.close();
+console.log(JSON.stringify({
+  exports: ['RateLimitModule', 'Rule', 'MemoryBackend', 'EmptyInformation', 'RateLimitExceptionFilter'].every((name) => typeof lib[name] === 'function'),
+  statuses: [first.status, second.status],
+  retryAfter: second.headers.get('retry-after'),
+}));
+`;
+}
+
+describe('the built package', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(root, '.tmp-consumer-'));
+    const pkg = join(dir, 'node_modules', 'nestjs-ratelimit');
+    mkdirSync(pkg, { recursive: true });
+    // Its own package.json, so 'nestjs-ratelimit' is not resolved as the repository's self-reference.
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+    cpSync(join(root, 'package.json'), join(pkg, 'package.json'));
+    await run(
+      join(root, 'node_modules/.bin/tsc'),
+      ['-p', join(root, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')],
+      {
+        cwd: root,
+      },
+    );
+  }, 120_000);
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each([
+    ['an ES module (import)', 'esm', 'consumer.mjs'],
+    // A CommonJS file cannot use top-level await, so the CJS consumer runs inside an async IIFE.
+    ['a CommonJS module (require)', 'cjs', 'consumer.cjs'],
+  ] as const)(
+    'loads and limits from %s',
+    async (_name, kind, file) => {
+      const source =
+        kind === 'cjs'
+          ? `(async () => {\n${consumerApp(kind)}\n})().catch((e) => { console.error(e); process.exit(1); });`
+          : consumerApp(kind);
+      writeFileSync(join(dir, file), source);
+      const { stdout } = await run(process.execPath, [join(dir, file)], {
+        cwd: dir,
+        timeout: 30_000,
+      });
+      expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual({
+        exports: true,
+        statuses: [200, 429],
+        retryAfter: '60',
+      });
+    },
+    60_000,
+  );
+
+  it('ships JSDoc in its type declarations', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const dts = await readFile(
+      join(dir, 'node_modules/nestjs-ratelimit/dist/rules/rule.d.ts'),
+      'utf8',
+    );
+    expect(dts).toContain('Requests allowed per second.');
+  });
+});

@@ -1,0 +1,180 @@
+/**
+ * What clients see: the default 429, `onBlocked` in each of its forms, and the optional
+ * rate-limit headers (IETF draft-10 and legacy X-RateLimit-*).
+ */
+import type { ArgumentsHost } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import type { RateLimitInfo, RateLimitModuleOptions } from 'nestjs-ratelimit';
+import { as, createTestApp, headerAuth, type TestApp } from './support/nest-app.js';
+
+async function withApp(
+  options: RateLimitModuleOptions,
+  body: (t: TestApp) => Promise<void>,
+): Promise<void> {
+  const t = await createTestApp({ rateLimit: { authenticate: headerAuth, ...options } });
+  try {
+    await body(t);
+  } finally {
+    await t.close();
+  }
+}
+
+describe('the default 429', () => {
+  it('has Retry-After and Nest’s JSON error body', () =>
+    withApp({ config: { '/': [{ second: 1, minute: 10 }] } }, async (t) => {
+      await t.http.get('/').set(as('u')).expect(200);
+      const res = await t.http.get('/').set(as('u')).expect(429);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.body).toEqual({
+        statusCode: 429,
+        message: 'Too many requests, retry in 1 second',
+        error: 'Too Many Requests',
+      });
+    }));
+});
+
+describe('onBlocked', () => {
+  const config = { '/': [{ minute: 1, blockTime: 90 }] };
+
+  it('receives the rule, unit, block state, user and group, with headers already set', async () => {
+    const seen: RateLimitInfo[] = [];
+    let retryAfterHeader: unknown;
+    await withApp(
+      {
+        config,
+        onBlocked: (info, host: ArgumentsHost) => {
+          seen.push(info);
+          retryAfterHeader = host
+            .switchToHttp()
+            .getResponse<ServerResponse>()
+            .getHeader('Retry-After');
+          return undefined;
+        },
+      },
+      async (t) => {
+        await t.http.get('/').set(as('u', 'default')).expect(200);
+        // undefined and nothing written: the default 429.
+        const first = await t.http.get('/').set(as('u')).expect(429);
+        expect(first.body.error).toBe('Too Many Requests');
+        t.clock.advance(10_000);
+        await t.http.get('/').set(as('u')).expect(429);
+      },
+    );
+    expect(seen[0]).toMatchObject({
+      retryAfter: 90,
+      unit: 'minute',
+      blocked: true,
+      user: 'u',
+      group: 'default',
+    });
+    expect(seen[0]!.rule.minute).toBe(1);
+    expect(seen[0]!.counter).toEqual({ user: 'u', scope: 'path:/', method: '*' });
+    // The second rejection comes from the block alone: no unit was checked.
+    expect(seen[1]).toMatchObject({ retryAfter: 80, unit: undefined, blocked: true });
+    expect(retryAfterHeader).toBe('80');
+  });
+
+  it('may write the response itself', () =>
+    withApp(
+      {
+        config,
+        onBlocked: (info, host) => {
+          const res = host.switchToHttp().getResponse<ServerResponse>();
+          res.statusCode = 503;
+          res.setHeader('Content-Type', 'text/html');
+          res.end(`<p>Slow down for ${info.retryAfter}s</p>`);
+        },
+      },
+      async (t) => {
+        await t.http.get('/').set(as('u')).expect(200);
+        const res = await t.http.get('/').set(as('u')).expect(503);
+        expect(res.text).toBe('<p>Slow down for 90s</p>');
+        expect(res.headers['retry-after']).toBe('90');
+      },
+    ));
+
+  it('may return a string, a Buffer or an object body, sync or async', async () => {
+    const bodies: unknown[] = [
+      'plain text',
+      Buffer.from([1, 2, 3]),
+      { error: 'slow down', wait: 60 },
+    ];
+    for (const body of bodies) {
+      await withApp(
+        { config: { '/': [{ minute: 1 }] }, onBlocked: async () => body },
+        async (t) => {
+          await t.http.get('/').set(as('u')).expect(200);
+          const res = await t.http.get('/').set(as('u')).buffer(true).expect(429);
+          if (typeof body === 'string') {
+            expect(res.text).toBe(body);
+            expect(res.headers['content-type']).toMatch(/^text\/plain/);
+          } else if (Buffer.isBuffer(body)) {
+            expect(Buffer.from(res.body as Buffer)).toEqual(body);
+            expect(res.headers['content-type']).toBe('application/octet-stream');
+          } else {
+            expect(res.body).toEqual(body);
+          }
+        },
+      );
+    }
+  });
+
+  it('falls back to the default 429 when the handler throws, never a 500', () =>
+    withApp(
+      {
+        config: { '/': [{ minute: 1 }] },
+        onBlocked: () => {
+          throw new Error('handler bug');
+        },
+      },
+      async (t) => {
+        await t.http.get('/').set(as('u')).expect(200);
+        const res = await t.http.get('/').set(as('u')).expect(429);
+        expect(res.body.statusCode).toBe(429);
+      },
+    ));
+});
+
+describe('rate-limit headers', () => {
+  it('are off by default', () =>
+    withApp({ config: { '/': [{ minute: 5 }] } }, async (t) => {
+      const res = await t.http.get('/').set(as('u')).expect(200);
+      expect(res.headers['ratelimit']).toBeUndefined();
+      expect(res.headers['x-ratelimit-limit']).toBeUndefined();
+    }));
+
+  it('follow draft-ietf-httpapi-ratelimit-headers-10', () =>
+    withApp({ headers: 'draft-10', config: { '/': [{ second: 10, minute: 3 }] } }, async (t) => {
+      let res = await t.http.get('/').set(as('u')).expect(200);
+      expect(res.headers['ratelimit-policy']).toBe('"second";q=10;w=1, "minute";q=3;w=60');
+      expect(res.headers['ratelimit']).toBe('"minute";r=2;t=60');
+      t.clock.advance(15_000);
+      res = await t.http.get('/').set(as('u')).expect(200);
+      expect(res.headers['ratelimit']).toBe('"minute";r=1;t=45');
+      await t.http.get('/').set(as('u')).expect(200);
+      res = await t.http.get('/').set(as('u')).expect(429);
+      expect(res.headers['ratelimit']).toBe('"minute";r=0;t=45');
+      expect(res.headers['retry-after']).toBe('45');
+    }));
+
+  it('can be the legacy X-RateLimit-* set, or both', () =>
+    withApp({ headers: 'both', config: { '/': [{ minute: 2 }] } }, async (t) => {
+      const res = await t.http.get('/').set(as('u')).expect(200);
+      expect(res.headers['x-ratelimit-limit']).toBe('2');
+      expect(res.headers['x-ratelimit-remaining']).toBe('1');
+      expect(res.headers['x-ratelimit-reset']).toBe('60');
+      expect(res.headers['ratelimit']).toBe('"minute";r=1;t=60');
+    }));
+
+  it('are not sent for unlimited rules or unmatched paths', () =>
+    withApp(
+      { headers: 'both', config: { '/limited': [{ minute: 2 }, { group: 'admin' }] } },
+      async (t) => {
+        let res = await t.http.get('/limited').set(as('boss', 'admin')).expect(200);
+        expect(res.headers['ratelimit']).toBeUndefined();
+        res = await t.http.get('/other').set(as('u')).expect(200);
+        expect(res.headers['x-ratelimit-limit']).toBeUndefined();
+      },
+    ));
+});
