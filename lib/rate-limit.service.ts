@@ -155,7 +155,10 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     return plan;
   }
 
-  private buildPlan(handler: (...args: never[]) => unknown, controller: Type<unknown>): HandlerPlan {
+  private buildPlan(
+    handler: ReturnType<ExecutionContext['getHandler']>,
+    controller: Type<unknown>,
+  ): HandlerPlan {
     const handlerSkip = this.reflector.get<boolean | undefined>(RATE_LIMIT_SKIP, handler);
     const classSkip = this.reflector.get<boolean | undefined>(RATE_LIMIT_SKIP, controller);
     const skip = handlerSkip ?? classSkip ?? false;
