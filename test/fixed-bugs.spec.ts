@@ -2,6 +2,7 @@
  * Each test pins one bug of asgi-ratelimit that this port fixes (original-behaviour.md section 8),
  * through a real Nest application.
  */
+import { jest } from '@jest/globals';
 import { JwtService } from '@nestjs/jwt';
 import { createJwtAuth, MemoryBackend, type RateLimitRequest } from 'nestjs-ratelimit';
 import { as, createTestApp, headerAuth, type TestApp } from './support/nest-app.js';
@@ -79,24 +80,42 @@ describe('fixed bugs of the original', () => {
       },
     ));
 
-  it('keeps one sweep timer per backend, not one per key or per hit', async () => {
-    const timers = () =>
-      process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-    const backend = new MemoryBackend({ sweepIntervalMs: 60_000 });
-    const before = timers();
-    await withApp(
-      { rateLimit: { authenticate: headerAuth, backend, config: { '/': [{ minute: 100 }] } } },
-      async (t) => {
-        for (let i = 0; i < 50; i++)
-          await t.http
-            .get(`/k/${i}`)
-            .set(as(`user-${i}`))
-            .expect(200);
-        expect(timers() - before).toBeLessThanOrEqual(1);
-      },
-    );
-    // Closing the app closes the backend, which stops its timer.
-    expect(timers()).toBe(before);
+  it('keeps one sweep timer per backend, not one per key or per hit, and stops it on shutdown', async () => {
+    // Unref'd timers are not listed by process.getActiveResourcesInfo() on Node 20, so count the
+    // timers the backend creates by watching setInterval/setTimeout themselves.
+    const intervals = jest.spyOn(globalThis, 'setInterval');
+    const timeouts = jest.spyOn(globalThis, 'setTimeout');
+    const cleared = jest.spyOn(globalThis, 'clearInterval');
+    try {
+      const backend = new MemoryBackend({ sweepIntervalMs: 60_000 });
+      await withApp(
+        { rateLimit: { authenticate: headerAuth, backend, config: { '/': [{ minute: 100 }] } } },
+        async (t) => {
+          const timeoutsBefore = timeouts.mock.calls.length;
+          for (let i = 0; i < 50; i++)
+            await t.http
+              .get(`/k/${i}`)
+              .set(as(`user-${i}`))
+              .expect(200);
+          for (let i = 0; i < 20; i++) await t.http.get('/k/0').set(as('user-0')).expect(200);
+          const sweepTimers = intervals.mock.calls.filter(([, ms]) => ms === 60_000);
+          expect(sweepTimers).toHaveLength(1);
+          // HTTP itself may arm timeouts; none of them is the backend's (its interval is 60 s).
+          expect(
+            timeouts.mock.calls.slice(timeoutsBefore).filter(([, ms]) => (ms ?? 0) >= 1000),
+          ).toHaveLength(0);
+        },
+      );
+      // Closing the app closes the backend, which clears its one timer.
+      const timer = intervals.mock.results.find(
+        (r, i) => intervals.mock.calls[i]![1] === 60_000,
+      )!.value;
+      expect(cleared).toHaveBeenCalledWith(timer);
+    } finally {
+      intervals.mockRestore();
+      timeouts.mockRestore();
+      cleared.mockRestore();
+    }
   });
 
   it('calls authenticate once per request, even when patterns fall through', async () => {

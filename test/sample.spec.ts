@@ -1,0 +1,126 @@
+/**
+ * The sample application, booted as `npm start` boots it (same module, same middleware), on a
+ * memory backend with a test clock. Keeps the sample honest: every feature it shows is checked.
+ */
+import { Test } from '@nestjs/testing';
+import type { INestApplication } from '@nestjs/common';
+import { MemoryBackend } from 'nestjs-ratelimit';
+import request from 'supertest';
+import { AppModule } from '../sample/app.module.js';
+import { configureApp } from '../sample/setup.js';
+import { TestClock } from './support/nest-app.js';
+
+describe('the sample app', () => {
+  let app: INestApplication;
+  let clock: TestClock;
+  let http: ReturnType<typeof request>;
+
+  beforeEach(async () => {
+    clock = new TestClock();
+    const moduleRef = await Test.createTestingModule({
+      imports: [AppModule.register(new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 }))],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    configureApp(app);
+    await app.init();
+    http = request(app.getHttpServer());
+  });
+  afterEach(() => app.close());
+
+  const statuses = async (count: number, send: () => request.Test): Promise<number[]> => {
+    const seen: number[] = [];
+    for (let i = 0; i < count; i++) seen.push((await send()).status);
+    return seen;
+  };
+
+  it('serves the try-it page unlimited', async () => {
+    const res = await http.get('/').expect(200);
+    expect(res.text).toContain('curl -i http://localhost:3000/hello');
+  });
+
+  it('limits /hello per client IP with the catch-all rule, with IETF headers', async () => {
+    const res = await http.get('/hello').expect(200);
+    expect(res.headers['ratelimit-policy']).toBe('"minute";q=30;w=60');
+    expect(res.headers['ratelimit']).toBe('"minute";r=29;t=60');
+    expect(await statuses(30, () => http.get('/hello'))).toEqual([...Array(29).fill(200), 429]);
+  });
+
+  it('answers with the custom 429 body', async () => {
+    await statuses(30, () => http.get('/hello'));
+    const res = await http.get('/hello').expect(429).expect('retry-after', '60');
+    expect(res.body).toEqual({
+      error: 'rate_limited',
+      message: 'Over the minute limit; retry in 60s.',
+      retryAfter: 60,
+    });
+  });
+
+  it('applies per-method rules on /towns', async () => {
+    expect(await statuses(3, () => http.get('/towns'))).toEqual([200, 200, 429]);
+    expect(await statuses(4, () => http.post('/towns').send({ name: 'X' }))).toEqual([
+      201, 201, 201, 429,
+    ]);
+  });
+
+  it('shares the nature zone between /forests and /lakes', async () => {
+    expect(await statuses(5, () => http.get('/forests/1'))).toEqual([200, 200, 200, 200, 200]);
+    await http.get('/lakes/1').expect(429);
+  });
+
+  it('blocks a caller everywhere after too many logins, and the unblock endpoint lifts it', async () => {
+    expect(await statuses(6, () => http.post('/auth/login'))).toEqual([
+      201, 201, 201, 201, 201, 429,
+    ]);
+    const blocked = await http.get('/towns').expect(429).expect('retry-after', '120');
+    expect(blocked.body.message).toBe('Blocked for 120s after going over the limit.');
+    clock.advance(60_000);
+    await http.get('/towns').expect(429).expect('retry-after', '60');
+    // The unblock endpoint is itself limited, so the blocked caller asks from another identity.
+    await http
+      .post('/auth/unblock')
+      .set('X-Api-Key', 'demo-partner-key')
+      .send({ user: '::ffff:127.0.0.1' })
+      .expect(201, { unblocked: false });
+    const { body } = await http
+      .post('/auth/unblock')
+      .set('X-Api-Key', 'demo-partner-key')
+      .send({ user: '127.0.0.1' });
+    expect(body).toEqual({ unblocked: true });
+    await http.get('/towns').expect(200);
+  });
+
+  it('counts a logged-in session user separately from its IP', async () => {
+    const alice = request.agent(app.getHttpServer());
+    await alice.post('/auth/login').send({ user: 'alice' }).expect(201);
+    await statuses(30, () => http.get('/hello'));
+    await http.get('/hello').expect(429);
+    // Same address, but the session identifies alice: her own counter.
+    await alice.get('/hello').expect(200);
+  });
+
+  it('applies decorator rules and @SkipRateLimit on /reports', async () => {
+    expect(await statuses(3, () => http.get('/reports/export'))).toEqual([200, 200, 429]);
+    expect(await statuses(11, () => http.get('/reports/daily'))).toEqual([
+      ...Array(10).fill(200),
+      429,
+    ]);
+    expect(await statuses(15, () => http.get('/reports/health'))).toEqual(Array(15).fill(200));
+  });
+
+  it('leaves admins with a JWT unlimited', async () => {
+    const { body } = await http.get('/auth/admin-token').expect(200);
+    const admin = () => http.get('/reports/export').set('Authorization', `Bearer ${body.token}`);
+    expect(await statuses(5, admin)).toEqual([200, 200, 200, 200, 200]);
+    expect(
+      await statuses(40, () => http.get('/hello').set('Authorization', `Bearer ${body.token}`)),
+    ).toEqual(Array(40).fill(200));
+  });
+
+  it('identifies API-key callers through the injected ApiKeyService, per plan', async () => {
+    const partner = () => http.get('/hello').set('X-Api-Key', 'demo-partner-key');
+    const res = await partner().expect(200);
+    expect(res.headers['ratelimit']).toBe('"minute";r=299;t=60');
+    const free = await http.get('/hello').set('X-Api-Key', 'demo-free-key').expect(200);
+    expect(free.headers['ratelimit']).toBe('"minute";r=29;t=60');
+  });
+});
