@@ -1,0 +1,555 @@
+import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { Rule } from '../rules/rule.js';
+import { UNIT_WINDOW_SECONDS, type RateLimitUnit, type UnitLimit } from '../rules/rule-units.js';
+import { counterKey } from './counter-key.js';
+import { MemoryBackend, type MemoryBackendOptions } from './memory.backend.js';
+import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from './rate-limit.backend.js';
+
+const SECOND = 1_000;
+const MINUTE = 60_000;
+
+function unit(name: RateLimitUnit, limit: number): UnitLimit {
+  return { unit: name, limit, windowMs: UNIT_WINDOW_SECONDS[name] * 1000 };
+}
+
+function counter(user = 'alice', scope = 'path:/a', method = '*'): RateLimitCounter {
+  return { user, scope, method };
+}
+
+function query(
+  limits: readonly UnitLimit[],
+  target: RateLimitCounter = counter(),
+  blockMs = 0,
+): ConsumeQuery {
+  return { counter: target, limits, blockMs };
+}
+
+describe('counterKey', () => {
+  it('never gives two different counters the same key', () => {
+    const parts = [
+      '',
+      ':',
+      '::',
+      '1:',
+      '11:',
+      '1',
+      'a',
+      'a:',
+      ':a',
+      '{x}',
+      '}{',
+      '\n',
+      '*',
+      'é',
+      'x'.repeat(1000),
+    ];
+    const keys = new Set<string>();
+    for (const scope of parts) {
+      for (const method of parts) {
+        for (const user of parts) keys.add(counterKey({ scope, method, user }));
+      }
+    }
+    expect(keys.size).toBe(parts.length ** 3);
+  });
+
+  it('separates counters that naive concatenation would merge', () => {
+    const a = { scope: 'zone:a:b', method: 'c', user: 'd' };
+    const b = { scope: 'zone:a', method: 'b:c', user: 'd' };
+    expect(`${a.scope}:${a.method}:${a.user}`).toBe(`${b.scope}:${b.method}:${b.user}`);
+    expect(counterKey(a)).not.toBe(counterKey(b));
+  });
+});
+
+describe('MemoryBackend', () => {
+  let now: number;
+  let backend: MemoryBackend;
+
+  const make = (options: MemoryBackendOptions = {}): MemoryBackend =>
+    new MemoryBackend({ clock: () => now, sweepIntervalMs: 0, ...options });
+
+  /** Consumes synchronously; fails the test if the backend returned a Promise. */
+  const consume = (q: ConsumeQuery, on: MemoryBackend = backend): ConsumeResult => {
+    const result = on.consume(q);
+    expect(result).not.toBeInstanceOf(Promise);
+    return result;
+  };
+
+  beforeEach(() => {
+    now = 0;
+    backend = make();
+  });
+
+  afterEach(() => backend.close());
+
+  it('admits up to the limit, then rejects without counting', () => {
+    const q = query([unit('minute', 3)]);
+    for (let i = 0; i < 3; i++) expect(consume(q).allowed).toBe(true);
+    now = 10 * SECOND;
+    expect(consume(q)).toEqual({
+      allowed: false,
+      retryAfterMs: 50 * SECOND,
+      blocked: false,
+      unit: 'minute',
+      units: [{ unit: 'minute', limit: 3, windowMs: MINUTE, remaining: 0, resetMs: 50 * SECOND }],
+    });
+  });
+
+  it('counts nothing for a rejected request (test_multiple: second=1, minute=3)', () => {
+    const q = query(new Rule({ second: 1, minute: 3 }).limits);
+    const admitted: boolean[] = [];
+    admitted.push(consume(q).allowed); // t=0: allowed
+    const rejected = consume(q); // t=0: the second is used up
+    expect(rejected).toMatchObject({ allowed: false, unit: 'second', retryAfterMs: SECOND });
+    admitted.push(rejected.allowed);
+    now = 1 * SECOND;
+    admitted.push(consume(q).allowed); // allowed: the rejected one did not count in the minute
+    admitted.push(consume(q).allowed); // rejected
+    now = 3 * SECOND;
+    admitted.push(consume(q).allowed); // allowed: third of the minute
+    expect(admitted).toEqual([true, false, true, false, true]);
+    now = 4 * SECOND;
+    expect(consume(q)).toMatchObject({ allowed: false, unit: 'minute', retryAfterMs: 56 * SECOND });
+  });
+
+  it('gives no free request at the end of a window', () => {
+    const perSecond = query([unit('second', 1)]);
+    expect(consume(perSecond).allowed).toBe(true);
+    now = 999;
+    expect(consume(perSecond)).toMatchObject({ allowed: false, retryAfterMs: 1 });
+    now = 1000;
+    expect(consume(perSecond).allowed).toBe(true);
+
+    const perMinute = query([unit('minute', 1)], counter('bob'));
+    now = 0;
+    expect(consume(perMinute).allowed).toBe(true);
+    now = MINUTE - 1;
+    expect(consume(perMinute)).toMatchObject({ allowed: false, retryAfterMs: 1 });
+    now = MINUTE;
+    expect(consume(perMinute).allowed).toBe(true);
+  });
+
+  it('counts retryAfterMs down as time passes', () => {
+    const q = query([unit('minute', 1)]);
+    consume(q);
+    expect(consume(q).retryAfterMs).toBe(60_000);
+    now = 2 * SECOND;
+    expect(consume(q).retryAfterMs).toBe(58_000);
+  });
+
+  it('reports the longest wait among the exhausted units', () => {
+    const both = query([unit('second', 1), unit('minute', 1)]);
+    consume(both);
+    now = 500;
+    expect(consume(both)).toMatchObject({ allowed: false, unit: 'minute', retryAfterMs: 59_500 });
+
+    const onlySecond = query([unit('second', 1), unit('minute', 5)], counter('bob'));
+    now = 1000;
+    consume(onlySecond);
+    now = 1200;
+    expect(consume(onlySecond)).toMatchObject({
+      allowed: false,
+      unit: 'second',
+      retryAfterMs: 800,
+    });
+  });
+
+  it('always rejects a limit of 0, with the unit window as the wait', () => {
+    const q = query([unit('second', 5), unit('hour', 0)]);
+    for (const t of [0, 10 * SECOND, 5 * 3_600_000]) {
+      now = t;
+      expect(consume(q)).toEqual({
+        allowed: false,
+        retryAfterMs: 3_600_000,
+        blocked: false,
+        unit: 'hour',
+        units: [
+          { unit: 'second', limit: 5, windowMs: SECOND, remaining: 5, resetMs: SECOND },
+          { unit: 'hour', limit: 0, windowMs: 3_600_000, remaining: 0, resetMs: 3_600_000 },
+        ],
+      });
+    }
+    expect(backend.size).toBe(0);
+  });
+
+  it('reports remaining and resetMs for every unit, in query order', () => {
+    const q = query([unit('second', 2), unit('minute', 10)]);
+    expect(consume(q).units).toEqual([
+      { unit: 'second', limit: 2, windowMs: SECOND, remaining: 1, resetMs: SECOND },
+      { unit: 'minute', limit: 10, windowMs: MINUTE, remaining: 9, resetMs: MINUTE },
+    ]);
+    now = 400;
+    expect(consume(q).units).toEqual([
+      { unit: 'second', limit: 2, windowMs: SECOND, remaining: 0, resetMs: 600 },
+      { unit: 'minute', limit: 10, windowMs: MINUTE, remaining: 8, resetMs: 59_600 },
+    ]);
+    now = 500;
+    expect(consume(q)).toEqual({
+      allowed: false,
+      retryAfterMs: 500,
+      blocked: false,
+      unit: 'second',
+      units: [
+        { unit: 'second', limit: 2, windowMs: SECOND, remaining: 0, resetMs: 500 },
+        { unit: 'minute', limit: 10, windowMs: MINUTE, remaining: 8, resetMs: 59_500 },
+      ],
+    });
+  });
+
+  describe('blocks', () => {
+    const limits = [unit('second', 1)];
+
+    it('starts a block with retryAfterMs = blockMs', () => {
+      const q = query(limits, counter(), 5 * SECOND);
+      consume(q);
+      expect(consume(q)).toEqual({
+        allowed: false,
+        retryAfterMs: 5 * SECOND,
+        blocked: true,
+        unit: 'second',
+        units: [{ unit: 'second', limit: 1, windowMs: SECOND, remaining: 0, resetMs: SECOND }],
+      });
+      expect(backend.isBlocked('alice')).toBe(5 * SECOND);
+    });
+
+    it('applies to every counter of the user, and to no other user', () => {
+      const q = query(limits, counter(), 5 * SECOND);
+      consume(q);
+      consume(q);
+      now = 100;
+      const elsewhere = query([unit('hour', 1000)], counter('alice', 'zone:other', 'GET'));
+      expect(consume(elsewhere)).toEqual({
+        allowed: false,
+        retryAfterMs: 4_900,
+        blocked: true,
+        unit: undefined,
+        units: [],
+      });
+      expect(consume(query(limits, counter('bob'), 5 * SECOND)).allowed).toBe(true);
+      expect(backend.isBlocked('bob')).toBe(0);
+    });
+
+    it('is not extended by requests made while blocked, and ends exactly at its end', () => {
+      const q = query(limits, counter(), 5 * SECOND);
+      consume(q);
+      consume(q);
+      now = 3 * SECOND;
+      expect(consume(q)).toMatchObject({ allowed: false, blocked: true, retryAfterMs: 2 * SECOND });
+      expect(backend.isBlocked('alice')).toBe(2 * SECOND);
+      now = 5 * SECOND - 1;
+      expect(consume(q)).toMatchObject({ allowed: false, blocked: true, retryAfterMs: 1 });
+      now = 5 * SECOND;
+      expect(backend.isBlocked('alice')).toBe(0);
+      expect(consume(q)).toMatchObject({ allowed: true, blocked: false });
+    });
+
+    it('reports the longer of the block and the unit wait', () => {
+      const q = query([unit('minute', 1)], counter(), 5 * SECOND);
+      consume(q);
+      expect(consume(q)).toMatchObject({ allowed: false, blocked: true, retryAfterMs: MINUTE });
+      now = 5 * SECOND; // block over, minute still exhausted: blocked again
+      expect(consume(q)).toMatchObject({
+        allowed: false,
+        blocked: true,
+        unit: 'minute',
+        retryAfterMs: 55 * SECOND,
+      });
+    });
+
+    it('unblock lifts an active block and says whether there was one', () => {
+      const q = query(limits, counter(), 5 * SECOND);
+      expect(backend.unblock('alice')).toBe(false);
+      consume(q);
+      consume(q);
+      expect(backend.unblock('alice')).toBe(true);
+      expect(backend.isBlocked('alice')).toBe(0);
+      expect(backend.unblock('alice')).toBe(false);
+      now = SECOND;
+      expect(consume(q).allowed).toBe(true);
+
+      consume(q); // blocked again until 6 s
+      now = 6 * SECOND;
+      expect(backend.unblock('alice')).toBe(false); // expired, nothing to lift
+    });
+  });
+
+  it('reset forgets every unit of one counter only, and says whether any existed', () => {
+    const limits = [unit('second', 1), unit('minute', 1)];
+    const mine = query(limits);
+    const other = query(limits, counter('alice', 'path:/b'));
+    expect(backend.reset(mine.counter)).toBe(false);
+    consume(mine);
+    consume(other);
+    expect(consume(mine).allowed).toBe(false);
+    expect(backend.reset(mine.counter)).toBe(true);
+    expect(consume(mine).allowed).toBe(true);
+    expect(consume(other).allowed).toBe(false);
+    expect(backend.reset(counter('nobody'))).toBe(false);
+  });
+
+  it('reset does not lift the block', () => {
+    const q = query([unit('second', 1)], counter(), 5 * SECOND);
+    consume(q);
+    consume(q);
+    expect(backend.reset(q.counter)).toBe(true);
+    expect(consume(q)).toMatchObject({ allowed: false, blocked: true });
+  });
+
+  it('keeps counters apart whose parts only differ in where the separators fall', () => {
+    const limits = [unit('minute', 1)];
+    const a = query(limits, { scope: 'zone:a:b', method: 'c', user: 'd' });
+    const b = query(limits, { scope: 'zone:a', method: 'b:c', user: 'd' });
+    const c = query(limits, { scope: '1:x', method: '*', user: 'd' });
+    const d = query(limits, { scope: '1', method: ':x1:*', user: 'd' });
+    for (const q of [a, b, c, d]) expect(consume(q).allowed).toBe(true);
+    expect(backend.size).toBe(4);
+  });
+
+  it('accepts units whose window differs from the standard one', () => {
+    const short = query([{ unit: 'second', limit: 1, windowMs: 250 }]);
+    const standard = query([unit('second', 1)], counter('bob'));
+    consume(short);
+    consume(standard);
+    now = 250;
+    expect(consume(short).allowed).toBe(true);
+    expect(consume(standard).allowed).toBe(false);
+  });
+
+  describe('sweep', () => {
+    it('reclaims expired windows without traffic and keeps live ones', () => {
+      consume(query([unit('second', 1)], counter('a')));
+      now = 500;
+      consume(query([unit('second', 1)], counter('b')));
+      consume(query([unit('minute', 1)], counter('c')));
+      expect(backend.size).toBe(3);
+
+      now = 1000;
+      backend.sweep();
+      expect(backend.size).toBe(2); // a's window is over
+      expect(consume(query([unit('second', 1)], counter('b'))).allowed).toBe(false);
+
+      now = 1500;
+      backend.sweep();
+      expect(backend.size).toBe(1);
+      now = MINUTE + 499;
+      backend.sweep();
+      expect(backend.size).toBe(1); // c's minute ends at 60.5 s
+      now = MINUTE + 500;
+      backend.sweep();
+      expect(backend.size).toBe(0);
+    });
+
+    it('keeps a window that restarted after older ones', () => {
+      const a = query([unit('second', 1)], counter('a'));
+      const b = query([unit('second', 1)], counter('b'));
+      consume(a); // a: [0, 1000)
+      now = 500;
+      consume(b); // b: [500, 1500)
+      now = 1200;
+      consume(a); // a restarts: [1200, 2200), moved behind b
+      now = 1600;
+      backend.sweep();
+      expect(backend.size).toBe(1);
+      expect(consume(a).allowed).toBe(false); // still counted
+    });
+
+    it('reclaims expired blocks and keeps active ones', () => {
+      const limits = [unit('second', 1)];
+      for (const [user, blockMs] of [
+        ['long', 60 * SECOND],
+        ['short', 2 * SECOND],
+      ] as const) {
+        consume(query(limits, counter(user), blockMs));
+        consume(query(limits, counter(user), blockMs));
+      }
+      expect(backend.size).toBe(4);
+      now = 2 * SECOND;
+      backend.sweep();
+      expect(backend.size).toBe(1);
+      expect(backend.isBlocked('long')).toBe(58 * SECOND);
+      now = 60 * SECOND;
+      backend.sweep();
+      expect(backend.size).toBe(0);
+    });
+  });
+
+  describe('maxKeys', () => {
+    it('stays bounded and evicts the window that started first', () => {
+      backend = make({ maxKeys: 3 });
+      const limits = [unit('second', 1)];
+      for (const [t, user] of [
+        [0, 'a'],
+        [10, 'b'],
+        [20, 'c'],
+        [30, 'd'],
+      ] as const) {
+        now = t;
+        expect(consume(query(limits, counter(user))).allowed).toBe(true);
+        expect(backend.size).toBeLessThanOrEqual(3);
+      }
+      now = 40;
+      // b, c and d are still counted; a was evicted and gets a fresh window (evicting b).
+      expect(consume(query(limits, counter('b'))).allowed).toBe(false);
+      expect(consume(query(limits, counter('c'))).allowed).toBe(false);
+      expect(consume(query(limits, counter('d'))).allowed).toBe(false);
+      expect(consume(query(limits, counter('a'))).allowed).toBe(true);
+      expect(consume(query(limits, counter('b'))).allowed).toBe(true);
+      expect(backend.size).toBe(3);
+    });
+
+    it('drops expired entries before evicting a live one', () => {
+      backend = make({ maxKeys: 2 });
+      consume(query([unit('minute', 1)], counter('x'))); // oldest, but live for a minute
+      now = 500;
+      consume(query([unit('second', 1)], counter('y'))); // over at 1500
+      now = 2000;
+      consume(query([unit('second', 1)], counter('z')));
+      expect(backend.size).toBe(2);
+      expect(consume(query([unit('minute', 1)], counter('x'))).allowed).toBe(false);
+    });
+
+    it('evicts blocks last, oldest first', () => {
+      backend = make({ maxKeys: 2 });
+      const limits = [unit('second', 1)];
+      const block = 10 * SECOND;
+      consume(query(limits, counter('a'), block));
+      consume(query(limits, counter('a'), block)); // a blocked; a's window + block fill the store
+      now = 10;
+      consume(query(limits, counter('b'), block)); // evicts a's window, not a's block
+      expect(backend.isBlocked('a')).toBeGreaterThan(0);
+      now = 20;
+      consume(query(limits, counter('b'), block)); // b blocked: evicts b's own window
+      expect(backend.isBlocked('a')).toBeGreaterThan(0);
+      expect(backend.isBlocked('b')).toBeGreaterThan(0);
+      now = 30;
+      consume(query(limits, counter('c'), block)); // only blocks left: a's goes
+      expect(backend.isBlocked('a')).toBe(0);
+      expect(backend.isBlocked('b')).toBeGreaterThan(0);
+      expect(backend.size).toBe(2);
+    });
+
+    it('never grows past maxKeys under many distinct users', () => {
+      backend = make({ maxKeys: 100 });
+      const limits = [unit('second', 5), unit('day', 100)];
+      for (let i = 0; i < 5_000; i++) {
+        now = i;
+        consume(query(limits, counter(`user-${i}`), i % 7 === 0 ? MINUTE : 0));
+        expect(backend.size).toBeLessThanOrEqual(100);
+      }
+    });
+  });
+
+  describe('sweep timer', () => {
+    const realSetInterval = globalThis.setInterval;
+    let timers: NodeJS.Timeout[];
+    let callbacks: (() => void)[];
+
+    beforeEach(() => {
+      timers = [];
+      callbacks = [];
+      globalThis.setInterval = ((callback: () => void, ms?: number) => {
+        const timer = realSetInterval(callback, ms);
+        timers.push(timer);
+        callbacks.push(callback);
+        return timer;
+      }) as typeof setInterval;
+    });
+
+    afterEach(() => {
+      globalThis.setInterval = realSetInterval;
+    });
+
+    const timeouts = (): number =>
+      process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+    it('starts one unref timer on the first request, however many keys are tracked', () => {
+      backend = make({ sweepIntervalMs: 10_000 });
+      expect(timers).toHaveLength(0); // lazy: nothing before the first request
+      const before = timeouts();
+      const limits = [unit('second', 1), unit('minute', 10)];
+      for (let i = 0; i < 10_000; i++) consume(query(limits, counter(`user-${i}`)));
+      expect(backend.size).toBe(20_000);
+      expect(timers).toHaveLength(1);
+      expect(timers[0].hasRef()).toBe(false); // never keeps the process alive
+      // Unref'd timers are not listed as active resources: at most the one timer appeared.
+      expect(timeouts() - before).toBeLessThanOrEqual(1);
+    });
+
+    it('sweeps expired entries when it fires, without traffic', () => {
+      backend = make({ sweepIntervalMs: 10_000 });
+      consume(query([unit('second', 1)]));
+      expect(backend.size).toBe(1);
+      now = SECOND;
+      callbacks[0]();
+      expect(backend.size).toBe(0);
+    });
+
+    it('close() removes the timer', () => {
+      backend = make({ sweepIntervalMs: 10_000 });
+      consume(query([unit('second', 1)]));
+      const before = timeouts();
+      timers[0].ref(); // make it visible in the active resources
+      expect(timeouts()).toBe(before + 1);
+      backend.close();
+      expect(timeouts()).toBe(before);
+    });
+
+    it('starts no timer when sweepIntervalMs is 0', () => {
+      backend = make({ sweepIntervalMs: 0 });
+      consume(query([unit('second', 1)]));
+      expect(timers).toHaveLength(0);
+    });
+  });
+
+  it('uses a monotonic millisecond clock by default', () => {
+    const real = new MemoryBackend({ sweepIntervalMs: 0 });
+    const q = query([unit('second', 1)]);
+    expect(consume(q, real).allowed).toBe(true);
+    const rejected = consume(q, real);
+    expect(rejected.allowed).toBe(false);
+    expect(rejected.retryAfterMs).toBeGreaterThan(0);
+    expect(rejected.retryAfterMs).toBeLessThanOrEqual(SECOND);
+  });
+
+  describe('options', () => {
+    const invalid: [string, unknown][] = [
+      ['maxKeys', 0],
+      ['maxKeys', -5],
+      ['maxKeys', 1.5],
+      ['maxKeys', Number.NaN],
+      ['maxKeys', Infinity],
+      ['maxKeys', '1000'],
+      ['maxKeys', 2 ** 24 + 1],
+      ['sweepIntervalMs', -1],
+      ['sweepIntervalMs', Number.NaN],
+      ['sweepIntervalMs', 2 ** 31],
+      ['sweepIntervalMs', '10s'],
+      ['clock', 'performance.now'],
+      ['clock', 42],
+    ];
+
+    it.each(invalid)('rejects %s = %p, naming the option', (option, value) => {
+      const build = () => new MemoryBackend({ [option]: value } as MemoryBackendOptions);
+      expect(build).toThrow(RateLimitConfigError);
+      try {
+        build();
+      } catch (error) {
+        expect(error).toMatchObject({ code: 'RATE_LIMIT_INVALID_OPTION' });
+        expect((error as Error).message).toContain(`"${option}"`);
+      }
+    });
+
+    it('rejects options that are not an object', () => {
+      expect(() => new MemoryBackend(42 as unknown as MemoryBackendOptions)).toThrow(
+        RateLimitConfigError,
+      );
+    });
+
+    it('accepts the defaults and the limits of each range', () => {
+      expect(() => new MemoryBackend()).not.toThrow();
+      expect(() => new MemoryBackend({ maxKeys: 1, sweepIntervalMs: 0 })).not.toThrow();
+      expect(
+        () => new MemoryBackend({ maxKeys: 2 ** 24, sweepIntervalMs: 2 ** 31 - 1 }),
+      ).not.toThrow();
+    });
+  });
+});
