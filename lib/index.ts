@@ -40,13 +40,30 @@ export type {
   IdentityTuple,
   RateLimitRequest,
 } from './auth/identity.js';
-export { IpAuthResolver, clientIp, type IpAuthOptions } from './auth/ip.auth-resolver.js';
 export {
+  IP_AUTH_OPTIONS,
+  IpAuthResolver,
+  clientIp,
+  resolveClientAddress,
+  type ClientAddressRequest,
+  type IpAuthOptions,
+  type TrustProxyFunction,
+} from './auth/ip.auth-resolver.js';
+export {
+  SESSION_AUTH_OPTIONS,
   SessionAuthResolver,
   fromSession,
   type SessionAuthOptions,
 } from './auth/session.auth-resolver.js';
-export { JwtAuthResolver, createJwtAuth, type JwtAuthOptions } from './auth/jwt.auth-resolver.js';
+export {
+  JWT_ALGORITHMS,
+  JWT_AUTH_OPTIONS,
+  JwtAuthResolver,
+  createJwtAuth,
+  type JwtAlgorithm,
+  type JwtAuthOptions,
+  type JwtClaimOptions,
+} from './auth/jwt.auth-resolver.js';
 
 // Backends: where counters live.
 export {

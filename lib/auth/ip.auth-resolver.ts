@@ -1,0 +1,372 @@
+import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
+import ipaddr from 'ipaddr.js';
+import { isIP } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import proxyaddr from 'proxy-addr';
+import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { AuthResolver } from './auth-resolver.js';
+import { EmptyInformation } from './empty-information.js';
+import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
+
+/**
+ * Decides whether the proxy at `address`, `hop` steps away from this server (0 = the socket peer),
+ * may be believed about who sent it the request. It receives the raw `X-Forwarded-For` entry, which
+ * may not be an IP address at all; an exception counts as "not trusted".
+ */
+export type TrustProxyFunction = (address: string, hop: number) => boolean;
+
+/** Options of {@link IpAuthResolver} and {@link clientIp}. */
+export interface IpAuthOptions {
+  /**
+   * Which peers may tell us the client's address through `X-Forwarded-For`. The header is walked
+   * from the right (the entry our own peer added) and the walk stops at the first address that is
+   * not trusted: that address is the client. Forwarded headers from an untrusted peer are never
+   * read. `X-Real-IP` is never read either: a proxy that only sets `X-Real-IP` must be told to set
+   * `X-Forwarded-For` (nginx: `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`).
+   *
+   * - unset (the default): follow the HTTP adapter's own setting, i.e. Express's `request.ip`,
+   *   which obeys `app.set('trust proxy', ...)` (off unless the app opted in);
+   * - `false`: trust nobody, always the socket peer (ignores Express's setting);
+   * - `true`: trust every hop, i.e. the left-most entry, which the client can forge; only safe
+   *   when every request is known to come through a proxy that overwrites the header;
+   * - a number `n`: trust the `n` nearest hops (`1` = one proxy in front of the app);
+   * - a string (comma-separated) or an array of addresses, CIDR ranges or the names `'loopback'`,
+   *   `'linklocal'`, `'uniquelocal'`, as Express's `trust proxy` accepts;
+   * - a {@link TrustProxyFunction}.
+   *
+   * @default undefined (Express's `trust proxy` setting)
+   * @example
+   * clientIp({ trustProxy: 'loopback' })                  // nginx on the same host
+   * clientIp({ trustProxy: ['10.0.0.0/8', '172.16.0.0/12'] }) // load balancers in the VPC
+   * clientIp({ trustProxy: 1 })                            // exactly one proxy in front
+   */
+  trustProxy?: boolean | number | string | readonly string[] | TrustProxyFunction;
+  /**
+   * IPv6 clients are counted per network of this prefix length, because one end site usually gets
+   * a whole /64 (or more) and can pick a fresh address from it for every request. The user is then
+   * the network address plus the prefix, e.g. `2001:db8:1:2::/64`. `128` counts every address on
+   * its own (the user is the plain address). IPv4 addresses are always counted one by one.
+   * @default 64
+   */
+  ipv6Prefix?: number;
+}
+
+/**
+ * The parts of a request the IP resolver reads: Node's `IncomingMessage`, Express's and Fastify's
+ * requests all fit, and so does a plain object in a test.
+ */
+export interface ClientAddressRequest {
+  /** The address the framework computed (Express: from its `trust proxy` setting). */
+  readonly ip?: string;
+  /** The TCP connection; `remoteAddress` is the peer, which may be a proxy. */
+  readonly socket?: { readonly remoteAddress?: string } | null;
+  /** The request headers, lower-case names. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** Express's application, whose compiled `trust proxy fn` is used to recover from a bad `ip`. */
+  readonly app?: unknown;
+}
+
+/**
+ * DI token for {@link IpAuthOptions}: provide it to configure an `IpAuthResolver` that Nest
+ * creates. Without a provider, the resolver uses the defaults.
+ * @example
+ * providers: [{ provide: IP_AUTH_OPTIONS, useValue: { trustProxy: 'loopback' } }]
+ */
+export const IP_AUTH_OPTIONS = 'nestjs-ratelimit:IP_AUTH_OPTIONS';
+
+const DEFAULT_IPV6_PREFIX = 64;
+const OPTION_NAMES: ReadonlySet<string> = new Set(['trustProxy', 'ipv6Prefix']);
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  trust_proxy: 'trustProxy',
+  trustproxy: 'trustProxy',
+  trustProxies: 'trustProxy',
+  trustedProxies: 'trustProxy',
+  ipv6_prefix: 'ipv6Prefix',
+  ipv6PrefixLength: 'ipv6Prefix',
+  prefix: 'ipv6Prefix',
+};
+
+/**
+ * Identifies the caller by client IP address; the group is always `'default'`. It is the module's
+ * default resolver.
+ *
+ * The address is the socket peer unless the peer is a trusted proxy (see
+ * {@link IpAuthOptions.trustProxy}). IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, as Node reports
+ * IPv4 peers on a dual-stack socket) become plain IPv4; other IPv6 addresses are grouped by
+ * {@link IpAuthOptions.ipv6Prefix}. Loopback and private addresses are ordinary users, so local
+ * development works. A malformed forwarded entry is ignored (the nearest trusted hop is used
+ * instead); only a request with no usable address at all throws {@link EmptyInformation}.
+ *
+ * @example
+ * RateLimitModule.forRoot({ authenticate: IpAuthResolver, config })
+ * RateLimitModule.forRoot({ authenticate: new IpAuthResolver({ trustProxy: 'loopback' }), config })
+ */
+@Injectable()
+export class IpAuthResolver extends AuthResolver {
+  /** Compiled once here, so a request only runs the check, never parses the option again. */
+  private readonly trust: TrustProxyFunction | undefined;
+  private readonly ipv6Prefix: number;
+
+  /**
+   * @param options how to find and group the client address; Nest injects {@link IP_AUTH_OPTIONS}
+   *   when it is provided
+   * @throws RateLimitConfigError when an option is invalid
+   */
+  constructor(@Optional() @Inject(IP_AUTH_OPTIONS) options: IpAuthOptions = {}) {
+    super();
+    const parsed = parseIpAuthOptions(options);
+    this.trust = parsed.trust;
+    this.ipv6Prefix = parsed.ipv6Prefix;
+  }
+
+  /** Identifies the caller of the current HTTP request. */
+  resolve(context: ExecutionContext): Identity {
+    return this.identify(context.switchToHttp().getRequest<RateLimitRequest>());
+  }
+
+  /**
+   * Identifies the caller of `request` (what {@link clientIp} calls).
+   * @throws EmptyInformation when the request carries no usable address
+   */
+  identify(request: ClientAddressRequest): Identity {
+    const user = findClientUser(request, this.trust, this.ipv6Prefix);
+    if (user === undefined) {
+      throw new EmptyInformation('The client address is unknown');
+    }
+    return { user, group: 'default' };
+  }
+}
+
+/**
+ * The IP resolver as an auth function: `(request) => ({ user: address, group: 'default' })`.
+ * Options are validated (and the trust list compiled) once, when `clientIp` is called.
+ *
+ * @example
+ * RateLimitModule.forRoot({ authenticate: clientIp({ trustProxy: 1, ipv6Prefix: 56 }), config })
+ * @throws RateLimitConfigError when an option is invalid
+ */
+export function clientIp(options?: IpAuthOptions): AuthFunction {
+  const resolver = new IpAuthResolver(options);
+  return (request) => resolver.identify(request);
+}
+
+/**
+ * The rate-limit user the IP resolver derives from `request`: the client address, normalised
+ * (IPv4-mapped IPv6 unmapped, IPv6 grouped by prefix), or `undefined` when the request has no
+ * usable address. Useful in your own resolvers, e.g. to fall back to the IP for anonymous callers.
+ * It validates `options` on every call; for repeated use create an {@link IpAuthResolver} once.
+ *
+ * @example
+ * resolveClientAddress({ socket: { remoteAddress: '::ffff:203.0.113.7' }, headers: {} }) // '203.0.113.7'
+ * @throws RateLimitConfigError when an option is invalid
+ */
+export function resolveClientAddress(
+  request: ClientAddressRequest,
+  options: IpAuthOptions = {},
+): string | undefined {
+  const { trust, ipv6Prefix } = parseIpAuthOptions(options);
+  return findClientUser(request, trust, ipv6Prefix);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+function parseIpAuthOptions(options: IpAuthOptions | null | undefined): {
+  trust: TrustProxyFunction | undefined;
+  ipv6Prefix: number;
+} {
+  // `null` is what a DI provider with `useValue: null` gives; treat it like "no options".
+  const input: unknown = options ?? {};
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    fail(
+      'options',
+      `must be an object such as { trustProxy: 'loopback' }, got ${describeValue(input)}.`,
+    );
+  }
+  for (const key of Object.keys(input)) {
+    if (!OPTION_NAMES.has(key)) {
+      const hint = OPTION_HINTS[key];
+      fail(
+        key,
+        `is not an IpAuthResolver option${hint ? `; did you mean "${hint}"?` : '.'} ` +
+          `Known options: ${[...OPTION_NAMES].join(', ')}.`,
+      );
+    }
+  }
+  const { trustProxy, ipv6Prefix = DEFAULT_IPV6_PREFIX } = input as IpAuthOptions;
+  if (!Number.isInteger(ipv6Prefix) || ipv6Prefix < 0 || ipv6Prefix > 128) {
+    fail(
+      'ipv6Prefix',
+      `must be a whole number from 0 to 128 (64 counts each IPv6 end site once, 128 every address), got ${describeValue(ipv6Prefix)}.`,
+    );
+  }
+  return { trust: compileTrust(trustProxy), ipv6Prefix };
+}
+
+/** Turns `trustProxy` into one check, the way Express compiles its own `trust proxy` setting. */
+function compileTrust(value: IpAuthOptions['trustProxy']): TrustProxyFunction | undefined {
+  if (value === undefined) return undefined;
+  if (value === true) return () => true;
+  if (value === false) return () => false;
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 0) {
+      fail(
+        'trustProxy',
+        `as a number of proxy hops must be a whole number, 0 or more, got ${value}.`,
+      );
+    }
+    return (_address, hop) => hop < value;
+  }
+  if (typeof value === 'function') {
+    // The function sees attacker-controlled header entries; if it chokes on one, that entry is
+    // simply not trusted, rather than the request failing with a 500.
+    return (address, hop) => {
+      try {
+        return value(address, hop) === true;
+      } catch {
+        return false;
+      }
+    };
+  }
+  const entries =
+    typeof value === 'string'
+      ? value.split(',').map((entry) => entry.trim())
+      : Array.isArray(value) && value.every((entry) => typeof entry === 'string')
+        ? value.map((entry: string) => entry.trim())
+        : fail(
+            'trustProxy',
+            `must be a boolean, a number of hops, an address/CIDR list or a function, got ${describeValue(value)}.`,
+          );
+  if (entries.length === 0 || entries.some((entry) => entry === '')) {
+    fail(
+      'trustProxy',
+      `is empty or has an empty entry; list addresses, CIDR ranges or 'loopback', 'linklocal', 'uniquelocal', got ${describeValue(value)}.`,
+    );
+  }
+  try {
+    return proxyaddr.compile(entries);
+  } catch (error) {
+    return fail(
+      'trustProxy',
+      `${(error as Error).message}; use IP addresses, CIDR ranges (e.g. '10.0.0.0/8') or the names 'loopback', 'linklocal', 'uniquelocal'.`,
+    );
+  }
+}
+
+function fail(option: string, problem: string): never {
+  throw new RateLimitConfigError(
+    'RATE_LIMIT_INVALID_OPTION',
+    `Invalid IpAuthResolver option "${option}": ${problem}`,
+  );
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per request
+
+/**
+ * Candidate addresses, best first; the first one that parses wins. With an explicit trust check
+ * the candidates are the trusted walk from the client back to the peer; otherwise the framework's
+ * `ip`, then (Express only) its own walk, then the peer.
+ */
+function findClientUser(
+  request: ClientAddressRequest,
+  trust: TrustProxyFunction | undefined,
+  ipv6Prefix: number,
+): string | undefined {
+  if (trust !== undefined) {
+    return firstUsable(trustedChain(request, trust), ipv6Prefix);
+  }
+  const fromFramework = normalise(request.ip, ipv6Prefix);
+  if (fromFramework !== undefined) return fromFramework;
+  // `request.ip` is missing or not an address. With `trust proxy` on, Express returns whatever a
+  // trusted hop wrote, garbage included; redo its walk and keep the nearest usable entry instead.
+  const expressTrust = expressTrustFunction(request);
+  if (expressTrust !== undefined) {
+    return firstUsable(trustedChain(request, expressTrust), ipv6Prefix);
+  }
+  return normalise(request.socket?.remoteAddress, ipv6Prefix);
+}
+
+/**
+ * The addresses proxy-addr accepts, client first and the socket peer last. The walk stops at the
+ * first untrusted entry, and an entry that is not an IP address is never trusted by a compiled
+ * list, so nothing to the left of an untrusted or malformed entry is ever looked at. Scanning the
+ * result from the client end and skipping an unparsable last entry falls back to the nearest hop
+ * we do trust, never to something further left.
+ */
+function trustedChain(request: ClientAddressRequest, trust: TrustProxyFunction): string[] {
+  // proxy-addr only reads these two fields; a minimal copy keeps odd request objects (no socket,
+  // array-valued headers) from crashing it.
+  const forwardedFor = request.headers['x-forwarded-for'];
+  const view = {
+    headers: {
+      'x-forwarded-for': Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor,
+    },
+    socket: { remoteAddress: request.socket?.remoteAddress },
+  } as unknown as IncomingMessage;
+  return proxyaddr.all(view, trust).reverse();
+}
+
+function firstUsable(candidates: readonly unknown[], ipv6Prefix: number): string | undefined {
+  for (const candidate of candidates) {
+    const user = normalise(candidate, ipv6Prefix);
+    if (user !== undefined) return user;
+  }
+  return undefined;
+}
+
+/** Express keeps its compiled `trust proxy` setting on the app as `trust proxy fn`. */
+function expressTrustFunction(request: ClientAddressRequest): TrustProxyFunction | undefined {
+  // An Express application is itself a function (the request listener), not a plain object.
+  const app = request.app as { get?: unknown } | null | undefined;
+  if (app === null || (typeof app !== 'object' && typeof app !== 'function')) return undefined;
+  if (typeof app.get !== 'function') return undefined;
+  const trust: unknown = (app.get as (name: string) => unknown).call(app, 'trust proxy fn');
+  return typeof trust === 'function' ? (trust as TrustProxyFunction) : undefined;
+}
+
+/** `1.2.3.4:80` and `[2001:db8::1]:80` (some load balancers add the port) and `[2001:db8::1]`. */
+const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
+const BRACKETED_IPV6 = /^\[([^\]]{2,100})\](?::\d{1,5})?$/;
+
+/**
+ * The rate-limit user for one address, or `undefined` if it is not an IP address. Node's strict
+ * parser decides validity (ipaddr.js alone would also accept forms such as `0x7f.1` or a bare
+ * number); ipaddr.js then unmaps and masks.
+ */
+function normalise(value: unknown, ipv6Prefix: number): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  let text = value.trim();
+  const match = IPV4_WITH_PORT.exec(text) ?? BRACKETED_IPV6.exec(text);
+  if (match) text = match[1];
+  if (isIP(text) === 0) return undefined;
+  let address: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    address = ipaddr.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
+    address = (address as ipaddr.IPv6).toIPv4Address();
+  }
+  if (address.kind() === 'ipv4') return address.toString();
+  // Rebuilding from bytes drops any zone id (`%eth0`): it names our interface, not the client.
+  const bytes = address.toByteArray();
+  const range = (address as ipaddr.IPv6).range();
+  // Loopback and the unspecified address are single hosts, so `::1` stays `::1`, not `::/64`.
+  if (ipv6Prefix === 128 || range === 'loopback' || range === 'unspecified') {
+    return ipaddr.fromByteArray(bytes).toString();
+  }
+  for (let bit = ipv6Prefix; bit < 128; bit++) {
+    bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+  }
+  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
+}

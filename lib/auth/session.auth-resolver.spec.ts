@@ -1,0 +1,214 @@
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Inject,
+  Injectable,
+  Post,
+  Req,
+  UseInterceptors,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Test } from '@nestjs/testing';
+import session from 'express-session';
+import { of, type Observable } from 'rxjs';
+import request from 'supertest';
+import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { EmptyInformation } from './empty-information.js';
+import type { AuthFunction, RateLimitRequest } from './identity.js';
+import {
+  SESSION_AUTH_OPTIONS,
+  SessionAuthResolver,
+  fromSession,
+  type SessionAuthOptions,
+} from './session.auth-resolver.js';
+
+// ---------------------------------------------------------------------------------------------
+// A real Nest app with real express-session: /login stores fields in the session, /class and
+// /function answer with what the two forms of the resolver say.
+
+const SESSION_FUNCTION = Symbol('fromSession() under test');
+
+@Injectable()
+class IdentityInterceptor implements NestInterceptor {
+  constructor(
+    private readonly resolver: SessionAuthResolver,
+    @Inject(SESSION_FUNCTION) private readonly authenticate: AuthFunction,
+  ) {}
+
+  async intercept(context: ExecutionContext, _next: CallHandler): Promise<Observable<unknown>> {
+    const req = context.switchToHttp().getRequest<RateLimitRequest>();
+    return of(
+      context.getHandler().name === 'viaClass'
+        ? await this.resolver.resolve(context)
+        : await this.authenticate(req, context),
+    );
+  }
+}
+
+@Controller()
+class LoginController {
+  /** Copies the JSON body into the session, whatever its types (to test odd values too). */
+  @Post('login')
+  @HttpCode(204)
+  login(@Req() req: { session: Record<string, unknown> }, @Body() body: Record<string, unknown>) {
+    Object.assign(req.session, body);
+  }
+}
+
+@Controller()
+@UseInterceptors(IdentityInterceptor)
+class WhoAmIController {
+  @Get('class')
+  viaClass(): string {
+    return 'not reached: the interceptor answers';
+  }
+
+  @Get('function')
+  viaFunction(): string {
+    return 'not reached: the interceptor answers';
+  }
+}
+
+async function createApp({
+  options,
+  withSession = true,
+}: { options?: SessionAuthOptions; withSession?: boolean } = {}) {
+  const moduleRef = await Test.createTestingModule({
+    controllers: [LoginController, WhoAmIController],
+    providers: [
+      SessionAuthResolver,
+      IdentityInterceptor,
+      { provide: SESSION_FUNCTION, useValue: fromSession(options) },
+      ...(options ? [{ provide: SESSION_AUTH_OPTIONS, useValue: options }] : []),
+    ],
+  }).compile();
+  const app = moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
+  if (withSession) {
+    // As a user does it in main.ts: middleware registered before the guards ever run.
+    app.use(session({ secret: 'session-test-secret', resave: false, saveUninitialized: false }));
+  }
+  await app.init();
+  return app;
+}
+
+/** Both forms must give the same status and body. */
+async function whoAmI(agent: ReturnType<typeof request.agent>, expectedStatus: number) {
+  const viaClass = await agent.get('/class').expect(expectedStatus);
+  const viaFunction = await agent.get('/function').expect(expectedStatus);
+  expect(viaFunction.body).toEqual(viaClass.body);
+  return viaClass.body as Record<string, unknown>;
+}
+
+describe('SessionAuthResolver with real express-session', () => {
+  let app: NestExpressApplication;
+  afterEach(() => app?.close());
+
+  async function loggedIn(fields: Record<string, unknown>) {
+    const agent = request.agent(app.getHttpServer());
+    await agent.post('/login').send(fields).expect(204);
+    return agent;
+  }
+
+  it('identifies { user } as (user, default)', async () => {
+    app = await createApp();
+    const agent = await loggedIn({ user: 'user-id' });
+    expect(await whoAmI(agent, 200)).toEqual({ user: 'user-id', group: 'default' });
+  });
+
+  it('identifies { user, group } as (user, group)', async () => {
+    app = await createApp();
+    const agent = await loggedIn({ user: 'other-user-id', group: 'group-name' });
+    expect(await whoAmI(agent, 200)).toEqual({ user: 'other-user-id', group: 'group-name' });
+  });
+
+  it('stringifies a numeric user id', async () => {
+    app = await createApp();
+    const agent = await loggedIn({ user: 42 });
+    expect(await whoAmI(agent, 200)).toEqual({ user: '42', group: 'default' });
+  });
+
+  it('gives a 401 EmptyInformation for a session without a user', async () => {
+    app = await createApp();
+    const body = await whoAmI(request.agent(app.getHttpServer()), 401);
+    expect(body).toEqual({
+      statusCode: 401,
+      error: 'Unauthorized',
+      message: 'The session has no user',
+    });
+  });
+
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ['an empty user', { user: '' }, /no user/],
+    ['a null user', { user: null }, /no user/],
+    ['an object user', { user: { id: 1 } }, /"user" is not a string or number/],
+    ['a boolean user', { user: true }, /"user" is not a string or number/],
+    ['a numeric group', { user: 'u', group: 7 }, /"group" is not a non-empty string/],
+    ['a null group', { user: 'u', group: null }, /"group" is not a non-empty string/],
+    ['an empty group', { user: 'u', group: '' }, /"group" is not a non-empty string/],
+    ['a list group', { user: 'u', group: ['a'] }, /"group" is not a non-empty string/],
+  ])('gives a 401 EmptyInformation for %s', async (_name, fields, message) => {
+    app = await createApp();
+    const body = await whoAmI(await loggedIn(fields), 401);
+    expect(body.message).toMatch(message);
+  });
+
+  it('reads other fields with userKey and groupKey (SESSION_AUTH_OPTIONS for the class)', async () => {
+    app = await createApp({ options: { userKey: 'accountId', groupKey: 'plan' } });
+    const agent = await loggedIn({ accountId: 'acc-1', plan: 'pro', user: 'ignored' });
+    expect(await whoAmI(agent, 200)).toEqual({ user: 'acc-1', group: 'pro' });
+  });
+
+  it('fails with a 500 (a set-up error, not a 401) without the session middleware', async () => {
+    app = await createApp({ withSession: false });
+    await whoAmI(request.agent(app.getHttpServer()), 500);
+  });
+});
+
+describe('SessionAuthResolver and fromSession', () => {
+  it('explain how to register express-session when request.session is missing', () => {
+    const req = { headers: {} } as RateLimitRequest;
+    for (const identify of [
+      () => new SessionAuthResolver().identify(req),
+      () => fromSession()(req, undefined as never),
+    ]) {
+      expect(identify).toThrow(/express-session/);
+      expect(identify).toThrow(/app\.use\(session\(/);
+      expect(identify).toThrow(/before the rate-limit guard/);
+      try {
+        identify();
+      } catch (error) {
+        expect(error).not.toBeInstanceOf(EmptyInformation);
+      }
+    }
+  });
+
+  it('work on a plain session object', () => {
+    const req = { session: { user: 'u', group: 'g' } };
+    expect(new SessionAuthResolver().identify(req)).toEqual({ user: 'u', group: 'g' });
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['an empty userKey', { userKey: '' }, /"userKey".*non-empty/],
+    ['a numeric groupKey', { groupKey: 1 }, /"groupKey".*non-empty/],
+    ['an unknown option', { user_key: 'id' }, /"user_key".*did you mean "userKey"/],
+    ['options that are not an object', 'user', /"options".*must be an object/],
+  ])('reject %s with RateLimitConfigError', (_name, options, message) => {
+    for (const create of [
+      () => new SessionAuthResolver(options as SessionAuthOptions),
+      () => fromSession(options as SessionAuthOptions),
+    ]) {
+      expect(create).toThrow(RateLimitConfigError);
+      expect(create).toThrow(message);
+      try {
+        create();
+      } catch (error) {
+        expect((error as RateLimitConfigError).code).toBe('RATE_LIMIT_INVALID_OPTION');
+      }
+    }
+  });
+});

@@ -1,0 +1,155 @@
+import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
+import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { AuthResolver } from './auth-resolver.js';
+import { EmptyInformation } from './empty-information.js';
+import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
+
+/** Options of {@link SessionAuthResolver} and {@link fromSession}. */
+export interface SessionAuthOptions {
+  /**
+   * The session field holding the user id: a non-empty string, or a number (counted as its
+   * string form).
+   * @default 'user'
+   */
+  userKey?: string;
+  /**
+   * The session field holding the caller's group. Absent means `'default'`; when present it must
+   * be a non-empty string, anything else is rejected (a group that matches no rule would silently
+   * make the caller unlimited).
+   * @default 'group'
+   */
+  groupKey?: string;
+}
+
+/**
+ * DI token for {@link SessionAuthOptions}: provide it to configure a `SessionAuthResolver` that
+ * Nest creates. Without a provider, the resolver uses the defaults.
+ * @example
+ * providers: [{ provide: SESSION_AUTH_OPTIONS, useValue: { userKey: 'userId' } }]
+ */
+export const SESSION_AUTH_OPTIONS = 'nestjs-ratelimit:SESSION_AUTH_OPTIONS';
+
+const OPTION_NAMES: ReadonlySet<string> = new Set(['userKey', 'groupKey']);
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  user_key: 'userKey',
+  group_key: 'groupKey',
+  userField: 'userKey',
+  groupField: 'groupKey',
+};
+
+/**
+ * Identifies the caller from the express-session session: `session.user` is the user and
+ * `session.group` the group (`'default'` when unset). A session without a user (an anonymous
+ * visitor) throws {@link EmptyInformation}; combine with the IP resolver to limit those by address:
+ * `authenticate: [SessionAuthResolver, IpAuthResolver]`.
+ *
+ * express-session must run before the rate-limit guard. Guards run after all middleware, so
+ * `app.use(session(...))` in `main.ts` is enough; if `request.session` is missing the resolver
+ * throws a plain `Error` saying so (a set-up mistake, reported as a 500, not as a 401).
+ *
+ * @example
+ * // main.ts
+ * app.use(session({ secret: process.env.SESSION_SECRET, resave: false, saveUninitialized: false }));
+ * // app.module.ts
+ * RateLimitModule.forRoot({ authenticate: SessionAuthResolver, config })
+ */
+@Injectable()
+export class SessionAuthResolver extends AuthResolver {
+  private readonly userKey: string;
+  private readonly groupKey: string;
+
+  /**
+   * @param options which session fields to read; Nest injects {@link SESSION_AUTH_OPTIONS} when it
+   *   is provided
+   * @throws RateLimitConfigError when an option is invalid
+   */
+  constructor(@Optional() @Inject(SESSION_AUTH_OPTIONS) options: SessionAuthOptions = {}) {
+    super();
+    // `null` is what a DI provider with `useValue: null` gives; treat it like "no options".
+    const input: unknown = options ?? {};
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      fail('options', `must be an object such as { userKey: 'userId' }, got ${typeof input}.`);
+    }
+    for (const key of Object.keys(input)) {
+      if (!OPTION_NAMES.has(key)) {
+        const hint = OPTION_HINTS[key];
+        fail(
+          key,
+          `is not a SessionAuthResolver option${hint ? `; did you mean "${hint}"?` : '.'} ` +
+            `Known options: ${[...OPTION_NAMES].join(', ')}.`,
+        );
+      }
+    }
+    const { userKey = 'user', groupKey = 'group' } = input as SessionAuthOptions;
+    for (const [name, value] of [
+      ['userKey', userKey],
+      ['groupKey', groupKey],
+    ] as const) {
+      if (typeof value !== 'string' || value.length === 0) {
+        fail(name, `must be the non-empty name of a session field, got ${JSON.stringify(value)}.`);
+      }
+    }
+    this.userKey = userKey;
+    this.groupKey = groupKey;
+  }
+
+  /** Identifies the caller of the current HTTP request. */
+  resolve(context: ExecutionContext): Identity {
+    return this.identify(context.switchToHttp().getRequest<RateLimitRequest>());
+  }
+
+  /**
+   * Identifies the caller of `request` (what {@link fromSession} calls).
+   * @throws Error when `request.session` is missing (express-session is not registered, or its
+   *   store is unavailable)
+   * @throws EmptyInformation when the session has no usable user, or an invalid group
+   */
+  identify(request: { readonly session?: unknown }): Identity {
+    const session = request.session;
+    if (session === undefined || session === null || typeof session !== 'object') {
+      throw new Error(
+        'SessionAuthResolver: request.session is missing. Register express-session before the ' +
+          'rate-limit guard runs, e.g. app.use(session({ secret, resave: false, saveUninitialized: false })) ' +
+          'in main.ts. (express-session also leaves it unset while its store is disconnected.)',
+      );
+    }
+    const fields = session as Record<string, unknown>;
+
+    const user = fields[this.userKey];
+    let userId: string;
+    if (typeof user === 'string' && user.length > 0) {
+      userId = user;
+    } else if (typeof user === 'number' && Number.isFinite(user)) {
+      userId = String(user);
+    } else if (user === undefined || user === null || user === '') {
+      throw new EmptyInformation('The session has no user');
+    } else {
+      throw new EmptyInformation(`The session's "${this.userKey}" is not a string or number`);
+    }
+
+    const group = fields[this.groupKey];
+    if (group === undefined) return { user: userId, group: 'default' };
+    if (typeof group === 'string' && group.length > 0) return { user: userId, group };
+    throw new EmptyInformation(`The session's "${this.groupKey}" is not a non-empty string`);
+  }
+}
+
+/**
+ * The session resolver as an auth function: `(request) => ({ user: session.user, group })`.
+ * Options are validated once, when `fromSession` is called.
+ *
+ * @example
+ * RateLimitModule.forRoot({ authenticate: [fromSession(), clientIp()], config })
+ * @throws RateLimitConfigError when an option is invalid
+ */
+export function fromSession(options?: SessionAuthOptions): AuthFunction {
+  const resolver = new SessionAuthResolver(options);
+  return (request) => resolver.identify(request);
+}
+
+function fail(option: string, problem: string): never {
+  throw new RateLimitConfigError(
+    'RATE_LIMIT_INVALID_OPTION',
+    `Invalid SessionAuthResolver option "${option}": ${problem}`,
+  );
+}
