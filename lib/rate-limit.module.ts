@@ -3,6 +3,7 @@ import { MemoryBackend } from './backends/memory.backend.js';
 import { RateLimitBackend } from './backends/rate-limit.backend.js';
 import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
 import { RateLimitExceptionFilter } from './rate-limit.filter.js';
+import { assertValidOptions } from './rate-limit.options-validation.js';
 import { RateLimitGuard } from './rate-limit.guard.js';
 import { ConfigurableRateLimitModule } from './rate-limit.module-definition.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
@@ -27,7 +28,11 @@ import { RateLimitService } from './rate-limit.service.js';
   providers: [
     {
       provide: RateLimitBackend,
-      useFactory: (options: RateLimitModuleOptions) => options.backend ?? new MemoryBackend(),
+      // The first provider to read the options, so it validates them: bad options stop start-up.
+      useFactory: (options: RateLimitModuleOptions) => {
+        assertValidOptions(options);
+        return options.backend ?? new MemoryBackend();
+      },
       inject: [RATE_LIMIT_OPTIONS],
     },
     RateLimitService,

@@ -220,6 +220,22 @@ describe('start-up validation', () => {
     ],
     ['a non-resolver authenticate', { authenticate: 'ip' as never }, /"authenticate".*got "ip"/],
     ['an empty authenticate array', { authenticate: [] }, /"authenticate": the array is empty/],
+    ['an unknown option', { onBlock: () => 'x' } as never, /"onBlock": is not an option/],
+    [
+      'a backend that is not one',
+      { backend: { consume: () => true } } as never,
+      /"backend": expected a RateLimitBackend/,
+    ],
+    [
+      'an unknown header format',
+      { headers: 'ietf' } as never,
+      /"headers": expected false, 'draft-10'/,
+    ],
+    [
+      'a non-function onBlocked',
+      { onBlocked: 'slow down' } as never,
+      /"onBlocked": expected a function/,
+    ],
   ])('rejects %s when the application starts', async (_name, options, message) => {
     const error = await boot(options).then(
       () => undefined,
