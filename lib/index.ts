@@ -74,6 +74,7 @@ export {
   type UnitState,
 } from './backends/rate-limit.backend.js';
 export { MemoryBackend, type MemoryBackendOptions } from './backends/memory.backend.js';
+export { BackendTimeoutError, type FailurePolicy } from './backends/failure-policy.js';
 
 // Responses: the 429 and how it is written.
 export { RateLimitExceededException } from './rate-limit.exception.js';

@@ -1,4 +1,10 @@
-import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  ServiceUnavailableException,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { toRetryAfterSeconds, writeRateLimitHeaders } from './http/rate-limit-headers.js';
 import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
@@ -6,6 +12,9 @@ import { RateLimitExceededException } from './rate-limit.exception.js';
 import type { RateLimitInfo } from './rate-limit.info.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
 import { RateLimitService, type RateLimitDecision } from './rate-limit.service.js';
+
+/** `Retry-After` of a 503 under `failurePolicy: 'closed'`: about when the backend is probed again. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
 
 /**
  * The global guard: asks {@link RateLimitService} for a decision, writes the headers, and throws
@@ -39,11 +48,21 @@ export class RateLimitGuard implements CanActivate {
   /** Writes `Retry-After` on rejection and the rate-limit headers the `headers` option enables. */
   protected writeHeaders(context: ExecutionContext, decision: RateLimitDecision): void {
     const response = context.switchToHttp().getResponse<ServerResponse>();
+    if (decision.kind === 'unavailable') {
+      response.setHeader('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+      return;
+    }
     writeRateLimitHeaders(response, this.options.headers, decision.rule, decision.result);
   }
 
-  /** The exception that rejects an over-limit request. */
+  /**
+   * The exception that rejects the request: a 429 when it is over its limit, a 503 (without any
+   * backend error text) when the backend failed and the failure policy is `'closed'`.
+   */
   protected rejection(decision: RateLimitDecision): Error {
+    if (decision.kind === 'unavailable') {
+      return new ServiceUnavailableException('Rate limiting is temporarily unavailable');
+    }
     const { result, rule, identity, counter } = decision;
     const info: RateLimitInfo = {
       retryAfter: toRetryAfterSeconds(result.retryAfterMs),

@@ -10,6 +10,9 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'onBlocked',
   'onAuthError',
   'headers',
+  'failurePolicy',
+  'backendTimeoutMs',
+  'fallbackBackend',
   // Extras of forRoot(); ConfigurableModuleBuilder leaves them in the options object.
   'isGlobal',
   'useGlobalGuard',
@@ -24,6 +27,15 @@ function fail(option: string, problem: string): never {
     'RATE_LIMIT_INVALID_OPTION',
     `Invalid rate-limit option "${option}": ${problem}`,
   );
+}
+
+function assertBackend(option: string, value: unknown): void {
+  if (value !== undefined && !(value instanceof RateLimitBackend)) {
+    fail(
+      option,
+      `expected a RateLimitBackend such as new MemoryBackend(), got ${describe(value)}.`,
+    );
+  }
 }
 
 /**
@@ -43,11 +55,13 @@ export function assertValidOptions(options: RateLimitModuleOptions): void {
       );
     }
   }
-  const { backend, onBlocked, onAuthError, headers } = options;
-  if (backend !== undefined && !(backend instanceof RateLimitBackend)) {
+  const { backend, fallbackBackend, failurePolicy, onBlocked, onAuthError, headers } = options;
+  assertBackend('backend', backend);
+  assertBackend('fallbackBackend', fallbackBackend);
+  if (fallbackBackend !== undefined && failurePolicy !== 'fallback') {
     fail(
-      'backend',
-      `expected a RateLimitBackend such as new MemoryBackend(), got ${describe(backend)}.`,
+      'fallbackBackend',
+      `is only used with failurePolicy: 'fallback'; set that policy or remove the option.`,
     );
   }
   if (onBlocked !== undefined && typeof onBlocked !== 'function') {

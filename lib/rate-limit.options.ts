@@ -1,6 +1,7 @@
 import type { ArgumentsHost, ExecutionContext, ModuleMetadata, Type } from '@nestjs/common';
 import type { AuthResolver } from './auth/auth-resolver.js';
 import type { AuthFunction, IdentityLike } from './auth/identity.js';
+import type { FailurePolicy } from './backends/failure-policy.js';
 import type { RateLimitBackend } from './backends/rate-limit.backend.js';
 import type { RateLimitInfo } from './rate-limit.info.js';
 import type { RuleTableInput } from './rules/rule-table.js';
@@ -68,6 +69,24 @@ export interface RateLimitModuleOptions {
    * @default false
    */
   headers?: RateLimitHeadersOption;
+  /**
+   * What happens to a request when the backend fails or does not answer within
+   * `backendTimeoutMs`: `'open'` lets it through unlimited, `'closed'` answers 503 with
+   * `Retry-After`, `'fallback'` limits it with `fallbackBackend` (in process) until the backend is
+   * back. Each outage is logged once, and its end once.
+   * @default 'open'
+   */
+  failurePolicy?: FailurePolicy;
+  /**
+   * The longest a request waits for the backend, in milliseconds.
+   * @default 250
+   */
+  backendTimeoutMs?: number;
+  /**
+   * The backend used while the main one is failing, with `failurePolicy: 'fallback'`.
+   * @default new MemoryBackend()
+   */
+  fallbackBackend?: RateLimitBackend;
 }
 
 /** Structural options of `forRoot()` / `forRootAsync()`, decided when the module is defined. */

@@ -21,6 +21,7 @@ import {
   type ConsumeResult,
   type RateLimitCounter,
 } from './backends/rate-limit.backend.js';
+import { BackendFailureHandler, isFailureOutcome } from './backends/failure-policy.js';
 import { requestPath } from './http/request-path.js';
 import {
   RATE_LIMIT_IDENTITY,
@@ -34,14 +35,25 @@ import type { Rule } from './rules/rule.js';
 import { RuleTable, type PatternRules } from './rules/rule-table.js';
 
 /** The outcome for a request that a limited rule applied to. */
-export interface RateLimitDecision {
-  /** True when the backend admitted (and counted) the request. */
-  readonly allowed: boolean;
-  readonly rule: Rule;
-  readonly identity: ResolvedIdentity;
-  readonly counter: RateLimitCounter;
-  readonly result: ConsumeResult;
-}
+export type RateLimitDecision =
+  | {
+      /** The backend decided. */
+      readonly kind: 'decided';
+      /** True when the backend admitted (and counted) the request. */
+      readonly allowed: boolean;
+      readonly rule: Rule;
+      readonly identity: ResolvedIdentity;
+      readonly counter: RateLimitCounter;
+      readonly result: ConsumeResult;
+    }
+  | {
+      /** The backend failed and `failurePolicy: 'closed'` rejects the request (a 503). */
+      readonly kind: 'unavailable';
+      readonly allowed: false;
+      readonly rule: Rule;
+      readonly identity: ResolvedIdentity;
+      readonly counter: RateLimitCounter;
+    };
 
 /** Decorator rules of one handler, resolved once: the handler's list first, then the class's. */
 interface HandlerPlan {
@@ -64,6 +76,7 @@ const NO_ROWS: readonly PatternRules[] = Object.freeze([]);
 @Injectable()
 export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   private readonly table: RuleTable;
+  private readonly failures: BackendFailureHandler;
   private readonly plans = new WeakMap<object, HandlerPlan>();
   private authenticator: Authenticator | undefined;
 
@@ -75,6 +88,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   ) {
     // Compiled here so a bad table stops the application from starting.
     this.table = RuleTable.compile(options.config);
+    this.failures = new BackendFailureHandler(backend, options);
   }
 
   async onModuleInit(): Promise<void> {
@@ -86,6 +100,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await this.backend.close();
+    await this.failures.close();
   }
 
   /**
@@ -114,12 +129,16 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       scope: rule.zone === undefined ? chosen.scope : `zone:${rule.zone}`,
       method: rule.method,
     };
-    const result = await this.backend.consume({
+    const result = await this.failures.consume({
       counter,
       limits: rule.limits,
       blockMs: rule.blockTime * 1000,
     });
-    return { allowed: result.allowed, rule, identity, counter, result };
+    if (!isFailureOutcome(result)) {
+      return { kind: 'decided', allowed: result.allowed, rule, identity, counter, result };
+    }
+    if (result.kind === 'open') return undefined;
+    return { kind: 'unavailable', allowed: false, rule, identity, counter };
   }
 
   /** The caller's identity, resolved once per request; `null` when `onAuthError` let it through. */
