@@ -1,7 +1,11 @@
 import { RateLimitBackend } from './backends/rate-limit.backend.js';
-import { RateLimitConfigError } from './rate-limit-config.error.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
-import { describe } from './rules/rule.js';
+import {
+  describeValue,
+  optionFailure,
+  rejectUnknownKeys,
+  type FailOption,
+} from './config-validation.js';
 
 const OPTION_NAMES: ReadonlySet<string> = new Set([
   'backend',
@@ -20,20 +24,27 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'imports',
 ]);
 
+/** Misspellings seen in the wild (and the Python original's names), with the option meant. */
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  on_blocked: 'onBlocked',
+  onBlock: 'onBlocked',
+  on_auth_error: 'onAuthError',
+  auth: 'authenticate',
+  rules: 'config',
+  header: 'headers',
+  timeout: 'backendTimeoutMs',
+  failOpen: 'failurePolicy',
+};
+
 const HEADER_FORMATS: readonly unknown[] = [false, 'draft-10', 'legacy', 'both'];
 
-function fail(option: string, problem: string): never {
-  throw new RateLimitConfigError(
-    'RATE_LIMIT_INVALID_OPTION',
-    `Invalid rate-limit option "${option}": ${problem}`,
-  );
-}
+const fail: FailOption = optionFailure('RateLimitModule');
 
 function assertBackend(option: string, value: unknown): void {
   if (value !== undefined && !(value instanceof RateLimitBackend)) {
     fail(
       option,
-      `expected a RateLimitBackend such as new MemoryBackend(), got ${describe(value)}.`,
+      `expected a RateLimitBackend such as new MemoryBackend(), got ${describeValue(value)}.`,
     );
   }
 }
@@ -45,16 +56,9 @@ function assertBackend(option: string, value: unknown): void {
  */
 export function assertValidOptions(options: RateLimitModuleOptions): void {
   if (options === null || typeof options !== 'object') {
-    fail('options', `expected an object, got ${describe(options)}.`);
+    fail('options', `expected an object, got ${describeValue(options)}.`);
   }
-  for (const name of Object.keys(options)) {
-    if (!OPTION_NAMES.has(name)) {
-      fail(
-        name,
-        `is not an option of RateLimitModule. Known options: ${[...OPTION_NAMES].join(', ')}.`,
-      );
-    }
-  }
+  rejectUnknownKeys(options, OPTION_NAMES, OPTION_HINTS, 'a RateLimitModule option', fail);
   const { backend, fallbackBackend, failurePolicy, onBlocked, onAuthError, headers } = options;
   assertBackend('backend', backend);
   assertBackend('fallbackBackend', fallbackBackend);
@@ -65,15 +69,18 @@ export function assertValidOptions(options: RateLimitModuleOptions): void {
     );
   }
   if (onBlocked !== undefined && typeof onBlocked !== 'function') {
-    fail('onBlocked', `expected a function (info, host) => body, got ${describe(onBlocked)}.`);
+    fail('onBlocked', `expected a function (info, host) => body, got ${describeValue(onBlocked)}.`);
   }
   if (onAuthError !== undefined && typeof onAuthError !== 'function') {
     fail(
       'onAuthError',
-      `expected a function (error, context) => identity | undefined, got ${describe(onAuthError)}.`,
+      `expected a function (error, context) => identity | undefined, got ${describeValue(onAuthError)}.`,
     );
   }
   if (headers !== undefined && !HEADER_FORMATS.includes(headers)) {
-    fail('headers', `expected false, 'draft-10', 'legacy' or 'both', got ${describe(headers)}.`);
+    fail(
+      'headers',
+      `expected false, 'draft-10', 'legacy' or 'both', got ${describeValue(headers)}.`,
+    );
   }
 }

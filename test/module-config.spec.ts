@@ -220,7 +220,11 @@ describe('start-up validation', () => {
     ],
     ['a non-resolver authenticate', { authenticate: 'ip' as never }, /"authenticate".*got "ip"/],
     ['an empty authenticate array', { authenticate: [] }, /"authenticate": the array is empty/],
-    ['an unknown option', { onBlock: () => 'x' } as never, /"onBlock": is not an option/],
+    [
+      'an unknown option',
+      { onBlock: () => 'x' } as never,
+      /"onBlock": is not a RateLimitModule option; did you mean "onBlocked"/,
+    ],
     [
       'a backend that is not one',
       { backend: { consume: () => true } } as never,

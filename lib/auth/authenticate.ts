@@ -1,6 +1,6 @@
 import type { ExecutionContext, Type } from '@nestjs/common';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
-import { describe } from '../rules/rule.js';
+import { describeValue } from '../config-validation.js';
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
@@ -84,7 +84,7 @@ async function compileEntry(
   throw new RateLimitConfigError(
     'RATE_LIMIT_INVALID_AUTHENTICATE',
     `Invalid rate-limit option "authenticate"${Array.isArray(entry) ? '' : ` (entry ${index + 1})`}: ` +
-      `expected a function (request, context) => identity, an AuthResolver instance or an AuthResolver subclass, got ${describe(entry)}.`,
+      `expected a function (request, context) => identity, an AuthResolver instance or an AuthResolver subclass, got ${describeValue(entry)}.`,
   );
 }
 

@@ -3,7 +3,12 @@ import ipaddr from 'ipaddr.js';
 import { isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import proxyaddr from 'proxy-addr';
-import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import {
+  describeValue,
+  optionFailure,
+  rejectUnknownKeys,
+  type FailOption,
+} from '../config-validation.js';
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
@@ -183,16 +188,7 @@ function parseIpAuthOptions(options: IpAuthOptions | null | undefined): {
       `must be an object such as { trustProxy: 'loopback' }, got ${describeValue(input)}.`,
     );
   }
-  for (const key of Object.keys(input)) {
-    if (!OPTION_NAMES.has(key)) {
-      const hint = OPTION_HINTS[key];
-      fail(
-        key,
-        `is not an IpAuthResolver option${hint ? `; did you mean "${hint}"?` : '.'} ` +
-          `Known options: ${[...OPTION_NAMES].join(', ')}.`,
-      );
-    }
-  }
+  rejectUnknownKeys(input, OPTION_NAMES, OPTION_HINTS, 'an IpAuthResolver option', fail);
   const { trustProxy, ipv6Prefix = DEFAULT_IPV6_PREFIX } = input as IpAuthOptions;
   if (!Number.isInteger(ipv6Prefix) || ipv6Prefix < 0 || ipv6Prefix > 128) {
     fail(
@@ -253,20 +249,7 @@ function compileTrust(value: IpAuthOptions['trustProxy']): TrustProxyFunction | 
   }
 }
 
-function fail(option: string, problem: string): never {
-  throw new RateLimitConfigError(
-    'RATE_LIMIT_INVALID_OPTION',
-    `Invalid IpAuthResolver option "${option}": ${problem}`,
-  );
-}
-
-function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value)) return 'an array';
-  if (value === null) return 'null';
-  if (typeof value === 'object') return 'an object';
-  return String(value);
-}
+const fail: FailOption = optionFailure('IpAuthResolver');
 
 // ---------------------------------------------------------------------------------------------
 // Per request

@@ -6,7 +6,7 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { createPublicKey } from 'node:crypto';
-import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { optionFailure, rejectUnknownKeys, type FailOption } from '../config-validation.js';
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
@@ -149,16 +149,7 @@ export class JwtAuthResolver extends AuthResolver implements OnModuleInit {
     if (typeof options !== 'object' || Array.isArray(options)) {
       fail('options', `must be an object { secret, algorithms, ... }, got ${typeof options}.`);
     }
-    for (const key of Object.keys(options)) {
-      if (!OPTION_NAMES.has(key)) {
-        const hint = OPTION_HINTS[key];
-        fail(
-          key,
-          `is not a JwtAuthResolver option${hint ? `; did you mean "${hint}"?` : '.'} ` +
-            `Known options: ${[...OPTION_NAMES].join(', ')}.`,
-        );
-      }
-    }
+    rejectUnknownKeys(options, OPTION_NAMES, OPTION_HINTS, 'a JwtAuthResolver option', fail);
     this.algorithms = parseAlgorithms(options.algorithms);
     this.secret = parseSecret(options.secret, this.algorithms);
     this.userKey = parseClaimName('userKey', options.userKey ?? 'user');
@@ -472,9 +463,4 @@ function parseIssuer(value: unknown): string | string[] | undefined {
   );
 }
 
-function fail(option: string, problem: string): never {
-  throw new RateLimitConfigError(
-    'RATE_LIMIT_INVALID_OPTION',
-    `Invalid JwtAuthResolver option "${option}": ${problem}`,
-  );
-}
+const fail: FailOption = optionFailure('JwtAuthResolver');

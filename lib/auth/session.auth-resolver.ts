@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
-import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { optionFailure, rejectUnknownKeys, type FailOption } from '../config-validation.js';
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
@@ -70,16 +70,7 @@ export class SessionAuthResolver extends AuthResolver {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       fail('options', `must be an object such as { userKey: 'userId' }, got ${typeof input}.`);
     }
-    for (const key of Object.keys(input)) {
-      if (!OPTION_NAMES.has(key)) {
-        const hint = OPTION_HINTS[key];
-        fail(
-          key,
-          `is not a SessionAuthResolver option${hint ? `; did you mean "${hint}"?` : '.'} ` +
-            `Known options: ${[...OPTION_NAMES].join(', ')}.`,
-        );
-      }
-    }
+    rejectUnknownKeys(input, OPTION_NAMES, OPTION_HINTS, 'a SessionAuthResolver option', fail);
     const { userKey = 'user', groupKey = 'group' } = input as SessionAuthOptions;
     for (const [name, value] of [
       ['userKey', userKey],
@@ -147,9 +138,4 @@ export function fromSession(options?: SessionAuthOptions): AuthFunction {
   return (request) => resolver.identify(request);
 }
 
-function fail(option: string, problem: string): never {
-  throw new RateLimitConfigError(
-    'RATE_LIMIT_INVALID_OPTION',
-    `Invalid SessionAuthResolver option "${option}": ${problem}`,
-  );
-}
+const fail: FailOption = optionFailure('SessionAuthResolver');

@@ -1,6 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { RateLimitConfigError } from '../rate-limit-config.error.js';
-import { describe } from '../rules/rule.js';
+import { describeValue, optionFailure, type FailOption } from '../config-validation.js';
 import { MemoryBackend } from './memory.backend.js';
 import type { ConsumeQuery, ConsumeResult, RateLimitBackend } from './rate-limit.backend.js';
 
@@ -37,6 +36,8 @@ export class BackendTimeoutError extends Error {
 /** What the failure policy says for a request the backend could not decide. */
 export type FailureOutcome = { readonly kind: 'open' } | { readonly kind: 'closed' };
 
+const fail: FailOption = optionFailure('RateLimitModule');
+
 /** During an outage, how often one request is let through to the backend to see if it is back. */
 const PROBE_INTERVAL_MS = 500;
 const POLICIES: readonly unknown[] = ['open', 'closed', 'fallback'];
@@ -62,15 +63,15 @@ export class BackendFailureHandler {
   ) {
     const { failurePolicy = 'open', backendTimeoutMs = 250, fallbackBackend } = options;
     if (!POLICIES.includes(failurePolicy)) {
-      throw new RateLimitConfigError(
-        'RATE_LIMIT_INVALID_OPTION',
-        `Invalid rate-limit option "failurePolicy": expected 'open', 'closed' or 'fallback', got ${describe(failurePolicy)}.`,
+      fail(
+        'failurePolicy',
+        `expected 'open', 'closed' or 'fallback', got ${describeValue(failurePolicy)}.`,
       );
     }
     if (!Number.isFinite(backendTimeoutMs) || backendTimeoutMs <= 0) {
-      throw new RateLimitConfigError(
-        'RATE_LIMIT_INVALID_OPTION',
-        `Invalid rate-limit option "backendTimeoutMs": expected a number of milliseconds above 0, got ${describe(backendTimeoutMs)}.`,
+      fail(
+        'backendTimeoutMs',
+        `expected a number of milliseconds above 0, got ${describeValue(backendTimeoutMs)}.`,
       );
     }
     this.policy = failurePolicy;

@@ -1,5 +1,4 @@
-import { RateLimitConfigError } from '../rate-limit-config.error.js';
-import { describe } from '../rules/rule.js';
+import { describeValue, optionFailure, type FailOption } from '../config-validation.js';
 import { UNIT_WINDOW_SECONDS, type RateLimitUnit, type UnitLimit } from '../rules/rule-units.js';
 import { counterKey } from './counter-key.js';
 import {
@@ -131,18 +130,13 @@ export class MemoryBackend extends RateLimitBackend {
    */
   constructor(options: MemoryBackendOptions = {}) {
     super();
-    const fail = (option: string, problem: string): never => {
-      throw new RateLimitConfigError(
-        'RATE_LIMIT_INVALID_OPTION',
-        `Invalid MemoryBackend option: ${option} ${problem}`,
-      );
-    };
+    const fail: FailOption = optionFailure('MemoryBackend');
     // Checked because JavaScript callers (or `as` casts) can pass anything.
     const given: unknown = options ?? {};
     if (typeof given !== 'object' || Array.isArray(given)) {
       fail(
-        'the options',
-        `must be an object such as { maxKeys: 100_000 }, got ${describe(given)}.`,
+        'options',
+        `must be an object such as { maxKeys: 100_000 }, got ${describeValue(given)}.`,
       );
     }
     const { maxKeys = 1_000_000, sweepIntervalMs = 10_000, clock = defaultClock } = options ?? {};
@@ -153,9 +147,9 @@ export class MemoryBackend extends RateLimitBackend {
       maxKeys > MAX_MAP_ENTRIES
     ) {
       fail(
-        '"maxKeys"',
+        'maxKeys',
         `must be a whole number of entries from 1 to ${MAX_MAP_ENTRIES} (the most a Map can hold); ` +
-          `leave it unset for the default of 1000000. Got ${describe(maxKeys)}.`,
+          `leave it unset for the default of 1000000. Got ${describeValue(maxKeys)}.`,
       );
     }
     if (
@@ -165,16 +159,16 @@ export class MemoryBackend extends RateLimitBackend {
       sweepIntervalMs > MAX_TIMER_DELAY
     ) {
       fail(
-        '"sweepIntervalMs"',
+        'sweepIntervalMs',
         `must be a number of milliseconds from 0 to ${MAX_TIMER_DELAY}; use 0 to turn the ` +
-          `periodic sweep off and call sweep() yourself. Got ${describe(sweepIntervalMs)}.`,
+          `periodic sweep off and call sweep() yourself. Got ${describeValue(sweepIntervalMs)}.`,
       );
     }
     if (typeof clock !== 'function') {
       fail(
-        '"clock"',
+        'clock',
         `must be a function returning the time in milliseconds, such as () => performance.now(); ` +
-          `leave it unset for that default. Got ${describe(clock)}.`,
+          `leave it unset for that default. Got ${describeValue(clock)}.`,
       );
     }
     this.maxKeys = maxKeys;

@@ -1,6 +1,7 @@
 import safeRegex from 'safe-regex2';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
-import { describe, Rule, type RuleInput } from './rule.js';
+import { describeValue } from '../config-validation.js';
+import { Rule, type RuleInput } from './rule.js';
 
 /** A list of rules, tried in order; the first one for the caller's group and method is used. */
 export type RuleList = readonly (Rule | RuleInput)[];
@@ -75,7 +76,7 @@ function tableRows(input: RuleTableInput): (readonly [string | RegExp, RuleList]
       if (!Array.isArray(row) || row.length !== 2) {
         throw new RateLimitConfigError(
           'RATE_LIMIT_INVALID_TABLE',
-          `Invalid rate-limit config: entry ${index} must be a [pattern, rules] pair, got ${describe(row)}.`,
+          `Invalid rate-limit config: entry ${index} must be a [pattern, rules] pair, got ${describeValue(row)}.`,
         );
       }
       return row as unknown as readonly [string | RegExp, RuleList];
@@ -84,7 +85,7 @@ function tableRows(input: RuleTableInput): (readonly [string | RegExp, RuleList]
   if (input === null || typeof input !== 'object') {
     throw new RateLimitConfigError(
       'RATE_LIMIT_INVALID_TABLE',
-      `Invalid rate-limit config: expected an object, a Map or an array of [pattern, rules] pairs, got ${describe(input)}.`,
+      `Invalid rate-limit config: expected an object, a Map or an array of [pattern, rules] pairs, got ${describeValue(input)}.`,
     );
   }
   return Object.entries(input as Record<string, RuleList>);
@@ -96,7 +97,7 @@ function compileRow(pattern: string | RegExp, rules: RuleList): PatternRules {
   if (!Array.isArray(rules)) {
     throw new RateLimitConfigError(
       'RATE_LIMIT_INVALID_TABLE',
-      `Invalid rate-limit config for pattern ${JSON.stringify(source)}: the rules must be an array such as [{ minute: 10 }], got ${describe(rules)}.`,
+      `Invalid rate-limit config for pattern ${JSON.stringify(source)}: the rules must be an array such as [{ minute: 10 }], got ${describeValue(rules)}.`,
     );
   }
   const compiledRules = rules.map((rule, index) =>
@@ -117,7 +118,7 @@ export function compilePattern(pattern: string | RegExp): RegExp {
   if (typeof pattern !== 'string' || pattern.length === 0) {
     throw new RateLimitConfigError(
       'RATE_LIMIT_INVALID_PATTERN',
-      `Invalid rate-limit pattern ${describe(pattern)}: use a non-empty regular-expression source such as '^/api' or a RegExp.`,
+      `Invalid rate-limit pattern ${describeValue(pattern)}: use a non-empty regular-expression source such as '^/api' or a RegExp.`,
     );
   }
   let compiled: RegExp;

@@ -1,3 +1,4 @@
+import { describeValue, rejectUnknownKeys } from '../config-validation.js';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
 import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS, type UnitLimit } from './rule-units.js';
 
@@ -112,19 +113,12 @@ export class Rule {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       fail(
         'the rule',
-        `must be a Rule or a plain object such as { minute: 10 }, got ${describe(input)}.`,
+        `must be a Rule or a plain object such as { minute: 10 }, got ${describeValue(input)}.`,
       );
     }
-    for (const field of Object.keys(input)) {
-      if (!RULE_FIELDS.has(field)) {
-        const hint = FIELD_HINTS[field];
-        fail(
-          `"${field}"`,
-          `is not a rule field${hint ? `; did you mean "${hint}"?` : '.'} ` +
-            `Known fields: ${[...RULE_FIELDS].join(', ')}.`,
-        );
-      }
-    }
+    rejectUnknownKeys(input, RULE_FIELDS, FIELD_HINTS, 'a rule field', (field, problem) =>
+      fail(`"${field}"`, problem),
+    );
 
     const limits: UnitLimit[] = [];
     for (const unit of RATE_LIMIT_UNITS) {
@@ -133,7 +127,7 @@ export class Rule {
       if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
         fail(
           `"${unit}"`,
-          `must be a whole number of requests, 0 or more (0 denies every request), got ${describe(limit)}.`,
+          `must be a whole number of requests, 0 or more (0 denies every request), got ${describeValue(limit)}.`,
         );
       }
       limits.push({ unit, limit, windowMs: UNIT_WINDOW_SECONDS[unit] * 1000 });
@@ -141,22 +135,25 @@ export class Rule {
 
     const group = input.group ?? 'default';
     if (typeof group !== 'string' || group.length === 0) {
-      fail('"group"', `must be a non-empty string, got ${describe(group)}.`);
+      fail('"group"', `must be a non-empty string, got ${describeValue(group)}.`);
     }
     const method = input.method ?? '*';
     if (typeof method !== 'string' || !METHOD_PATTERN.test(method)) {
       fail(
         '"method"',
-        `must be an HTTP method such as 'GET' or '*' for every method, got ${describe(method)}.`,
+        `must be an HTTP method such as 'GET' or '*' for every method, got ${describeValue(method)}.`,
       );
     }
     const zone = input.zone;
     if (zone !== undefined && (typeof zone !== 'string' || zone.length === 0)) {
-      fail('"zone"', `must be a non-empty string, got ${describe(zone)}.`);
+      fail('"zone"', `must be a non-empty string, got ${describeValue(zone)}.`);
     }
     const blockTime = input.blockTime ?? 0;
     if (typeof blockTime !== 'number' || !Number.isFinite(blockTime) || blockTime < 0) {
-      fail('"blockTime"', `must be a number of seconds, 0 or more, got ${describe(blockTime)}.`);
+      fail(
+        '"blockTime"',
+        `must be a number of seconds, 0 or more, got ${describeValue(blockTime)}.`,
+      );
     }
     if (blockTime > 0 && limits.length === 0) {
       fail(
@@ -202,15 +199,4 @@ export class Rule {
       this.group === group && (this.methodToMatch === undefined || this.methodToMatch === method)
     );
   }
-}
-
-/** A short, safe rendering of a bad value for error messages. */
-export function describe(value: unknown): string {
-  if (typeof value === 'string')
-    return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  if (value === null || value === undefined) return String(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
-    return String(value);
-  if (Array.isArray(value)) return 'an array';
-  return `a ${typeof value}`;
 }
