@@ -2,24 +2,19 @@ import type { Config } from 'jest';
 
 /**
  * Jest runs on Node's native ES modules (`--experimental-vm-modules`, set in the `test` script),
- * because NestJS 12 ships ESM only. @swc/jest compiles TypeScript with legacy decorators and
- * decorator metadata, which Nest's dependency injection reads; type checking is `npm run typecheck`.
+ * because NestJS 12 ships ESM only. ts-jest compiles each file on its own (`isolatedModules` in
+ * tsconfig.json), keeping legacy decorators and decorator metadata, which Nest's dependency
+ * injection reads; type checking is `npm run typecheck`.
+ *
+ * Jest 29 and ts-jest are pure JavaScript: Jest 30 and @swc/jest pull per-platform native
+ * binaries whose other-platform builds the package registry may not serve, which breaks `npm ci`.
  */
-const swcOptions = {
-  jsc: {
-    parser: { syntax: 'typescript', decorators: true },
-    transform: { legacyDecorator: true, decoratorMetadata: true },
-    target: 'es2022',
-    keepClassNames: true,
-  },
-  module: { type: 'es6' },
-  sourceMaps: 'inline',
-};
-
 const config: Config = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', swcOptions] },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.json' }],
+  },
   moduleNameMapper: {
     '^nestjs-ratelimit$': '<rootDir>/lib/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
