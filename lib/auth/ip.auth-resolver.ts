@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import ipaddr from 'ipaddr.js';
-import { isIP } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import proxyaddr from 'proxy-addr';
 import {
@@ -317,6 +317,8 @@ function expressTrustFunction(request: ClientAddressRequest): TrustProxyFunction
 }
 
 /** `1.2.3.4:80` and `[2001:db8::1]:80` (some load balancers add the port) and `[2001:db8::1]`. */
+/** How Node reports an IPv4 peer on a dual-stack socket. */
+const IPV4_MAPPED_PREFIX = '::ffff:';
 const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
 const BRACKETED_IPV6 = /^\[([^\]]{2,100})\](?::\d{1,5})?$/;
 
@@ -327,6 +329,13 @@ const BRACKETED_IPV6 = /^\[([^\]]{2,100})\](?::\d{1,5})?$/;
  */
 function normalise(value: unknown, ipv6Prefix: number): string | undefined {
   if (typeof value !== 'string') return undefined;
+  // Fast path for the usual case, on every request: Node's strict check only accepts canonical
+  // dotted quads (no leading zeros, no hex), which are already the user key as they are, plain or
+  // IPv4-mapped; no parsing or allocation needed.
+  if (isIPv4(value)) return value;
+  if (value.startsWith(IPV4_MAPPED_PREFIX) && isIPv4(value.slice(IPV4_MAPPED_PREFIX.length))) {
+    return value.slice(IPV4_MAPPED_PREFIX.length);
+  }
   let text = value.trim();
   const match = IPV4_WITH_PORT.exec(text) ?? BRACKETED_IPV6.exec(text);
   if (match) text = match[1];
