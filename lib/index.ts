@@ -74,6 +74,9 @@ export {
   type UnitState,
 } from './backends/rate-limit.backend.js';
 export { MemoryBackend, type MemoryBackendOptions } from './backends/memory.backend.js';
+export { RedisBackend, type RedisBackendOptions } from './backends/redis/redis.backend.js';
+export { SlidingRedisBackend } from './backends/redis/sliding-redis.backend.js';
+export type { RedisClientLike } from './backends/redis/redis-client.js';
 export { BackendTimeoutError, type FailurePolicy } from './backends/failure-policy.js';
 
 // Responses: the 429 and how it is written.

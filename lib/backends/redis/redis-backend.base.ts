@@ -1,0 +1,465 @@
+import { Logger } from '@nestjs/common';
+import {
+  describeValue,
+  optionFailure,
+  rejectUnknownKeys,
+  type FailOption,
+} from '../../config-validation.js';
+import type { UnitLimit } from '../../rules/rule-units.js';
+import {
+  RateLimitBackend,
+  type ConsumeQuery,
+  type ConsumeResult,
+  type UnitState,
+} from '../rate-limit.backend.js';
+import {
+  createOwnClient,
+  OWN_CLIENT_CONNECT_TIMEOUT_MS,
+  type RedisClientLike,
+  type RedisConnectionOptions,
+} from './redis-client.js';
+import { blockKey, DEFAULT_KEY_PREFIX } from './redis-keys.js';
+import { UNBLOCK_LUA } from './shared.lua.js';
+
+/** Options of `RedisBackend` and `SlidingRedisBackend`. Every option is optional. */
+export interface RedisBackendOptions {
+  /**
+   * Start of every key the backend writes, so several applications (or environments) can share
+   * one Redis. Must not be empty and must not contain `{` or `}` (the backend puts the user's
+   * hash tag right after it; see redis-keys.ts for the layout).
+   * @default 'rl:'
+   */
+  readonly prefix?: string;
+  /**
+   * Test hook: shifts Redis's clock, as seen by this backend's scripts, by the returned number of
+   * milliseconds (fractions allowed, down to microseconds). Called once per Redis call, so a test
+   * moves time by changing what it returns instead of sleeping. Never set it in production.
+   * @default none (no shift)
+   */
+  readonly timeOffsetMs?: () => number;
+}
+
+/**
+ * What a Redis backend talks to: an ioredis `Redis` or `Cluster` you created (it stays yours:
+ * `close()` leaves it open), or a connection URL (`redis://host:6379/0`) or ioredis options from
+ * which the backend creates, and later closes, its own client.
+ */
+export type RedisBackendClient = RedisClientLike | string | RedisConnectionOptions;
+
+/** A Lua script registered on the client under a name unique to this library and version. */
+export interface ScriptDefinition {
+  readonly name: string;
+  readonly lua: string;
+}
+
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['prefix', 'timeOffsetMs']);
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  keyPrefix: 'prefix',
+  namespace: 'prefix',
+  timeOffset: 'timeOffsetMs',
+  clockOffsetMs: 'timeOffsetMs',
+};
+
+const UNBLOCK_SCRIPT: ScriptDefinition = { name: 'nestjsRateLimitUnblockV1', lua: UNBLOCK_LUA };
+
+/** Statuses in which a client is still making its first connection. */
+const CONNECTING = new Set(['wait', 'connecting', 'connect']);
+
+/** Clients already warned about their offline queue: one warning per client, not per backend. */
+const warnedClients = new WeakSet<object>();
+
+/** Shared by every result decided by an earlier block, which lists no unit. */
+const NO_UNITS: readonly UnitState[] = Object.freeze([]);
+
+/** Longest `close()` waits for the client to end after `QUIT` or a disconnect. */
+const CLOSE_TIMEOUT_MS = 1_000;
+
+/** Resolves on the first of `events`, or after `timeoutMs` (an unref'd timer), whichever is first. */
+function waitForEvent(
+  client: RedisClientLike,
+  events: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const event of events) client.removeListener(event, done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    timer.unref();
+    for (const event of events) client.on(event, done);
+  });
+}
+
+function isClient(value: unknown): value is RedisClientLike {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof Reflect.get(value, 'defineCommand') === 'function'
+  );
+}
+
+/** Something with client-like methods but no `defineCommand` (node-redis, a wrapper...). */
+function looksLikeOtherClient(value: object): boolean {
+  return ['sendCommand', 'quit', 'on', 'call'].some(
+    (method) => typeof Reflect.get(value, method) === 'function',
+  );
+}
+
+/** Thrown when a script's reply is not what the script returns; the failure policy handles it. */
+function malformed(backend: string, reply: unknown): Error {
+  let shown: string;
+  try {
+    shown = JSON.stringify(reply)?.slice(0, 200) ?? String(reply);
+  } catch {
+    shown = typeof reply;
+  }
+  return new Error(`${backend}: unexpected reply from the rate-limit script: ${shown}`);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isFlag(value: unknown): value is 0 | 1 {
+  return value === 0 || value === 1;
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value);
+}
+
+/** A consume script's reply, checked: the {@link ConsumeResult} and the Redis time it ran at. */
+export interface ParsedConsumeReply {
+  readonly result: ConsumeResult;
+  /** Redis's time when the script ran (µs, `timeOffsetMs` included). */
+  readonly redisTimeUs: number;
+}
+
+/**
+ * Turns a consume script's reply (`{allowed, retryAfterMs, blocked, unit index, Redis time (µs),
+ * then remaining and resetMs per unit}`) into a {@link ConsumeResult}, checking every value.
+ *
+ * @throws Error when the reply does not have that shape
+ */
+export function parseConsumeReply(
+  backend: string,
+  reply: unknown,
+  limits: readonly UnitLimit[],
+): ParsedConsumeReply {
+  if (!Array.isArray(reply) || reply.length < 5) throw malformed(backend, reply);
+  const values: unknown[] = reply;
+  const [allowed, retryAfterMs, blocked, unitIndex, redisTimeUs] = values;
+  if (
+    !isFlag(allowed) ||
+    !isCount(retryAfterMs) ||
+    !isFlag(blocked) ||
+    !isCount(unitIndex) ||
+    !isTime(redisTimeUs)
+  ) {
+    throw malformed(backend, reply);
+  }
+  // An earlier block decided: no unit was looked at.
+  if (values.length === 5 && allowed === 0 && blocked === 1 && unitIndex === 0) {
+    if (retryAfterMs === 0) throw malformed(backend, reply);
+    return {
+      result: { allowed: false, retryAfterMs, blocked: true, unit: undefined, units: NO_UNITS },
+      redisTimeUs,
+    };
+  }
+  const n = limits.length;
+  if (values.length !== 5 + 2 * n) throw malformed(backend, reply);
+  const consistent =
+    allowed === 1
+      ? retryAfterMs === 0 && blocked === 0 && unitIndex === 0
+      : retryAfterMs > 0 && unitIndex >= 1 && unitIndex <= n;
+  if (!consistent) throw malformed(backend, reply);
+  const units = new Array<UnitState>(n);
+  for (let i = 0; i < n; i++) {
+    const remaining = values[5 + 2 * i];
+    const resetMs = values[6 + 2 * i];
+    if (!isCount(remaining) || !isCount(resetMs)) throw malformed(backend, reply);
+    const limit = limits[i]!;
+    units[i] = {
+      unit: limit.unit,
+      limit: limit.limit,
+      windowMs: limit.windowMs,
+      remaining,
+      resetMs,
+    };
+  }
+  const result: ConsumeResult = {
+    allowed: allowed === 1,
+    retryAfterMs,
+    blocked: blocked === 1,
+    unit: allowed === 1 ? undefined : limits[unitIndex - 1]!.unit,
+    units,
+  };
+  return { result, redisTimeUs };
+}
+
+/**
+ * Turns the reply of an unblock or reset script (`{0 or 1, Redis time (µs)}`) into a boolean.
+ *
+ * @throws Error when the reply does not have that shape
+ */
+export function parseFlagReply(backend: string, reply: unknown): ParsedFlagReply {
+  if (!Array.isArray(reply) || reply.length !== 2) throw malformed(backend, reply);
+  const values: unknown[] = reply;
+  const [flag, redisTimeUs] = values;
+  if (!isFlag(flag) || !isTime(redisTimeUs)) throw malformed(backend, reply);
+  return { flag: flag === 1, redisTimeUs };
+}
+
+/** An unblock or reset script's reply, checked. */
+export interface ParsedFlagReply {
+  readonly flag: boolean;
+  /** Redis's time when the script ran (µs, `timeOffsetMs` included). */
+  readonly redisTimeUs: number;
+}
+
+/**
+ * What both Redis backends share: option validation, the client (given, or created and owned),
+ * script registration and invocation (one script call per operation), the time offset, the
+ * user's block and closing.
+ */
+export abstract class RedisBackendBase extends RateLimitBackend {
+  /** Start of every key; validated (non-empty, no braces). */
+  protected readonly prefix: string;
+  private readonly name: string;
+  private readonly timeOffsetMs: (() => number) | undefined;
+  private readonly scripts: readonly ScriptDefinition[];
+  /** True when the backend created the client, so `close()` may quit it. */
+  private readonly ownsClient: boolean;
+  /** Set once the client is known (at once for a given client, after creation for an own one). */
+  private client: RedisClientLike | undefined;
+  private readonly clientPromise: Promise<RedisClientLike>;
+  /** The wait for the client's first connection; settled once, then requests never wait. */
+  private firstConnection: Promise<void> | undefined;
+  private firstConnectionDone = false;
+  private closed = false;
+
+  /**
+   * @param name the concrete class name, for messages
+   * @param scripts the scripts this backend calls, registered on the client once
+   * @param client an ioredis `Redis` or `Cluster`, or a URL / options to create one from
+   * @param options prefix and test hooks
+   * @throws RateLimitConfigError (`RATE_LIMIT_INVALID_OPTION`) when an argument is invalid
+   */
+  protected constructor(
+    name: string,
+    scripts: readonly ScriptDefinition[],
+    client: RedisBackendClient,
+    options: RedisBackendOptions | undefined,
+  ) {
+    super();
+    this.name = name;
+    this.scripts = [...scripts, UNBLOCK_SCRIPT];
+    const fail: FailOption = optionFailure(name);
+
+    // Checked because JavaScript callers (or `as` casts) can pass anything.
+    const given: unknown = options ?? {};
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+      fail('options', `must be an object such as { prefix: 'rl:' }, got ${describeValue(given)}.`);
+    }
+    rejectUnknownKeys(given, KNOWN_OPTIONS, OPTION_HINTS, `a ${name} option`, fail);
+    const { prefix = DEFAULT_KEY_PREFIX, timeOffsetMs } = options ?? {};
+    if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
+      fail(
+        'prefix',
+        `must be a non-empty string without "{" or "}" (the user's hash tag follows it), such ` +
+          `as 'rl:' or 'myapp:rl:'; leave it unset for 'rl:'. Got ${describeValue(prefix)}.`,
+      );
+    }
+    if (timeOffsetMs !== undefined && typeof timeOffsetMs !== 'function') {
+      fail(
+        'timeOffsetMs',
+        `must be a function returning milliseconds to add to Redis's clock (a test hook); ` +
+          `leave it unset in production. Got ${describeValue(timeOffsetMs)}.`,
+      );
+    }
+    this.prefix = prefix;
+    this.timeOffsetMs = timeOffsetMs;
+
+    const source: unknown = client;
+    if (isClient(source)) {
+      this.ownsClient = false;
+      this.client = source;
+      this.defineScripts(source);
+      this.clientPromise = Promise.resolve(source);
+      this.warnAboutOfflineQueue(source);
+    } else if (
+      (typeof source === 'string' && source.trim() !== '') ||
+      (typeof source === 'object' &&
+        source !== null &&
+        !Array.isArray(source) &&
+        !looksLikeOtherClient(source))
+    ) {
+      this.ownsClient = true;
+      this.clientPromise = createOwnClient(source as string | RedisConnectionOptions).then(
+        (created) => {
+          this.defineScripts(created);
+          this.client = created;
+          if (this.closed) created.disconnect(); // close() ran while it was being created
+          return created;
+        },
+      );
+      // Reported by the first call that needs the client, not as an unhandled rejection.
+      this.clientPromise.catch(() => undefined);
+    } else {
+      fail(
+        'client',
+        `expected an ioredis Redis or Cluster instance, a connection URL such as ` +
+          `'redis://localhost:6379', or ioredis connection options; got ` +
+          `${typeof source === 'object' && source !== null ? 'an object without defineCommand() (only ioredis clients are supported)' : describeValue(source)}.`,
+      );
+    }
+  }
+
+  /**
+   * The ioredis client this backend uses: the one passed in, or its own once created (which
+   * loads ioredis). Handy for health checks; do not close a client the backend owns yourself.
+   */
+  getClient(): Promise<RedisClientLike> {
+    return this.clientPromise;
+  }
+
+  /**
+   * Lifts the user's block (one script call).
+   * @returns whether a block was still active
+   */
+  override async unblock(user: string): Promise<boolean> {
+    const reply = await this.call(UNBLOCK_SCRIPT, [blockKey(this.prefix, user)], []);
+    return this.parseFlag(reply);
+  }
+
+  /**
+   * Closes the client the backend created itself (waiting for pending replies when connected).
+   * A client you passed in is left open: close it yourself. Idempotent.
+   */
+  override async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.ownsClient) return;
+    let client: RedisClientLike;
+    try {
+      client = await this.clientPromise;
+    } catch {
+      return; // never created
+    }
+    if (client.status === 'end') return;
+    if (client.status === 'ready') {
+      try {
+        await client.quit(); // resolves on the server's OK; the socket closes just after
+      } catch {
+        // not connected after all: drop the connection below
+      }
+    }
+    if (client.status !== 'end') {
+      const ended = waitForEvent(client, ['end'], CLOSE_TIMEOUT_MS);
+      if (client.status !== 'close') client.disconnect();
+      await ended;
+    }
+  }
+
+  /**
+   * Runs one registered script: exactly one `EVALSHA` (or `EVAL` the first time on a connection,
+   * and once more after `NOSCRIPT`, which ran nothing). The time offset is passed as the first
+   * argument, in whole microseconds.
+   */
+  protected async call(
+    script: ScriptDefinition,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
+    const client = this.client ?? (await this.clientPromise);
+    if (!this.firstConnectionDone) await this.waitForFirstConnection(client);
+    const command: unknown = Reflect.get(client, script.name);
+    if (typeof command !== 'function') {
+      throw new Error(`${this.name}: the Redis client has no "${script.name}" command`);
+    }
+    return await Reflect.apply(command, client, [keys.length, ...keys, this.offsetUs(), ...args]);
+  }
+
+  /** Parses an unblock or reset script's reply. */
+  protected parseFlag(reply: unknown): boolean {
+    const parsed = parseFlagReply(this.name, reply);
+    this.observeRedisTime(parsed.redisTimeUs);
+    return parsed.flag;
+  }
+
+  /** Parses a consume script's reply. */
+  protected parseConsume(reply: unknown, query: ConsumeQuery): ConsumeResult {
+    const parsed = parseConsumeReply(this.name, reply, query.limits);
+    this.observeRedisTime(parsed.redisTimeUs);
+    return parsed.result;
+  }
+
+  /**
+   * Called with the time, on Redis's clock (µs, `timeOffsetMs` included), at which each script
+   * call ran. Does nothing; a subclass can record it (the tests use it to check that every
+   * decision was made at the instant they chose).
+   */
+  protected observeRedisTime(_redisTimeUs: number): void {}
+
+  /** The block length to send: whole milliseconds (a fraction is rounded up). */
+  protected static blockArg(blockMs: number): number {
+    return blockMs > 0 ? Math.ceil(blockMs) : 0;
+  }
+
+  private offsetUs(): string {
+    if (this.timeOffsetMs === undefined) return '0';
+    const offset: unknown = this.timeOffsetMs();
+    if (typeof offset !== 'number' || !Number.isFinite(offset)) {
+      throw new Error(
+        `${this.name}: timeOffsetMs() must return a finite number of ms, got ${describeValue(offset)}`,
+      );
+    }
+    return String(Math.round(offset * 1000));
+  }
+
+  private defineScripts(client: RedisClientLike): void {
+    for (const script of this.scripts) client.defineCommand(script.name, { lua: script.lua });
+  }
+
+  /**
+   * Before its first connection is made, a client without an offline queue rejects every
+   * command; wait for that first connection (bounded) so the first requests after start-up are
+   * decided rather than failed. Once it settled, requests never wait here again: while Redis is
+   * down, commands fail at once and the failure policy decides.
+   */
+  private waitForFirstConnection(client: RedisClientLike): Promise<void> {
+    if (this.firstConnection !== undefined) return this.firstConnection;
+    if (client.status === 'wait' && client.connect !== undefined) {
+      client.connect().catch(() => undefined); // lazyConnect: the error surfaces as an event
+    }
+    if (!CONNECTING.has(client.status)) {
+      this.firstConnectionDone = true;
+      return Promise.resolve();
+    }
+    this.firstConnection = waitForEvent(
+      client,
+      ['ready', 'error', 'close', 'end'],
+      OWN_CLIENT_CONNECT_TIMEOUT_MS,
+    ).then(() => {
+      this.firstConnectionDone = true;
+    });
+    return this.firstConnection;
+  }
+
+  private warnAboutOfflineQueue(client: RedisClientLike): void {
+    if (client.options?.enableOfflineQueue !== true || warnedClients.has(client)) return;
+    warnedClients.add(client);
+    new Logger('RateLimit').warn(
+      `${this.name}: the ioredis client passed in has enableOfflineQueue on. While Redis is ` +
+        'unreachable, ioredis then queues every rate-limit check: requests wait instead of ' +
+        'being decided by the failure policy, and the queued increments run late when Redis ' +
+        'returns, counting requests that were answered long before. Create the client with ' +
+        '{ enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: ' +
+        'false } (for a Cluster: enableOfflineQueue: false at the top level, the other two in ' +
+        'redisOptions), or pass a connection URL or options and let the backend create and ' +
+        'own a client configured that way.',
+    );
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The slice of an ioredis client the Redis backends use, as a structural type, so that the
+ * package's type declarations never import `ioredis` (an optional peer dependency: applications
+ * on the memory backend do not install it). Both `Redis` and `Cluster` from ioredis satisfy it.
+ *
+ * @module
+ */
+
+/**
+ * An ioredis `Redis` or `Cluster` instance, as far as the Redis backends are concerned. Pass the
+ * real client; this type only exists so the declarations do not depend on ioredis.
+ */
+export interface RedisClientLike {
+  /** The connection state: `'ready'` when commands can be sent, `'end'` once closed for good. */
+  readonly status: string;
+  /** The client's options; only `enableOfflineQueue` is read (to warn about it). */
+  readonly options?: { readonly enableOfflineQueue?: boolean | undefined } | undefined;
+  /** True for an ioredis `Cluster`. */
+  readonly isCluster?: boolean | undefined;
+  /**
+   * Registers a Lua script as a command (`EVALSHA`, falling back to `EVAL` after `NOSCRIPT`) under
+   * `name`; the backends call it as `client[name](numberOfKeys, ...keys, ...args)`.
+   */
+  defineCommand(
+    name: string,
+    definition: { lua: string; numberOfKeys?: number; readOnly?: boolean },
+  ): void;
+  /** Connects a client created with `lazyConnect`. */
+  connect?(): Promise<void>;
+  /** Closes gracefully, after pending replies. */
+  quit(): Promise<unknown>;
+  /** Closes at once. */
+  disconnect(): void;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  removeListener(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/**
+ * Connection options for a client the backend creates itself: ioredis `RedisOptions` (see the
+ * ioredis documentation; any of its options is passed through). The backend always sets
+ * `enableOfflineQueue: false`, `maxRetriesPerRequest: 0` and `autoResendUnfulfilledCommands:
+ * false`, and defaults `connectTimeout` to 1000 ms and `retryStrategy` to "retry forever, at
+ * most every 500 ms".
+ */
+export interface RedisConnectionOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly path?: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly db?: number;
+  readonly tls?: object;
+  readonly family?: number;
+  readonly connectionName?: string;
+  readonly keyPrefix?: string;
+  readonly connectTimeout?: number;
+  readonly commandTimeout?: number;
+  readonly retryStrategy?: (times: number) => number | void | null;
+  readonly lazyConnect?: boolean;
+}
+
+/** How long the client the backend creates waits for a TCP connection, in ms. */
+export const OWN_CLIENT_CONNECT_TIMEOUT_MS = 1_000;
+
+/** Longest pause between reconnection attempts of the backend's own client, in ms. */
+export const OWN_CLIENT_MAX_RETRY_DELAY_MS = 500;
+
+/**
+ * Reconnects forever: 100 ms after the first failure, then 200, 300, 400, and every 500 ms from
+ * then on, so limiting resumes within about half a second of Redis coming back.
+ */
+export function ownClientRetryDelay(times: number): number {
+  return Math.min(Math.max(1, times) * 100, OWN_CLIENT_MAX_RETRY_DELAY_MS);
+}
+
+/**
+ * Creates the backend's own ioredis client from a URL (`redis://...`, `rediss://...`) or
+ * options, loading ioredis only now. Commands fail at once while Redis is unreachable (no offline
+ * queue, no retries, no resending after a reconnect: an increment is never replayed), and the
+ * client reconnects by itself. Errors are swallowed by a listener: a failed command reports them,
+ * and the module's failure policy decides what to do.
+ *
+ * @throws Error when ioredis is not installed, saying how to install it
+ */
+export async function createOwnClient(
+  source: string | RedisConnectionOptions,
+): Promise<RedisClientLike> {
+  let Redis: (typeof import('ioredis'))['Redis'];
+  try {
+    ({ Redis } = await import('ioredis'));
+  } catch (error) {
+    throw new Error(
+      'The Redis rate-limit backends need the optional peer dependency "ioredis" (version 6) to ' +
+        'create their own client: run `npm install ioredis`, or pass an ioredis client.',
+      { cause: error },
+    );
+  }
+  const given = typeof source === 'string' ? {} : source;
+  const options = {
+    connectTimeout: OWN_CLIENT_CONNECT_TIMEOUT_MS,
+    retryStrategy: ownClientRetryDelay,
+    ...given,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+  };
+  const client = typeof source === 'string' ? new Redis(source, options) : new Redis(options);
+  client.on('error', () => undefined);
+  return client;
+}

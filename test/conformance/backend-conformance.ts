@@ -1,0 +1,925 @@
+/**
+ * One conformance suite for every {@link RateLimitBackend}: the decision scenarios of the backend
+ * contract (lib/backends/rate-limit.backend.ts, SPEC 2.2, 2.3 and 2.5), with exact expected values,
+ * run unchanged against any backend through a {@link BackendFixture}.
+ *
+ * A spec file calls {@link describeBackendConformance} once per fixture:
+ *
+ * ```ts
+ * describeBackendConformance({ name: 'memory', algorithm: 'fixed', create: async () => ... });
+ * ```
+ *
+ * Time: every scenario starts at the fixture's time zero and moves time only through
+ * `advance(ms)`, always forwards, in whole milliseconds. The expected numbers assume that time
+ * stands still between two `advance` calls (a virtual clock), at millisecond resolution. A fixture
+ * over a real clock (Redis `TIME` shifted by `timeOffsetMs`) must pin each call to the virtual
+ * instant (offset = target - Redis time estimated from below), and should load the backend's
+ * scripts in `create()` (a first call that reloads a script lands late). A call that reaches Redis
+ * more than 1 ms after its offset was computed lands in a later millisecond; a backend that keeps
+ * sub-millisecond timestamps makes waits depend on the order of calls within one millisecond.
+ * Either shows as a wait 1 ms (or a few) off. Batches of concurrent calls only check decisions.
+ *
+ * Isolation: each test gets a fresh backend from `create()` and, on top of that, its own user ids
+ * (a per-run random tag plus a per-test number), so fixtures may share one Redis server and key
+ * prefix between tests and between spec files.
+ *
+ * Algorithms: a fixed window covers `[start, start + window)` from the first request after the
+ * previous window ended; a sliding window admits a request at `t` when fewer than `limit`
+ * admitted requests have timestamps in `(t - window, t]`. Rejected requests are recorded by
+ * neither. The two agree on every number while all traffic stays inside the first window of a
+ * counter; the scenarios that go past it state their expectations per algorithm.
+ *
+ * @module
+ */
+import { describe, expect, it, beforeEach, afterEach } from '@jest/globals';
+import type {
+  ConsumeQuery,
+  ConsumeResult,
+  RateLimitBackend,
+  RateLimitCounter,
+  UnitState,
+} from '../../lib/backends/rate-limit.backend.js';
+import { Rule, type RuleInput } from '../../lib/rules/rule.js';
+import {
+  UNIT_WINDOW_SECONDS,
+  type RateLimitUnit,
+  type UnitLimit,
+} from '../../lib/rules/rule-units.js';
+
+/** How a spec file plugs one backend (and its clock) into the suite. */
+export interface BackendFixture {
+  /** Short name for test titles, e.g. 'memory', 'redis (cluster)'. */
+  readonly name: string;
+  /** 'fixed' or 'sliding' — the few scenarios whose expected numbers differ say so explicitly. */
+  readonly algorithm: 'fixed' | 'sliding';
+  /** A fresh backend whose clock starts at the fixture's time zero. */
+  create(): Promise<{
+    backend: RateLimitBackend;
+    advance(ms: number): void;
+    close(): Promise<void>;
+  }>;
+}
+
+const SECOND = 1_000;
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+
+/** Only the unit fields of a rule: the suite passes `blockMs` in the query itself. */
+type Units = Pick<RuleInput, 'second' | 'minute' | 'hour' | 'day' | 'month'>;
+
+/** The rule's units, shortest window first, exactly as the guard passes them. */
+function limitsOf(units: Units): readonly UnitLimit[] {
+  return new Rule(units).limits;
+}
+
+/** The expected state of one unit. */
+function unitState(
+  unit: RateLimitUnit,
+  limit: number,
+  remaining: number,
+  resetMs: number,
+): UnitState {
+  return { unit, limit, windowMs: UNIT_WINDOW_SECONDS[unit] * 1000, remaining, resetMs };
+}
+
+/** The expected result of an admitted request. */
+function admitted(...units: UnitState[]): ConsumeResult {
+  return { allowed: true, retryAfterMs: 0, blocked: false, unit: undefined, units };
+}
+
+/** The expected result of a request a unit rejected (and maybe blocked the user for). */
+function rejected(
+  retryAfterMs: number,
+  unit: RateLimitUnit,
+  units: UnitState[],
+  blocked = false,
+): ConsumeResult {
+  return { allowed: false, retryAfterMs, blocked, unit, units };
+}
+
+/** The expected result of a request an earlier block decided. */
+function blockedEarlier(retryAfterMs: number): ConsumeResult {
+  return { allowed: false, retryAfterMs, blocked: true, unit: undefined, units: [] };
+}
+
+/** Random per module instance (spec file), so spec files sharing a Redis server stay apart. */
+const RUN = Math.random().toString(36).slice(2, 10);
+let testNumber = 0;
+
+/** What one test works with. */
+interface Context {
+  readonly backend: RateLimitBackend;
+  /** A user id no other test (of any fixture, in any spec file of this run) uses. */
+  user(name?: string): string;
+  /** A counter of `user(name)`. */
+  counter(name?: string, scope?: string, method?: string): RateLimitCounter;
+  /** A query for `counter`, with the units of a rule. */
+  query(units: Units, counter: RateLimitCounter, blockMs?: number): ConsumeQuery;
+  /** Moves the clock to `t` ms after time zero (never backwards). */
+  at(t: number): void;
+  /** The backend's decision, whether it returns a value or a Promise. */
+  consume(query: ConsumeQuery): Promise<ConsumeResult>;
+  /** `consume` for each query in order, one after the other. */
+  consumeEach(queries: readonly ConsumeQuery[]): Promise<ConsumeResult[]>;
+}
+
+/**
+ * Registers the conformance scenarios for one backend fixture: one `describe` named after it, one
+ * `it` per scenario, each with a fresh backend from `fixture.create()` closed after the test.
+ */
+export function describeBackendConformance(fixture: BackendFixture): void {
+  const sliding = fixture.algorithm === 'sliding';
+  /** The expectation for this fixture's algorithm. */
+  const per = <T>(expected: { fixed: T; sliding: T }): T =>
+    sliding ? expected.sliding : expected.fixed;
+
+  describe(`RateLimitBackend conformance: ${fixture.name} (${fixture.algorithm} window)`, () => {
+    let made: Awaited<ReturnType<BackendFixture['create']>> | undefined;
+    let ctx: Context;
+
+    beforeEach(async () => {
+      testNumber += 1;
+      const tag = `cf-${RUN}-${testNumber}-`;
+      const current = await fixture.create();
+      made = current;
+      let now = 0;
+      const user = (name = 'alice'): string => `${tag}${name}`;
+      const counter = (name = 'alice', scope = 'path:/conformance', method = '*') => ({
+        user: user(name),
+        scope,
+        method,
+      });
+      const consume = async (query: ConsumeQuery): Promise<ConsumeResult> =>
+        await current.backend.consume(query);
+      ctx = {
+        backend: current.backend,
+        user,
+        counter,
+        query: (units, target, blockMs = 0) => ({
+          counter: target,
+          limits: limitsOf(units),
+          blockMs,
+        }),
+        at(t) {
+          if (t < now) throw new Error(`the clock cannot go back from ${now} ms to ${t} ms`);
+          if (t > now) current.advance(t - now);
+          now = t;
+        },
+        consume,
+        async consumeEach(queries) {
+          const results: ConsumeResult[] = [];
+          for (const query of queries) results.push(await consume(query));
+          return results;
+        },
+      };
+    });
+
+    afterEach(async () => {
+      const current = made;
+      made = undefined;
+      await current?.close();
+    });
+
+    // -------------------------------------------------------------------------------------------
+    // Admission and waits
+    // -------------------------------------------------------------------------------------------
+
+    it('admits up to the limit, then rejects with the exact time left', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ minute: 3 }, counter());
+      expect(await consume(q)).toEqual(admitted(unitState('minute', 3, 2, MINUTE)));
+      expect(await consume(q)).toEqual(admitted(unitState('minute', 3, 1, MINUTE)));
+      expect(await consume(q)).toEqual(admitted(unitState('minute', 3, 0, MINUTE)));
+      at(10 * SECOND);
+      expect(await consume(q)).toEqual(
+        rejected(50 * SECOND, 'minute', [unitState('minute', 3, 0, 50 * SECOND)]),
+      );
+      at(MINUTE - 1);
+      expect(await consume(q)).toEqual(rejected(1, 'minute', [unitState('minute', 3, 0, 1)]));
+      // Every admitted request was at 0, so both algorithms start afresh at 60 s.
+      at(MINUTE);
+      expect(await consume(q)).toEqual(admitted(unitState('minute', 3, 2, MINUTE)));
+    });
+
+    it('counts nothing for rejected requests (test_multiple: second=1, minute=3)', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ second: 1, minute: 3 }, counter());
+      expect(await consume(q)).toEqual(
+        admitted(unitState('second', 1, 0, SECOND), unitState('minute', 3, 2, MINUTE)),
+      );
+      expect(await consume(q)).toEqual(
+        rejected(SECOND, 'second', [
+          unitState('second', 1, 0, SECOND),
+          unitState('minute', 3, 2, MINUTE),
+        ]),
+      );
+      at(1_000);
+      // Admitted: the rejected request counted in neither unit.
+      expect(await consume(q)).toEqual(
+        admitted(unitState('second', 1, 0, SECOND), unitState('minute', 3, 1, 59_000)),
+      );
+      expect(await consume(q)).toMatchObject({
+        allowed: false,
+        unit: 'second',
+        retryAfterMs: SECOND,
+      });
+      at(3_000);
+      expect(await consume(q)).toEqual(
+        admitted(unitState('second', 1, 0, SECOND), unitState('minute', 3, 0, 57_000)),
+      );
+      // Both units exhausted: the minute's wait is the longer one.
+      expect(await consume(q)).toEqual(
+        rejected(57_000, 'minute', [
+          unitState('second', 1, 0, SECOND),
+          unitState('minute', 3, 0, 57_000),
+        ]),
+      );
+      at(4_000);
+      expect(await consume(q)).toEqual(
+        rejected(56_000, 'minute', [
+          unitState('second', 1, 1, SECOND),
+          unitState('minute', 3, 0, 56_000),
+        ]),
+      );
+      // Past the first minute the algorithms part: the fixed window starts over, while the
+      // sliding log still holds the requests of 1 s and 3 s.
+      at(MINUTE);
+      expect(await consume(q)).toEqual(
+        admitted(
+          unitState('second', 1, 0, SECOND),
+          per({
+            fixed: unitState('minute', 3, 2, MINUTE),
+            sliding: unitState('minute', 3, 0, 1_000), // log 1 s, 3 s, 60 s: 1 s leaves at 61 s
+          }),
+        ),
+      );
+      at(MINUTE + 1_000);
+      expect(await consume(q)).toEqual(
+        admitted(
+          unitState('second', 1, 0, SECOND),
+          per({
+            fixed: unitState('minute', 3, 1, 59_000),
+            sliding: unitState('minute', 3, 0, 2_000), // log 3 s, 60 s, 61 s: 3 s leaves at 63 s
+          }),
+        ),
+      );
+      at(MINUTE + 2_000);
+      expect(await consume(q)).toEqual(
+        per({
+          fixed: admitted(unitState('second', 1, 0, SECOND), unitState('minute', 3, 0, 58_000)),
+          sliding: rejected(1_000, 'minute', [
+            unitState('second', 1, 1, SECOND),
+            unitState('minute', 3, 0, 1_000),
+          ]),
+        }),
+      );
+    });
+
+    it('gives no free request at the end of a window', async () => {
+      const { at, consume, counter, query } = ctx;
+      const perSecond = query({ second: 1 }, counter('a'));
+      expect((await consume(perSecond)).allowed).toBe(true);
+      at(999);
+      expect(await consume(perSecond)).toEqual(
+        rejected(1, 'second', [unitState('second', 1, 0, 1)]),
+      );
+      at(1_000);
+      expect(await consume(perSecond)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
+
+      const perMinute = query({ minute: 1 }, counter('b'));
+      at(10_000);
+      expect((await consume(perMinute)).allowed).toBe(true);
+      at(10_000 + MINUTE - 1);
+      expect(await consume(perMinute)).toMatchObject({ allowed: false, retryAfterMs: 1 });
+      at(10_000 + MINUTE);
+      expect((await consume(perMinute)).allowed).toBe(true);
+    });
+
+    it('frees capacity at the window end (fixed) or as each entry leaves (sliding)', async () => {
+      const { at, consume, consumeEach, counter, query } = ctx;
+      const q = query({ second: 2 }, counter());
+      await consume(q); // 0
+      at(400);
+      await consume(q); // 400
+      at(999);
+      // Both: the fixed window ends at 1000; the sliding entry of 0 leaves at 1000.
+      expect(await consume(q)).toEqual(rejected(1, 'second', [unitState('second', 2, 0, 1)]));
+      at(1_000);
+      const [first, second] = await consumeEach([q, q]);
+      expect(first).toEqual(
+        per({
+          fixed: admitted(unitState('second', 2, 1, SECOND)),
+          sliding: admitted(unitState('second', 2, 0, 400)), // log 400, 1000: 400 leaves at 1400
+        }),
+      );
+      expect(second).toEqual(
+        per({
+          fixed: admitted(unitState('second', 2, 0, SECOND)),
+          sliding: rejected(400, 'second', [unitState('second', 2, 0, 400)]),
+        }),
+      );
+      at(1_399);
+      expect(await consume(q)).toEqual(
+        per({
+          fixed: rejected(601, 'second', [unitState('second', 2, 0, 601)]),
+          sliding: rejected(1, 'second', [unitState('second', 2, 0, 1)]),
+        }),
+      );
+      at(1_400);
+      expect(await consume(q)).toEqual(
+        per({
+          fixed: rejected(600, 'second', [unitState('second', 2, 0, 600)]),
+          // log 1000, 1400: 1000 leaves at 2000
+          sliding: admitted(unitState('second', 2, 0, 600)),
+        }),
+      );
+    });
+
+    it('after a full window, admits a new window (fixed) or one request per old entry (sliding)', async () => {
+      const { at, consume, consumeEach, counter, query } = ctx;
+      const q = query({ second: 3 }, counter());
+      for (const t of [0, 600, 900]) {
+        at(t);
+        expect((await consume(q)).allowed).toBe(true);
+      }
+      at(999);
+      expect(await consume(q)).toEqual(rejected(1, 'second', [unitState('second', 3, 0, 1)]));
+      at(1_000);
+      const results = await consumeEach([q, q, q, q]);
+      expect(results.map((r) => r.allowed)).toEqual(
+        per({ fixed: [true, true, true, false], sliding: [true, false, false, false] }),
+      );
+      expect(results[3]).toEqual(
+        per({
+          fixed: rejected(SECOND, 'second', [unitState('second', 3, 0, SECOND)]),
+          sliding: rejected(600, 'second', [unitState('second', 3, 0, 600)]), // 600 leaves at 1600
+        }),
+      );
+      at(1_600);
+      expect(await consume(q)).toEqual(
+        per({
+          fixed: rejected(400, 'second', [unitState('second', 3, 0, 400)]),
+          sliding: admitted(unitState('second', 3, 0, 300)), // log 900, 1000, 1600
+        }),
+      );
+      at(1_900);
+      expect(await consume(q)).toEqual(
+        per({
+          fixed: rejected(100, 'second', [unitState('second', 3, 0, 100)]),
+          sliding: admitted(unitState('second', 3, 0, 100)), // log 1000, 1600, 1900
+        }),
+      );
+      at(2_000);
+      expect(await consume(q)).toEqual(
+        per({
+          fixed: admitted(unitState('second', 3, 2, SECOND)),
+          sliding: admitted(unitState('second', 3, 0, 600)), // log 1600, 1900, 2000
+        }),
+      );
+    });
+
+    it('counts retryAfterMs down, and a client retrying does not extend its wait', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ minute: 1 }, counter());
+      await consume(q);
+      expect((await consume(q)).retryAfterMs).toBe(MINUTE);
+      at(2_000);
+      expect((await consume(q)).retryAfterMs).toBe(58_000);
+      for (let t = 10_000; t < MINUTE; t += 10_000) {
+        at(t);
+        expect(await consume(q)).toEqual(
+          rejected(MINUTE - t, 'minute', [unitState('minute', 1, 0, MINUTE - t)]),
+        );
+      }
+      at(MINUTE - 1);
+      expect((await consume(q)).retryAfterMs).toBe(1);
+      at(MINUTE);
+      expect((await consume(q)).allowed).toBe(true);
+    });
+
+    it('reports the longest wait among the exhausted units, and names that unit', async () => {
+      const { at, consume, counter, query } = ctx;
+      const both = query({ second: 1, minute: 1 }, counter('a'));
+      await consume(both);
+      at(500);
+      expect(await consume(both)).toEqual(
+        rejected(59_500, 'minute', [
+          unitState('second', 1, 0, 500),
+          unitState('minute', 1, 0, 59_500),
+        ]),
+      );
+
+      const onlySecond = query({ second: 1, minute: 5 }, counter('b'));
+      at(1_000);
+      await consume(onlySecond);
+      at(1_200);
+      expect(await consume(onlySecond)).toEqual(
+        rejected(800, 'second', [
+          unitState('second', 1, 0, 800),
+          unitState('minute', 5, 4, 59_800),
+        ]),
+      );
+
+      // The shorter unit can have the longer wait: at 59.5 s the minute frees up in 0.5 s, the
+      // second (used at 59.5 s) only in 1 s.
+      const shorterWaitsLonger = query({ second: 1, minute: 2 }, counter('c'));
+      at(2_000);
+      await consume(shorterWaitsLonger);
+      at(2_000 + 59_500);
+      expect((await consume(shorterWaitsLonger)).allowed).toBe(true);
+      expect(await consume(shorterWaitsLonger)).toEqual(
+        rejected(SECOND, 'second', [
+          unitState('second', 1, 0, SECOND),
+          unitState('minute', 2, 0, 500),
+        ]),
+      );
+    });
+
+    it('always rejects a limit of 0, with the unit window as the wait, counting nothing', async () => {
+      const { at, consume, counter, query } = ctx;
+      const target = counter();
+      const q = query({ second: 5, hour: 0 }, target);
+      for (const t of [0, 10 * SECOND, 5 * HOUR]) {
+        at(t);
+        expect(await consume(q)).toEqual(
+          rejected(HOUR, 'hour', [
+            unitState('second', 5, 5, SECOND),
+            unitState('hour', 0, 0, HOUR),
+          ]),
+        );
+      }
+      // The second unit of the same counter was never counted.
+      expect(await consume(query({ second: 5 }, target))).toEqual(
+        admitted(unitState('second', 5, 4, SECOND)),
+      );
+      expect(await consume(query({ minute: 0 }, counter('b')))).toEqual(
+        rejected(MINUTE, 'minute', [unitState('minute', 0, 0, MINUTE)]),
+      );
+    });
+
+    it('decides all units together: a request one unit rejects counts in none', async () => {
+      const { consume, counter, query } = ctx;
+      const target = counter();
+      const q = query({ second: 3, minute: 2 }, target);
+      expect(await consume(q)).toEqual(
+        admitted(unitState('second', 3, 2, SECOND), unitState('minute', 2, 1, MINUTE)),
+      );
+      expect(await consume(q)).toEqual(
+        admitted(unitState('second', 3, 1, SECOND), unitState('minute', 2, 0, MINUTE)),
+      );
+      for (let i = 0; i < 3; i++) {
+        expect(await consume(q)).toEqual(
+          rejected(MINUTE, 'minute', [
+            unitState('second', 3, 1, SECOND),
+            unitState('minute', 2, 0, MINUTE),
+          ]),
+        );
+      }
+      // Another rule on the same counter sees the second unit at 2 of 3: one more, then full.
+      const secondOnly = query({ second: 3 }, target);
+      expect(await consume(secondOnly)).toEqual(admitted(unitState('second', 3, 0, SECOND)));
+      expect(await consume(secondOnly)).toEqual(
+        rejected(SECOND, 'second', [unitState('second', 3, 0, SECOND)]),
+      );
+    });
+
+    it('reports remaining and resetMs for every unit, in rule order, after admits and rejects', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ second: 2, hour: 4 }, counter('a'));
+      expect(await consume(q)).toEqual(
+        admitted(unitState('second', 2, 1, SECOND), unitState('hour', 4, 3, HOUR)),
+      );
+      at(500);
+      expect(await consume(q)).toEqual(
+        admitted(unitState('second', 2, 0, 500), unitState('hour', 4, 2, HOUR - 500)),
+      );
+      at(700);
+      expect(await consume(q)).toEqual(
+        rejected(300, 'second', [
+          unitState('second', 2, 0, 300),
+          unitState('hour', 4, 2, HOUR - 700),
+        ]),
+      );
+
+      const m = query({ minute: 3 }, counter('b'));
+      at(MINUTE);
+      expect(await consume(m)).toEqual(admitted(unitState('minute', 3, 2, MINUTE)));
+      at(MINUTE + 10_000);
+      expect(await consume(m)).toEqual(admitted(unitState('minute', 3, 1, 50_000)));
+      at(MINUTE + 20_000);
+      expect(await consume(m)).toEqual(admitted(unitState('minute', 3, 0, 40_000)));
+      at(MINUTE + 30_000);
+      expect(await consume(m)).toEqual(
+        rejected(30_000, 'minute', [unitState('minute', 3, 0, 30_000)]),
+      );
+      at(2 * MINUTE);
+      expect(await consume(m)).toEqual(
+        per({
+          fixed: admitted(unitState('minute', 3, 2, MINUTE)),
+          // log +10 s, +20 s, +60 s: the entry of +10 s leaves in 10 s
+          sliding: admitted(unitState('minute', 3, 0, 10_000)),
+        }),
+      );
+      at(2 * MINUTE + 5_000);
+      expect(await consume(m)).toEqual(
+        per({
+          fixed: admitted(unitState('minute', 3, 1, 55_000)),
+          sliding: rejected(5_000, 'minute', [unitState('minute', 3, 0, 5_000)]),
+        }),
+      );
+    });
+
+    it('keeps a hand-built unit with a non-standard window apart from the standard one', async () => {
+      const { at, consume, counter } = ctx;
+      const target = counter();
+      const short: ConsumeQuery = {
+        counter: target,
+        limits: [{ unit: 'second', limit: 1, windowMs: 250 }],
+        blockMs: 0,
+      };
+      const standard: ConsumeQuery = {
+        counter: target,
+        limits: limitsOf({ second: 1 }),
+        blockMs: 0,
+      };
+      expect(await consume(short)).toEqual({
+        ...admitted(),
+        units: [{ unit: 'second', limit: 1, windowMs: 250, remaining: 0, resetMs: 250 }],
+      });
+      expect((await consume(standard)).allowed).toBe(true);
+      at(249);
+      expect(await consume(short)).toMatchObject({
+        allowed: false,
+        unit: 'second',
+        retryAfterMs: 1,
+      });
+      at(250);
+      expect((await consume(short)).allowed).toBe(true);
+      expect(await consume(standard)).toMatchObject({ allowed: false, retryAfterMs: 750 });
+    });
+
+    // -------------------------------------------------------------------------------------------
+    // Blocks
+    // -------------------------------------------------------------------------------------------
+
+    it('starts a block when a unit is exceeded, reporting the block as the wait', async () => {
+      const { consume, counter, query } = ctx;
+      const q = query({ second: 1 }, counter(), 5 * SECOND);
+      expect(await consume(q)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
+      expect(await consume(q)).toEqual(
+        rejected(5 * SECOND, 'second', [unitState('second', 1, 0, SECOND)], true),
+      );
+    });
+
+    it('reports the longer of the block and the unit wait, and blocks again after the block', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ minute: 1 }, counter(), 2 * SECOND);
+      await consume(q);
+      expect(await consume(q)).toEqual(
+        rejected(MINUTE, 'minute', [unitState('minute', 1, 0, MINUTE)], true),
+      );
+      at(1_000); // the block decides: its time left, however long the minute still is
+      expect(await consume(q)).toEqual(blockedEarlier(1_000));
+      at(2_000); // block over, minute still exhausted: rejected by the unit, which blocks again
+      expect(await consume(q)).toEqual(
+        rejected(58_000, 'minute', [unitState('minute', 1, 0, 58_000)], true),
+      );
+      at(3_000);
+      expect(await consume(q)).toEqual(blockedEarlier(1_000));
+    });
+
+    it('applies the block to every counter of the user, and to no other user', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ second: 1 }, counter('alice'), 5 * SECOND);
+      await consume(q);
+      await consume(q);
+      at(100);
+      const elsewhere = query({ hour: 1_000 }, counter('alice', 'zone:other', 'GET'));
+      expect(await consume(elsewhere)).toEqual(blockedEarlier(4_900));
+      const sameScope = query({ second: 1 }, counter('bob'), 5 * SECOND);
+      expect(await consume(sameScope)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
+      // A user whose id merely starts with the blocked one's is not blocked either.
+      expect((await consume(query({ hour: 1 }, counter('alice2')))).allowed).toBe(true);
+      at(5_000);
+      // Requests refused by the block counted nowhere.
+      expect(await consume(elsewhere)).toEqual(admitted(unitState('hour', 1_000, 999, HOUR)));
+    });
+
+    it('is not extended by requests made while blocked, and ends exactly at its end', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ second: 1 }, counter(), 5 * SECOND);
+      await consume(q);
+      await consume(q);
+      for (const t of [0, 1_000, 2_500, 4_000]) {
+        at(t);
+        expect(await consume(q)).toEqual(blockedEarlier(5_000 - t));
+      }
+      at(4_999);
+      expect(await consume(q)).toEqual(blockedEarlier(1));
+      at(5_000);
+      expect(await consume(q)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
+    });
+
+    it('does not start a block for a request that is admitted', async () => {
+      const { consume, counter, query } = ctx;
+      const q = query({ second: 2 }, counter(), 5 * SECOND);
+      expect((await consume(q)).blocked).toBe(false);
+      expect((await consume(q)).blocked).toBe(false);
+      expect(await consume(query({ hour: 5 }, counter('alice', 'zone:z')))).toEqual(
+        admitted(unitState('hour', 5, 4, HOUR)),
+      );
+    });
+
+    // -------------------------------------------------------------------------------------------
+    // unblock and reset
+    // -------------------------------------------------------------------------------------------
+
+    it('unblock lifts an active block only, leaves the counters, and says whether there was one', async () => {
+      const { at, backend, consume, counter, query, user } = ctx;
+      expect(await backend.unblock(user('alice'))).toBe(false);
+      const alice = query({ second: 1 }, counter('alice'), 5 * SECOND);
+      const bob = query({ second: 1 }, counter('bob'), 5 * SECOND);
+      await consume(alice);
+      await consume(alice); // blocks alice until 5 s
+      await consume(bob);
+      await consume(bob); // blocks bob until 5 s
+      expect(await backend.unblock(user('alice'))).toBe(true);
+      expect(await backend.unblock(user('alice'))).toBe(false);
+      // The counter is untouched: the second is still used up (and, with blockMs 0, no new block).
+      const aliceNoBlock = query({ second: 1 }, counter('alice'));
+      expect(await consume(aliceNoBlock)).toEqual(
+        rejected(SECOND, 'second', [unitState('second', 1, 0, SECOND)]),
+      );
+      expect(await consume(bob)).toEqual(blockedEarlier(5 * SECOND));
+      at(1_000);
+      expect(await consume(alice)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
+      expect(await consume(bob)).toEqual(blockedEarlier(4 * SECOND));
+      at(5_000); // bob's block has just ended: nothing left to lift
+      expect(await backend.unblock(user('bob'))).toBe(false);
+      expect((await consume(bob)).allowed).toBe(true);
+    });
+
+    it('reset forgets every unit of one counter only, and says whether a live window existed', async () => {
+      const { at, backend, consume, counter, query } = ctx;
+      const units = { second: 1, minute: 2 };
+      const mine = query(units, counter('alice'));
+      const otherScope = query(units, counter('alice', 'path:/other'));
+      const otherMethod = query(units, counter('alice', 'path:/conformance', 'GET'));
+      const otherUser = query(units, counter('bob'));
+      expect(await backend.reset(mine.counter)).toBe(false);
+      for (const q of [mine, otherScope, otherMethod, otherUser]) await consume(q);
+      expect((await consume(mine)).allowed).toBe(false);
+      expect(await backend.reset(mine.counter)).toBe(true);
+      expect(await backend.reset(mine.counter)).toBe(false);
+      expect(await consume(mine)).toEqual(
+        admitted(unitState('second', 1, 0, SECOND), unitState('minute', 2, 1, MINUTE)),
+      );
+      for (const q of [otherScope, otherMethod, otherUser]) {
+        expect(await consume(q)).toEqual(
+          rejected(SECOND, 'second', [
+            unitState('second', 1, 0, SECOND),
+            unitState('minute', 2, 1, MINUTE),
+          ]),
+        );
+      }
+      at(1_000); // the second has expired, the minute is live
+      expect(await backend.reset(otherScope.counter)).toBe(true);
+      expect(await consume(otherScope)).toEqual(
+        admitted(unitState('second', 1, 0, SECOND), unitState('minute', 2, 1, MINUTE)),
+      );
+    });
+
+    it('reset of a counter whose windows have all expired returns false', async () => {
+      const { at, backend, consume, counter, query } = ctx;
+      const q = query({ second: 1 }, counter());
+      await consume(q);
+      at(1_000);
+      expect(await backend.reset(q.counter)).toBe(false);
+      expect(await consume(q)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
+    });
+
+    it('reset does not lift the block', async () => {
+      const { backend, consume, counter, query, user } = ctx;
+      const q = query({ second: 1 }, counter(), 5 * SECOND);
+      await consume(q);
+      await consume(q);
+      expect(await backend.reset(q.counter)).toBe(true);
+      expect(await consume(q)).toEqual(blockedEarlier(5 * SECOND));
+      expect(await backend.unblock(user())).toBe(true);
+      expect(await consume(q)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
+    });
+
+    // -------------------------------------------------------------------------------------------
+    // Counter identity
+    // -------------------------------------------------------------------------------------------
+
+    /** Every query admitted once (fresh counters), then rejected (each counted only itself). */
+    async function expectSeparate(queries: readonly ConsumeQuery[]): Promise<void> {
+      const { consumeEach } = ctx;
+      const first = await consumeEach(queries);
+      expect(first.map((r) => r.allowed)).toEqual(queries.map(() => true));
+      const second = await consumeEach(queries);
+      expect(second.map((r) => r.allowed)).toEqual(queries.map(() => false));
+    }
+
+    it('keeps counters apart by user, by scope and by method', async () => {
+      const { counter, query } = ctx;
+      await expectSeparate(
+        [
+          counter('alice', 'path:/a', '*'),
+          counter('bob', 'path:/a', '*'),
+          counter('alice', 'path:/b', '*'),
+          counter('alice', 'zone:/a', '*'),
+          counter('alice', 'handler:/a', '*'),
+          counter('alice', 'path:/user/1', '*'),
+          counter('alice', 'path:/user/2', '*'),
+          counter('alice', 'path:/a', 'GET'),
+          counter('alice', 'path:/a', 'POST'),
+        ].map((c) => query({ minute: 1 }, c)),
+      );
+    });
+
+    it('keeps counters apart that a naive concatenation of the parts would merge', async () => {
+      const { query, user } = ctx;
+      const c = (u: string, scope: string, method: string): ConsumeQuery =>
+        query({ minute: 1 }, { user: user(u), scope, method });
+      await expectSeparate([
+        // user:scope:method
+        c('a:b', 'c', '*'),
+        c('a', 'b:c', '*'),
+        // scope:method:user
+        c('d', 'zone:a:b', 'c'),
+        c('d', 'zone:a', 'b:c'),
+        // method:user, and length prefixes that a sloppy reader could misparse
+        c('x:y', 'zone:m', 'GET'),
+        c('y', 'zone:m', 'GET:x'),
+        c('d', '1:x', '*'),
+        c('d', '1', ':x1:*'),
+        c('1:*d', '3:1:x', ''),
+        // no separator at all
+        c('ab', 'path:/x', 'GET'),
+        c('b', 'path:/x', 'GETa'),
+        c('b', 'path:/xGET', 'a'),
+      ]);
+    });
+
+    it('keeps every combination of awkward parts apart', async () => {
+      const { query, user } = ctx;
+      const parts = ['', ':', '1:', 'a:', ':a', '{x}', '}{', '*'];
+      const queries: ConsumeQuery[] = [];
+      for (const scope of parts) {
+        for (const method of parts) {
+          for (const u of parts) queries.push(query({ hour: 1 }, { user: user(u), scope, method }));
+        }
+      }
+      const first = await Promise.all(queries.map((q) => ctx.consume(q)));
+      expect(first.filter((r) => !r.allowed)).toEqual([]);
+      const second = await Promise.all(queries.map((q) => ctx.consume(q)));
+      expect(second.filter((r) => r.allowed)).toEqual([]);
+    });
+
+    it('keeps users with braces apart, for counters and for blocks', async () => {
+      const { backend, consume, counter, query, user } = ctx;
+      const names = ['{', '}', '{}', '}{', '{x}', 'x}', '{x', 'x', '%7B', '%7Bx%7D', '{{x}}'];
+      await expectSeparate(names.map((name) => query({ minute: 1 }, counter(name))));
+      // Block '{x}' only: every other brace variant (and plain 'x') stays unblocked.
+      const blockMe = query({ minute: 1 }, counter('{x}', 'zone:block'), 10 * SECOND);
+      await consume(blockMe);
+      expect(await consume(blockMe)).toMatchObject({ allowed: false, blocked: true });
+      for (const name of names) {
+        const result = await consume(query({ hour: 1 }, counter(name, 'zone:check')));
+        expect([name, result.allowed]).toEqual([name, name !== '{x}']);
+      }
+      for (const name of names) {
+        expect([name, await backend.unblock(user(name))]).toEqual([name, name === '{x}']);
+      }
+    });
+
+    it('handles a 10,000-character user id, apart from one a character shorter', async () => {
+      const { backend, consume, counter, query, user } = ctx;
+      const long = 'x'.repeat(10_000);
+      const shorter = 'x'.repeat(9_999);
+      const q = query({ minute: 1 }, counter(long), 5 * SECOND);
+      expect(await consume(q)).toEqual(admitted(unitState('minute', 1, 0, MINUTE)));
+      expect(await consume(q)).toEqual(
+        rejected(MINUTE, 'minute', [unitState('minute', 1, 0, MINUTE)], true),
+      );
+      expect(await consume(query({ minute: 1 }, counter(shorter)))).toEqual(
+        admitted(unitState('minute', 1, 0, MINUTE)),
+      );
+      expect(await consume(query({ hour: 1 }, counter(long, 'zone:other')))).toEqual(
+        blockedEarlier(5 * SECOND),
+      );
+      expect(await backend.unblock(user(shorter))).toBe(false);
+      expect(await backend.unblock(user(long))).toBe(true);
+      expect(await backend.reset(q.counter)).toBe(true);
+      expect((await consume(q)).allowed).toBe(true);
+      // Long scopes and methods too.
+      await expectSeparate([
+        query({ minute: 1 }, counter('s', `path:/${'y'.repeat(10_000)}`)),
+        query({ minute: 1 }, counter('s', `path:/${'y'.repeat(9_999)}`)),
+        query({ minute: 1 }, counter('s', 'path:/y', `M${'z'.repeat(5_000)}`)),
+      ]);
+    });
+
+    it('handles user ids with newlines, control characters and unicode, never merging them', async () => {
+      const { backend, consume, counter, query, user } = ctx;
+      const names = [
+        'a\nb',
+        'a\r\nb',
+        'a\rb',
+        'a b',
+        'a\tb',
+        'a\u0000b',
+        'ab',
+        '\u00e9', // é, precomposed
+        'e\u0301', // é, decomposed: a different string, so a different user
+        'Ünïcødé ☃',
+        'عربى',
+        '用户',
+        '😀',
+        '😀😀',
+        '\u2028',
+        '\ud800', // lone surrogates: UTF-8 cannot carry them, yet they are different users
+        '\ud801',
+        '\udc00',
+        '\ufffd',
+      ];
+      await expectSeparate(names.map((name) => query({ minute: 1 }, counter(name))));
+      const q = query({ second: 1 }, counter('a\nb', 'zone:block'), 3 * SECOND);
+      await consume(q);
+      expect(await consume(q)).toMatchObject({ allowed: false, blocked: true });
+      expect((await consume(query({ hour: 1 }, counter('a\r\nb', 'zone:check')))).allowed).toBe(
+        true,
+      );
+      expect(await backend.unblock(user('\ud800'))).toBe(false);
+      expect(await backend.unblock(user('a\nb'))).toBe(true);
+      expect(await backend.reset(counter('\ud801'))).toBe(true);
+      expect(await backend.reset(counter('\ud801'))).toBe(false);
+      expect(await consume(query({ minute: 1 }, counter('\ud800')))).toMatchObject({
+        allowed: false,
+        unit: 'minute',
+      });
+    });
+
+    it('keeps 200 users independent', async () => {
+      const { at, backend, consume, counter, query } = ctx;
+      const users = Array.from({ length: 200 }, (_, i) => `user-${i}`);
+      const queries = users.map((name) => query({ minute: 2 }, counter(name)));
+      // All users at once. Only the decisions are compared here (the waits are checked exactly
+      // elsewhere): with a real clock, 200 calls in flight do not all land in one millisecond.
+      const round = async (): Promise<string[]> =>
+        (await Promise.all(queries.map((q) => consume(q)))).map(
+          (r) =>
+            `${r.allowed ? 'admitted' : `rejected by ${r.unit}`}, ${r.units[0]?.remaining} left`,
+        );
+      expect(await round()).toEqual(users.map(() => 'admitted, 1 left'));
+      at(1_000);
+      expect(await round()).toEqual(users.map(() => 'admitted, 0 left'));
+      at(2_000);
+      expect(await round()).toEqual(users.map(() => 'rejected by minute, 0 left'));
+      expect(await backend.reset(queries[123]!.counter)).toBe(true);
+      const after = await round();
+      expect(
+        after.map((r, i) => (r.startsWith('admitted') ? i : -1)).filter((i) => i >= 0),
+      ).toEqual([123]);
+    });
+
+    // -------------------------------------------------------------------------------------------
+    // Atomicity
+    // -------------------------------------------------------------------------------------------
+
+    it('admits exactly the limit out of 50 concurrent requests for one counter', async () => {
+      const { consume, counter, query } = ctx;
+      const q = query({ minute: 10 }, counter());
+      const results = await Promise.all(Array.from({ length: 50 }, () => consume(q)));
+      const admittedOnes = results.filter((r) => r.allowed);
+      expect(admittedOnes).toHaveLength(10);
+      // Each admitted request saw its own count: remaining 9, 8, ... 0, each once.
+      expect(admittedOnes.map((r) => r.units[0]!.remaining).sort((a, b) => a - b)).toEqual([
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+      ]);
+      for (const r of results.filter((r) => !r.allowed)) {
+        expect(r).toMatchObject({ allowed: false, blocked: false, unit: 'minute' });
+        expect(r.retryAfterMs).toBeGreaterThan(0);
+        expect(r.units).toMatchObject([{ unit: 'minute', limit: 10, remaining: 0 }]);
+      }
+      expect((await consume(q)).allowed).toBe(false);
+    });
+
+    it('admits one of 20 concurrent requests with limit 1 and a block, blocking the rest', async () => {
+      const { consume, counter, query } = ctx;
+      const q = query({ second: 1, minute: 5 }, counter(), 5 * SECOND);
+      const results = await Promise.all(Array.from({ length: 20 }, () => consume(q)));
+      expect(results.filter((r) => r.allowed)).toHaveLength(1);
+      for (const r of results.filter((r) => !r.allowed)) {
+        expect(r).toMatchObject({ allowed: false, blocked: true });
+        expect(r.retryAfterMs).toBeGreaterThan(0);
+      }
+      expect(await consume(query({ hour: 1 }, counter('alice', 'zone:other')))).toMatchObject({
+        allowed: false,
+        blocked: true,
+      });
+    });
+  });
+}

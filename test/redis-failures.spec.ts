@@ -1,0 +1,235 @@
+/**
+ * Redis outages against real servers: killed mid-run and restarted, paused with CLIENT PAUSE,
+ * nothing listening at start-up, scripts flushed mid-run. Each case checks the failure policy,
+ * the time bound, that nothing of Redis's errors reaches the client, and that limiting resumes.
+ */
+import { jest } from '@jest/globals';
+import { Logger, type INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { Redis } from 'ioredis';
+import {
+  RateLimitModule,
+  RedisBackend,
+  SlidingRedisBackend,
+  type FailurePolicy,
+  type RateLimitBackend,
+} from 'nestjs-ratelimit';
+import { as, headerAuth, HelloController } from './support/nest-app.js';
+import {
+  findFreePort,
+  startOwnedRedisServer,
+  type OwnedRedisServerHandle,
+} from './support/redis-harness.js';
+
+const TIMEOUT_MS = 250;
+/** What a request may take at most during an outage: the backend timeout plus HTTP overhead. */
+const REQUEST_BOUND_MS = TIMEOUT_MS + 500;
+
+interface Running {
+  app: INestApplication;
+  url: string;
+  close(): Promise<void>;
+}
+
+async function startApp(
+  backend: RateLimitBackend,
+  failurePolicy: FailurePolicy = 'open',
+): Promise<Running> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      RateLimitModule.forRoot({
+        backend,
+        failurePolicy,
+        backendTimeoutMs: TIMEOUT_MS,
+        authenticate: headerAuth,
+        config: { '/': [{ minute: 2 }] },
+      }),
+    ],
+    controllers: [HelloController],
+  }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.listen(0, '127.0.0.1');
+  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  return { app, url, close: () => app.close() };
+}
+
+/** One GET as `user`, timed. */
+async function hit(
+  running: Running,
+  user: string,
+): Promise<{ status: number; body: string; ms: number; retryAfter: string | null }> {
+  const started = performance.now();
+  const response = await fetch(`${running.url}/hello`, {
+    headers: as(user),
+    signal: AbortSignal.timeout(5_000),
+  });
+  const body = await response.text();
+  return {
+    status: response.status,
+    body,
+    ms: performance.now() - started,
+    retryAfter: response.headers.get('retry-after'),
+  };
+}
+
+/** Polls (bounded by count and time) until `user` is limited again; returns how long it took. */
+async function msUntilLimited(running: Running, user: string, maxMs = 5_000): Promise<number> {
+  const started = performance.now();
+  for (let i = 0; i < 200 && performance.now() - started < maxMs; i++) {
+    if ((await hit(running, user)).status === 429) return performance.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${user} was not limited again within ${maxMs} ms`);
+}
+
+const warnSpy = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+const logSpy = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+const ours = (spy: typeof warnSpy): string[] =>
+  spy.mock.calls
+    .map(([message]) => String(message))
+    .filter((m) => m.includes('rate-limit backend'));
+
+afterAll(() => {
+  warnSpy.mockRestore();
+  logSpy.mockRestore();
+});
+beforeEach(() => {
+  warnSpy.mockClear();
+  logSpy.mockClear();
+});
+
+function expectNoRedisDetails(body: string): void {
+  expect(body).not.toMatch(
+    /redis|ECONNREFUSED|NOSCRIPT|ioredis|Stream isn't writeable|Connection is closed/i,
+  );
+}
+
+describe.each([
+  ['RedisBackend', (url: string) => new RedisBackend(url)],
+  ['SlidingRedisBackend', (url: string) => new SlidingRedisBackend(url)],
+])('%s outages', (_name, createBackend) => {
+  let server: OwnedRedisServerHandle;
+  let running: Running | undefined;
+
+  beforeEach(async () => {
+    server = await startOwnedRedisServer();
+  });
+  afterEach(async () => {
+    await running?.close();
+    running = undefined;
+    await server.stop();
+  });
+
+  it('killed mid-run: fails open within the bound, logs once, and limits again soon after restart', async () => {
+    running = await startApp(createBackend(server.url));
+    expect((await hit(running, 'a')).status).toBe(200);
+    expect((await hit(running, 'a')).status).toBe(200);
+    expect((await hit(running, 'a')).status).toBe(429);
+
+    await server.kill();
+    for (let i = 0; i < 5; i++) {
+      const res = await hit(running, 'a');
+      expect(res.status).toBe(200);
+      expect(res.body).toBe('Hello world!');
+      expect(res.ms).toBeLessThan(REQUEST_BOUND_MS);
+    }
+    expect(ours(warnSpy)).toHaveLength(1);
+
+    await server.restart();
+    // Redis came back empty (no persistence): the user gets a fresh window of 2, then a 429.
+    const ms = await msUntilLimited(running, 'a');
+    expect(ms).toBeLessThan(2_500);
+    expect(ours(logSpy).some((line) => /answers again/.test(line))).toBe(true);
+    expect(ours(warnSpy)).toHaveLength(1);
+  }, 30_000);
+
+  it('killed mid-run with failurePolicy closed: a 503 with Retry-After and no Redis error text', async () => {
+    running = await startApp(createBackend(server.url), 'closed');
+    expect((await hit(running, 'b')).status).toBe(200);
+    await server.kill();
+    const res = await hit(running, 'b');
+    expect(res.status).toBe(503);
+    expect(res.retryAfter).toBe('1');
+    expect(res.ms).toBeLessThan(REQUEST_BOUND_MS);
+    expectNoRedisDetails(res.body);
+  }, 30_000);
+
+  it('paused with CLIENT PAUSE: requests wait at most the timeout, then limiting resumes', async () => {
+    running = await startApp(createBackend(server.url), 'closed');
+    expect((await hit(running, 'c')).status).toBe(200);
+    const admin = new Redis(server.port, server.host, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+    });
+    try {
+      await admin.connect();
+      await admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
+      const res = await hit(running, 'c');
+      expect(res.status).toBe(503);
+      expect(res.ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 10);
+      expect(res.ms).toBeLessThan(REQUEST_BOUND_MS);
+      expectNoRedisDetails(res.body);
+      await admin.call('CLIENT', 'UNPAUSE');
+    } finally {
+      admin.disconnect();
+    }
+    // The paused call completes late (Redis runs it after the pause), and later calls decide
+    // again: the 2-per-minute limit is reached within a couple of seconds.
+    const ms = await msUntilLimited(running, 'c');
+    expect(ms).toBeLessThan(2_500);
+  }, 30_000);
+
+  it('SCRIPT FLUSH mid-run: the next decisions are still right and nothing fails', async () => {
+    running = await startApp(createBackend(server.url), 'closed');
+    expect((await hit(running, 'd')).status).toBe(200);
+    const admin = new Redis(server.port, server.host, { maxRetriesPerRequest: 0 });
+    try {
+      await admin.script('FLUSH');
+    } finally {
+      admin.disconnect();
+    }
+    expect((await hit(running, 'd')).status).toBe(200);
+    expect((await hit(running, 'd')).status).toBe(429);
+    expect(ours(warnSpy)).toHaveLength(0);
+  }, 30_000);
+});
+
+describe('nothing listening at start-up', () => {
+  it.each<[FailurePolicy, number]>([
+    ['open', 200],
+    ['closed', 503],
+  ])(
+    'the app starts within 2 s and answers %s requests within the bound',
+    async (policy, status) => {
+      const port = await findFreePort();
+      const started = performance.now();
+      const running = await startApp(new RedisBackend(`redis://127.0.0.1:${port}`), policy);
+      try {
+        expect(performance.now() - started).toBeLessThan(2_000);
+        const res = await hit(running, 'e');
+        expect(res.status).toBe(status);
+        expect(res.ms).toBeLessThan(REQUEST_BOUND_MS);
+        expectNoRedisDetails(res.body);
+      } finally {
+        await running.close();
+      }
+    },
+    30_000,
+  );
+
+  it('limits as soon as the server appears', async () => {
+    // Start with a server that is down, then bring it up on the same port.
+    const server = await startOwnedRedisServer();
+    await server.kill();
+    const running = await startApp(new RedisBackend(server.url));
+    try {
+      expect((await hit(running, 'f')).status).toBe(200);
+      await server.restart();
+      const ms = await msUntilLimited(running, 'f');
+      expect(ms).toBeLessThan(2_500);
+    } finally {
+      await running.close();
+      await server.stop();
+    }
+  }, 30_000);
+});
