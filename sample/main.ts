@@ -1,15 +1,26 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
+import { backendFromEnvironment } from './backend.js';
 import { configureApp } from './setup.js';
 import { tryIt } from './try-it.js';
 
 async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create(AppModule.register());
+  const { backend, description, close } = backendFromEnvironment();
+  const app = await NestFactory.create(AppModule.register(backend));
   configureApp(app);
-  app.enableShutdownHooks();
+  // Ctrl-C / SIGTERM: close the app (which closes the backend), then what the sample opened.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void app
+        .close()
+        .then(close)
+        .finally(() => process.exit(0));
+    });
+  }
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port);
+  console.log(`\nRate limits kept in: ${description}`);
   console.log(`\n${tryIt(`http://localhost:${port}`)}`);
 }
 
