@@ -11,13 +11,10 @@
  *
  * Time: every scenario starts at the fixture's time zero and moves time only through
  * `advance(ms)`, always forwards, in whole milliseconds. The expected numbers assume that time
- * stands still between two `advance` calls (a virtual clock), at millisecond resolution. A fixture
- * over a real clock (Redis `TIME` shifted by `timeOffsetMs`) must pin each call to the virtual
- * instant (offset = target - Redis time estimated from below), and should load the backend's
- * scripts in `create()` (a first call that reloads a script lands late). A call that reaches Redis
- * more than 1 ms after its offset was computed lands in a later millisecond; a backend that keeps
- * sub-millisecond timestamps makes waits depend on the order of calls within one millisecond.
- * Either shows as a wait 1 ms (or a few) off. Batches of concurrent calls only check decisions.
+ * stands still between two `advance` calls (a virtual clock), at millisecond resolution, so a
+ * fixture must give its backend a clock that only `advance` moves: `MemoryBackend`'s `clock`, or
+ * the Redis backends' `testClock`, which their scripts use instead of Redis's `TIME`. Batches of
+ * concurrent calls only check decisions.
  *
  * Isolation: each test gets a fresh backend from `create()` and, on top of that, its own user ids
  * (a per-run random tag plus a per-test number), so fixtures may share one Redis server and key

@@ -4,21 +4,19 @@ import { LUA_PRELUDE } from './shared.lua.js';
  * Decides one request with fixed windows, every unit and the block in one atomic step.
  *
  * KEYS[1] = the counter's hash (field per unit: `<count>:<window end ms>`), KEYS[2] = the user's
- * block key. ARGV[1] = time offset (µs), ARGV[2] = block length (ms, 0 for none), then for each
- * unit i: ARGV[3i] = its field name, ARGV[3i+1] = its limit, ARGV[3i+2] = its window (ms).
+ * block key. ARGV[1] = the test clock (µs) or `''` for Redis's `TIME`, ARGV[2] = block length
+ * (whole ms, 0 for none), then for each unit i: ARGV[3i] = its field name, ARGV[3i+1] = its limit,
+ * ARGV[3i+2] = its window (ms).
  *
  * A window starts with the first admitted request after the previous one ended and covers
- * `[start, start + window)`. Reply: `{allowed, retryAfterMs, blocked, unit index (1-based, 0 for
- * none), Redis time (µs)}`, followed by `remaining, resetMs` for each unit unless an earlier block
- * decided.
+ * `[start, start + window)` in whole milliseconds. Reply: `{allowed, retryAfterMs, blocked, unit
+ * index (1-based, 0 for none)}`, followed by `remaining, resetMs` for each unit unless an earlier
+ * block decided.
  */
 export const FIXED_WINDOW_CONSUME_LUA = `${LUA_PRELUDE}
-local now_micro = now_us(tonumber(ARGV[1]))
-local now = math.floor(now_micro / 1000)
-
 -- 1. The user's block, from any counter.
-local left = block_left(KEYS[2], now)
-if left > 0 then return {0, left, 1, 0, now_micro} end
+local left = block_left(KEYS[2])
+if left > 0 then return {0, left, 1, 0} end
 
 -- 2. Look at every unit before changing any, so a rejected request counts nothing.
 local n = (#ARGV - 2) / 3
@@ -61,11 +59,11 @@ if worst > 0 then
   local blocked = 0
   local block_ms = tonumber(ARGV[2])
   if block_ms > 0 then
-    start_block(KEYS[2], now, block_ms)
+    start_block(KEYS[2], block_ms)
     blocked = 1
     if block_ms > wait then wait = block_ms end
   end
-  local reply = {0, math.ceil(wait), blocked, worst, now_micro}
+  local reply = {0, math.ceil(wait), blocked, worst}
   for i = 1, n do
     if ends[i] then
       reply[#reply + 1] = math.max(0, limits[i] - counts[i])
@@ -79,7 +77,7 @@ if worst > 0 then
 end
 
 -- 4. Admitted: count it in every unit; keep the hash as long as its longest live window.
-local reply = {1, 0, 0, 0, now_micro}
+local reply = {1, 0, 0, 0}
 local fields = {}
 local keep = 0
 for i = 1, n do
@@ -94,20 +92,17 @@ for i = 1, n do
   if stop - now > keep then keep = stop - now end
 end
 if n > 0 then
-  local ttl = redis.call('PTTL', KEYS[1])
   redis.call('HSET', KEYS[1], unpack(fields))
-  if ttl < keep then redis.call('PEXPIRE', KEYS[1], math.ceil(keep)) end
+  keep_at_least(KEYS[1], math.ceil(keep))
 end
 return reply
 `;
 
 /**
- * Forgets every unit of one counter. KEYS[1] = the counter's hash; ARGV[1] = time offset (µs).
- * Returns `{1 when a live window existed else 0, Redis time (µs)}`; the hash is deleted either way.
+ * Forgets every unit of one counter. KEYS[1] = the counter's hash; ARGV[1] = the test clock (µs)
+ * or `''`. Returns 1 when a live window existed, else 0; the hash is deleted either way.
  */
 export const FIXED_WINDOW_RESET_LUA = `${LUA_PRELUDE}
-local now_micro = now_us(tonumber(ARGV[1]))
-local now = math.floor(now_micro / 1000)
 local live = 0
 for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
   local sep = string.find(value, ':', 1, true)
@@ -118,5 +113,5 @@ for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
   end
 end
 redis.call('DEL', KEYS[1])
-return {live, now_micro}
+return live
 `;

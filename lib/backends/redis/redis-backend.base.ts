@@ -31,12 +31,17 @@ export interface RedisBackendOptions {
    */
   readonly prefix?: string;
   /**
-   * Test hook: shifts Redis's clock, as seen by this backend's scripts, by the returned number of
-   * milliseconds (fractions allowed, down to microseconds). Called once per Redis call, so a test
-   * moves time by changing what it returns instead of sleeping. Never set it in production.
-   * @default none (no shift)
+   * Test hook: the time in milliseconds (fractions allowed) the scripts use INSTEAD of Redis's
+   * `TIME`. Never set it in production; without it, time always comes from Redis.
+   *
+   * Called once per script call, right before it is sent; the script decides at exactly that
+   * instant (truncated to the millisecond, as `MemoryBackend` truncates its clock), so a test
+   * moves time by changing what it returns, never by sleeping, and gets the same decisions and
+   * waits every run. It must not go backwards. Keys then get no expiry (Redis would expire them
+   * on its real clock, which the test clock does not follow): use it on a test Redis only.
+   * @default none (Redis's `TIME`)
    */
-  readonly timeOffsetMs?: () => number;
+  readonly testClock?: () => number;
 }
 
 /**
@@ -52,13 +57,21 @@ export interface ScriptDefinition {
   readonly lua: string;
 }
 
-const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['prefix', 'timeOffsetMs']);
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['prefix', 'testClock']);
 const OPTION_HINTS: Readonly<Record<string, string>> = {
   keyPrefix: 'prefix',
   namespace: 'prefix',
-  timeOffset: 'timeOffsetMs',
-  clockOffsetMs: 'timeOffsetMs',
+  timeOffsetMs: 'testClock',
+  timeOffset: 'testClock',
+  clockOffsetMs: 'testClock',
+  clock: 'testClock',
 };
+
+/**
+ * Latest test-clock reading accepted, in ms: its microseconds must stay a safe integer in Lua's
+ * doubles (about the year 2255 as a Unix time).
+ */
+const MAX_TEST_CLOCK_MS = Math.floor(Number.MAX_SAFE_INTEGER / 1000) - 1;
 
 const UNBLOCK_SCRIPT: ScriptDefinition = { name: 'nestjsRateLimitUnblockV1', lua: UNBLOCK_LUA };
 
@@ -126,20 +139,9 @@ function isFlag(value: unknown): value is 0 | 1 {
   return value === 0 || value === 1;
 }
 
-function isTime(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value);
-}
-
-/** A consume script's reply, checked: the {@link ConsumeResult} and the Redis time it ran at. */
-export interface ParsedConsumeReply {
-  readonly result: ConsumeResult;
-  /** Redis's time when the script ran (µs, `timeOffsetMs` included). */
-  readonly redisTimeUs: number;
-}
-
 /**
- * Turns a consume script's reply (`{allowed, retryAfterMs, blocked, unit index, Redis time (µs),
- * then remaining and resetMs per unit}`) into a {@link ConsumeResult}, checking every value.
+ * Turns a consume script's reply (`{allowed, retryAfterMs, blocked, unit index, then remaining
+ * and resetMs per unit}`) into a {@link ConsumeResult}, checking every value.
  *
  * @throws Error when the reply does not have that shape
  */
@@ -147,29 +149,20 @@ export function parseConsumeReply(
   backend: string,
   reply: unknown,
   limits: readonly UnitLimit[],
-): ParsedConsumeReply {
-  if (!Array.isArray(reply) || reply.length < 5) throw malformed(backend, reply);
+): ConsumeResult {
+  if (!Array.isArray(reply) || reply.length < 4) throw malformed(backend, reply);
   const values: unknown[] = reply;
-  const [allowed, retryAfterMs, blocked, unitIndex, redisTimeUs] = values;
-  if (
-    !isFlag(allowed) ||
-    !isCount(retryAfterMs) ||
-    !isFlag(blocked) ||
-    !isCount(unitIndex) ||
-    !isTime(redisTimeUs)
-  ) {
+  const [allowed, retryAfterMs, blocked, unitIndex] = values;
+  if (!isFlag(allowed) || !isCount(retryAfterMs) || !isFlag(blocked) || !isCount(unitIndex)) {
     throw malformed(backend, reply);
   }
   // An earlier block decided: no unit was looked at.
-  if (values.length === 5 && allowed === 0 && blocked === 1 && unitIndex === 0) {
+  if (values.length === 4 && allowed === 0 && blocked === 1 && unitIndex === 0) {
     if (retryAfterMs === 0) throw malformed(backend, reply);
-    return {
-      result: { allowed: false, retryAfterMs, blocked: true, unit: undefined, units: NO_UNITS },
-      redisTimeUs,
-    };
+    return { allowed: false, retryAfterMs, blocked: true, unit: undefined, units: NO_UNITS };
   }
   const n = limits.length;
-  if (values.length !== 5 + 2 * n) throw malformed(backend, reply);
+  if (values.length !== 4 + 2 * n) throw malformed(backend, reply);
   const consistent =
     allowed === 1
       ? retryAfterMs === 0 && blocked === 0 && unitIndex === 0
@@ -177,8 +170,8 @@ export function parseConsumeReply(
   if (!consistent) throw malformed(backend, reply);
   const units = new Array<UnitState>(n);
   for (let i = 0; i < n; i++) {
-    const remaining = values[5 + 2 * i];
-    const resetMs = values[6 + 2 * i];
+    const remaining = values[4 + 2 * i];
+    const resetMs = values[5 + 2 * i];
     if (!isCount(remaining) || !isCount(resetMs)) throw malformed(backend, reply);
     const limit = limits[i]!;
     units[i] = {
@@ -189,46 +182,35 @@ export function parseConsumeReply(
       resetMs,
     };
   }
-  const result: ConsumeResult = {
+  return {
     allowed: allowed === 1,
     retryAfterMs,
     blocked: blocked === 1,
     unit: allowed === 1 ? undefined : limits[unitIndex - 1]!.unit,
     units,
   };
-  return { result, redisTimeUs };
 }
 
 /**
- * Turns the reply of an unblock or reset script (`{0 or 1, Redis time (µs)}`) into a boolean.
+ * Turns the reply of an unblock or reset script (`0` or `1`) into a boolean.
  *
- * @throws Error when the reply does not have that shape
+ * @throws Error when the reply is anything else
  */
-export function parseFlagReply(backend: string, reply: unknown): ParsedFlagReply {
-  if (!Array.isArray(reply) || reply.length !== 2) throw malformed(backend, reply);
-  const values: unknown[] = reply;
-  const [flag, redisTimeUs] = values;
-  if (!isFlag(flag) || !isTime(redisTimeUs)) throw malformed(backend, reply);
-  return { flag: flag === 1, redisTimeUs };
-}
-
-/** An unblock or reset script's reply, checked. */
-export interface ParsedFlagReply {
-  readonly flag: boolean;
-  /** Redis's time when the script ran (µs, `timeOffsetMs` included). */
-  readonly redisTimeUs: number;
+export function parseFlagReply(backend: string, reply: unknown): boolean {
+  if (!isFlag(reply)) throw malformed(backend, reply);
+  return reply === 1;
 }
 
 /**
  * What both Redis backends share: option validation, the client (given, or created and owned),
- * script registration and invocation (one script call per operation), the time offset, the
+ * script registration and invocation (one script call per operation), the test clock, the
  * user's block and closing.
  */
 export abstract class RedisBackendBase extends RateLimitBackend {
   /** Start of every key; validated (non-empty, no braces). */
   protected readonly prefix: string;
   private readonly name: string;
-  private readonly timeOffsetMs: (() => number) | undefined;
+  private readonly testClock: (() => number) | undefined;
   private readonly scripts: readonly ScriptDefinition[];
   /** True when the backend created the client, so `close()` may quit it. */
   private readonly ownsClient: boolean;
@@ -264,7 +246,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
       fail('options', `must be an object such as { prefix: 'rl:' }, got ${describeValue(given)}.`);
     }
     rejectUnknownKeys(given, KNOWN_OPTIONS, OPTION_HINTS, `a ${name} option`, fail);
-    const { prefix = DEFAULT_KEY_PREFIX, timeOffsetMs } = options ?? {};
+    const { prefix = DEFAULT_KEY_PREFIX, testClock } = options ?? {};
     if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
       fail(
         'prefix',
@@ -272,15 +254,16 @@ export abstract class RedisBackendBase extends RateLimitBackend {
           `as 'rl:' or 'myapp:rl:'; leave it unset for 'rl:'. Got ${describeValue(prefix)}.`,
       );
     }
-    if (timeOffsetMs !== undefined && typeof timeOffsetMs !== 'function') {
+    if (testClock !== undefined && typeof testClock !== 'function') {
       fail(
-        'timeOffsetMs',
-        `must be a function returning milliseconds to add to Redis's clock (a test hook); ` +
-          `leave it unset in production. Got ${describeValue(timeOffsetMs)}.`,
+        'testClock',
+        `must be a function returning the time in milliseconds for the scripts to use instead ` +
+          `of Redis's TIME (a test hook); leave it unset in production. ` +
+          `Got ${describeValue(testClock)}.`,
       );
     }
     this.prefix = prefix;
-    this.timeOffsetMs = timeOffsetMs;
+    this.testClock = testClock;
 
     const source: unknown = client;
     if (isClient(source)) {
@@ -365,8 +348,8 @@ export abstract class RedisBackendBase extends RateLimitBackend {
 
   /**
    * Runs one registered script: exactly one `EVALSHA` (or `EVAL` the first time on a connection,
-   * and once more after `NOSCRIPT`, which ran nothing). The time offset is passed as the first
-   * argument, in whole microseconds.
+   * and once more after `NOSCRIPT`, which ran nothing). The first argument is the test clock's
+   * reading in whole microseconds, or `''` for the script to read Redis's `TIME`.
    */
   protected async call(
     script: ScriptDefinition,
@@ -379,44 +362,42 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     if (typeof command !== 'function') {
       throw new Error(`${this.name}: the Redis client has no "${script.name}" command`);
     }
-    return await Reflect.apply(command, client, [keys.length, ...keys, this.offsetUs(), ...args]);
+    const time = this.testClockUs();
+    return await Reflect.apply(command, client, [keys.length, ...keys, time, ...args]);
   }
 
   /** Parses an unblock or reset script's reply. */
   protected parseFlag(reply: unknown): boolean {
-    const parsed = parseFlagReply(this.name, reply);
-    this.observeRedisTime(parsed.redisTimeUs);
-    return parsed.flag;
+    return parseFlagReply(this.name, reply);
   }
 
   /** Parses a consume script's reply. */
   protected parseConsume(reply: unknown, query: ConsumeQuery): ConsumeResult {
-    const parsed = parseConsumeReply(this.name, reply, query.limits);
-    this.observeRedisTime(parsed.redisTimeUs);
-    return parsed.result;
+    return parseConsumeReply(this.name, reply, query.limits);
   }
-
-  /**
-   * Called with the time, on Redis's clock (µs, `timeOffsetMs` included), at which each script
-   * call ran. Does nothing; a subclass can record it (the tests use it to check that every
-   * decision was made at the instant they chose).
-   */
-  protected observeRedisTime(_redisTimeUs: number): void {}
 
   /** The block length to send: whole milliseconds (a fraction is rounded up). */
   protected static blockArg(blockMs: number): number {
     return blockMs > 0 ? Math.ceil(blockMs) : 0;
   }
 
-  private offsetUs(): string {
-    if (this.timeOffsetMs === undefined) return '0';
-    const offset: unknown = this.timeOffsetMs();
-    if (typeof offset !== 'number' || !Number.isFinite(offset)) {
+  /**
+   * The script's time argument: `''` (Redis's `TIME`) without a test clock, else its reading in
+   * whole microseconds, split so that the millisecond is exactly `Math.floor(reading)`, as
+   * `MemoryBackend` truncates its clock (multiplying first could round up into the next one).
+   */
+  private testClockUs(): string {
+    if (this.testClock === undefined) return '';
+    const ms: unknown = this.testClock();
+    if (typeof ms !== 'number' || !(ms >= 0 && ms <= MAX_TEST_CLOCK_MS)) {
       throw new Error(
-        `${this.name}: timeOffsetMs() must return a finite number of ms, got ${describeValue(offset)}`,
+        `${this.name}: testClock() must return a time in milliseconds from 0 to ` +
+          `${MAX_TEST_CLOCK_MS}, got ${describeValue(ms)}`,
       );
     }
-    return String(Math.round(offset * 1000));
+    const whole = Math.floor(ms);
+    const micros = Math.min(999, Math.floor((ms - whole) * 1000));
+    return String(whole * 1000 + micros);
   }
 
   private defineScripts(client: RedisClientLike): void {

@@ -53,7 +53,8 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   KB); above 128 Redis converts it to a skiplist at about 113 bytes per entry (1,000 entries:
  *   113 KB). So a log costs up to about `limit` entries per unit: prefer the fixed window for
  *   large limits. Plus one 88-byte sequence key per counter.
- * Keys expire with their longest window (blocks with the block), so idle users cost nothing.
+ * Keys expire with their longest window (blocks with the block), so idle users cost nothing
+ * (except under the `testClock` test hook, which turns expiry off).
  *
  * @module
  */

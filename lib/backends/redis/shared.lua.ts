@@ -1,22 +1,37 @@
 /**
  * Lua shared by the scripts of both Redis backends: the clock and the user's block.
  *
- * Time always comes from Redis (`TIME`), never from the application servers, shifted by ARGV[1]
- * (microseconds; 0 in production, the `timeOffsetMs` test hook otherwise). Every script also
- * returns the (shifted) time it ran at, in µs, so tests can check when a decision was made. Window ends, block
- * ends and log timestamps are stored as values and compared with that time; key expiry
- * (`PEXPIRE`, `PX`) only reclaims memory and never decides a request.
+ * Time comes from Redis (`TIME`), never from the application servers. The one exception is the
+ * `testClock` test hook: the backend then passes the time itself as ARGV[1] (whole microseconds)
+ * and the script uses it instead of `TIME`, so a test decides exactly when each call happens.
+ * ARGV[1] is the empty string otherwise (always, in production).
+ *
+ * Every decision is made in whole milliseconds (`now`, the time truncated to the millisecond, as
+ * `MemoryBackend` truncates its clock): window ends, block ends and the sliding logs' timestamps
+ * are stored as values and compared with it, so the same sequence of times always gives the same
+ * decisions and the same waits. Key expiry (`PEXPIRE`, `PX`) only reclaims memory and never decides
+ * a request. Under a test clock keys get no expiry at all: Redis expires keys on its own real
+ * clock, which a test clock does not follow, so a key could otherwise vanish before its window
+ * ended in test time.
  *
  * @module
  */
 
-/** Local helper functions every script starts with. */
+/**
+ * What every script starts with: `now_us` (the time in µs), `now` (in whole ms), `expires`
+ * (whether keys get a TTL) and the helper functions. ARGV[1] is reserved for the test clock.
+ */
 export const LUA_PRELUDE = `
--- Redis time in microseconds, plus the offset (microseconds) passed by the backend.
-local function now_us(offset)
+local now_us, expires
+if ARGV[1] == '' then
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2]) + offset
+  now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  expires = true
+else
+  now_us = tonumber(ARGV[1]) -- the test clock
+  expires = false
 end
+local now = math.floor(now_us / 1000)
 
 -- A number as Redis should store it: integers in full (tostring would cut them to 14 digits).
 local function num(x)
@@ -25,7 +40,7 @@ local function num(x)
 end
 
 -- Milliseconds left in the user's block (0 when none). The key holds the block's end, in ms.
-local function block_left(key, now)
+local function block_left(key)
   local value = redis.call('GET', key)
   if value then
     local stop = tonumber(value)
@@ -34,21 +49,28 @@ local function block_left(key, now)
   return 0
 end
 
--- Blocks the user for ms milliseconds from now; PX only reclaims the key afterwards.
-local function start_block(key, now, ms)
-  redis.call('SET', key, num(now + ms), 'PX', math.ceil(ms))
+-- Blocks the user for ms (whole) milliseconds from now; PX only reclaims the key afterwards.
+local function start_block(key, ms)
+  if expires then
+    redis.call('SET', key, num(now + ms), 'PX', ms)
+  else
+    redis.call('SET', key, num(now + ms))
+  end
+end
+
+-- Makes key live at least ms more milliseconds (never shortens it); nothing under a test clock.
+local function keep_at_least(key, ms)
+  if expires and redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
 end
 `;
 
 /**
- * Lifts a user's block. KEYS[1] = the block key; ARGV[1] = time offset (µs).
- * Returns `{1 when a block was still active else 0, Redis time (µs)}`; the key is deleted
- * either way.
+ * Lifts a user's block. KEYS[1] = the block key; ARGV[1] = the test clock (µs) or `''`.
+ * Returns 1 when a block was still active, else 0; the key is deleted either way.
  */
 export const UNBLOCK_LUA = `${LUA_PRELUDE}
-local now_micro = now_us(tonumber(ARGV[1]))
-local left = block_left(KEYS[1], math.floor(now_micro / 1000))
+local left = block_left(KEYS[1])
 redis.call('DEL', KEYS[1])
-if left > 0 then return {1, now_micro} end
-return {0, now_micro}
+if left > 0 then return 1 end
+return 0
 `;

@@ -28,12 +28,12 @@ const STANDARD_WINDOWS: readonly Pick<UnitLimit, 'unit' | 'windowMs'>[] = RATE_L
 const MAX_EXTRA_WINDOWS = 64;
 
 /**
- * Exact sliding windows in Redis (or Redis Cluster): a unit admits a request when fewer than
- * `limit` requests were admitted in the last `window` milliseconds (measured in microseconds), so
- * there is no burst at a window boundary. A rejected request is logged nowhere; when a unit is
- * full, the wait is the time until enough of its oldest entries leave the window for one more
- * request. Blocks, the one-script-call decision, Redis time and the key guarantees are as in
- * `RedisBackend`.
+ * Exact sliding windows in Redis (or Redis Cluster): a unit admits a request at millisecond `t`
+ * when fewer than `limit` admitted requests fall in `(t - window, t]` (whole milliseconds, like
+ * `MemoryBackend`; the log keeps microseconds only to order its entries), so there is no burst at
+ * a window boundary. A rejected request is logged nowhere; when a unit is full, the wait is the
+ * time until enough of its oldest entries leave the window for one more request. Blocks, the
+ * one-script-call decision, Redis time and the key guarantees are as in `RedisBackend`.
  *
  * Keys: one sorted set per (counter, unit) holding the admitted requests still inside the window
  * (so up to `limit` entries), expiring one window after the last admitted request, and one small
