@@ -28,7 +28,6 @@ for i = 1, n do
 end
 local stored = {}
 if n > 0 then stored = redis.call('HMGET', KEYS[1], unpack(names)) end
-local worst, wait = 0, 0
 for i = 1, n do
   local count, stop = 0, nil
   local value = stored[i]
@@ -49,21 +48,12 @@ for i = 1, n do
   elseif stop and count >= limits[i] then
     unit_wait = stop - now
   end
-  if unit_wait > 0 and (worst == 0 or unit_wait > wait) then
-    worst, wait = i, unit_wait
-  end
+  exhausted(i, unit_wait)
 end
 
 -- 3. Rejected: count nothing, maybe block the user, report the longest wait.
 if worst > 0 then
-  local blocked = 0
-  local block_ms = tonumber(ARGV[2])
-  if block_ms > 0 then
-    start_block(KEYS[2], block_ms)
-    blocked = 1
-    if block_ms > wait then wait = block_ms end
-  end
-  local reply = {0, math.ceil(wait), blocked, worst}
+  local reply = rejection()
   for i = 1, n do
     if ends[i] then
       reply[#reply + 1] = math.max(0, limits[i] - counts[i])

@@ -58,6 +58,29 @@ local function start_block(key, ms)
   end
 end
 
+-- The exhausted unit with the longest wait so far (0: none), and that wait in ms. Consume scripts
+-- report each exhausted unit here; the decision is the worst one.
+local worst, wait = 0, 0
+local function exhausted(i, unit_wait)
+  if unit_wait > 0 and (worst == 0 or unit_wait > wait) then
+    worst, wait = i, unit_wait
+  end
+end
+
+-- A rejected request (consume scripts: KEYS[2] = the block key, ARGV[2] = block ms): starts the
+-- user's block when the rule has one and returns the head of the reply, to which the script
+-- appends each unit's state.
+local function rejection()
+  local blocked = 0
+  local block_ms = tonumber(ARGV[2])
+  if block_ms > 0 then
+    start_block(KEYS[2], block_ms)
+    blocked = 1
+    if block_ms > wait then wait = block_ms end
+  end
+  return {0, math.ceil(wait), blocked, worst}
+end
+
 -- Makes key live at least ms more milliseconds (never shortens it); nothing under a test clock.
 local function keep_at_least(key, ms)
   if expires and redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end

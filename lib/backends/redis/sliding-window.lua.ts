@@ -42,7 +42,6 @@ end
 -- 2. Drop entries that left their window, then look at every unit before changing any.
 local n = (#ARGV - 2) / 2
 local limits, windows, counts = {}, {}, {}
-local worst, wait = 0, 0
 for i = 1, n do
   local key = KEYS[2 + i]
   local limit = tonumber(ARGV[1 + 2 * i])
@@ -59,21 +58,12 @@ for i = 1, n do
   elseif count >= limit then
     unit_wait = leaves_in(key, count - limit, window_ms)
   end
-  if unit_wait > 0 and (worst == 0 or unit_wait > wait) then
-    worst, wait = i, unit_wait
-  end
+  exhausted(i, unit_wait)
 end
 
 -- 3. Rejected: log nothing, maybe block the user, report the longest wait.
 if worst > 0 then
-  local blocked = 0
-  local block_ms = tonumber(ARGV[2])
-  if block_ms > 0 then
-    start_block(KEYS[2], block_ms)
-    blocked = 1
-    if block_ms > wait then wait = block_ms end
-  end
-  local reply = {0, math.ceil(wait), blocked, worst}
+  local reply = rejection()
   for i = 1, n do
     reply[#reply + 1] = math.max(0, limits[i] - counts[i])
     reply[#reply + 1] = reset_ms(KEYS[2 + i], counts[i], limits[i], windows[i])
