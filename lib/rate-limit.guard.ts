@@ -31,9 +31,16 @@ export class RateLimitGuard implements CanActivate {
     @Inject(RATE_LIMIT_OPTIONS) protected readonly options: RateLimitModuleOptions,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     if (!this.shouldLimit(context)) return true;
-    const decision = await this.service.check(context);
+    const decision = this.service.check(context);
+    return decision instanceof Promise
+      ? decision.then((decided) => this.enforce(context, decided))
+      : this.enforce(context, decision);
+  }
+
+  /** Applies a decision: headers, then pass (`true`) or throw the rejection. */
+  protected enforce(context: ExecutionContext, decision: RateLimitDecision | undefined): boolean {
     if (decision === undefined) return true;
     this.writeHeaders(context, decision);
     if (!decision.allowed) throw this.rejection(decision);

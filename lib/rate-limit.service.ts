@@ -23,6 +23,7 @@ import {
 } from './backends/rate-limit.backend.js';
 import { BackendFailureHandler, isFailureOutcome } from './backends/failure-policy.js';
 import { requestPath } from './http/request-path.js';
+import { andThen, type MaybePromise } from './internal/maybe-promise.js';
 import {
   RATE_LIMIT_IDENTITY,
   RATE_LIMIT_OPTIONS,
@@ -66,6 +67,9 @@ interface HandlerPlan {
 /** Cached on the request when `onAuthError` let the caller through unlimited. */
 const UNLIMITED = null;
 
+/** Where the identity is kept on the request (a symbol key, so it cannot clash with fields). */
+type IdentityCache = Record<symbol, ResolvedIdentity | typeof UNLIMITED | undefined>;
+
 const NO_ROWS: readonly PatternRules[] = Object.freeze([]);
 
 /**
@@ -104,21 +108,32 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Decides the request of an HTTP `context`. Resolves to `undefined` when no limited rule applies
-   * (skipped, no candidate, no rule for the caller's group and method, or an unlimited rule).
+   * Decides the request of an HTTP `context`: a decision, or `undefined` when no limited rule
+   * applies (skipped, no candidate, no rule for the caller's group and method, an unlimited rule,
+   * or a failing backend under `failurePolicy: 'open'`). Returns a plain value when every step is
+   * synchronous (memory backend, synchronous resolver) and a promise otherwise.
    * @throws whatever `authenticate` / `onAuthError` throw (`EmptyInformation` is a 401)
    */
-  async check(context: ExecutionContext): Promise<RateLimitDecision | undefined> {
+  check(context: ExecutionContext): MaybePromise<RateLimitDecision | undefined> {
     const plan = this.planFor(context);
     if (plan.skip) return undefined;
     const request = context.switchToHttp().getRequest<RateLimitRequest>();
     const path = this.table.isEmpty ? '' : requestPath(request);
     const rows = this.table.isEmpty ? NO_ROWS : this.table.matching(path);
     if (plan.lists.length === 0 && rows.length === 0) return undefined;
+    return andThen(this.identify(request, context), (identity) =>
+      identity === UNLIMITED ? undefined : this.decide(request, plan, rows, path, identity),
+    );
+  }
 
-    const identity = await this.identify(request, context);
-    if (identity === UNLIMITED) return undefined;
-
+  /** Picks the rule for an identified caller and asks the backend. */
+  private decide(
+    request: RateLimitRequest,
+    plan: HandlerPlan,
+    rows: readonly PatternRules[],
+    path: string,
+    identity: ResolvedIdentity,
+  ): MaybePromise<RateLimitDecision | undefined> {
     const method = (request.method ?? 'GET').toUpperCase();
     const chosen = selectRule(plan, rows, path, identity.group, method);
     if (chosen === undefined || chosen.rule.unlimited) return undefined;
@@ -129,39 +144,49 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       scope: rule.zone === undefined ? chosen.scope : `zone:${rule.zone}`,
       method: rule.method,
     };
-    const result = await this.failures.consume({
-      counter,
-      limits: rule.limits,
-      blockMs: rule.blockTime * 1000,
+    const query = { counter, limits: rule.limits, blockMs: rule.blockTime * 1000 };
+    return andThen(this.failures.consume(query), (result): RateLimitDecision | undefined => {
+      if (!isFailureOutcome(result)) {
+        return { kind: 'decided', allowed: result.allowed, rule, identity, counter, result };
+      }
+      if (result.kind === 'open') return undefined;
+      return { kind: 'unavailable', allowed: false, rule, identity, counter };
     });
-    if (!isFailureOutcome(result)) {
-      return { kind: 'decided', allowed: result.allowed, rule, identity, counter, result };
-    }
-    if (result.kind === 'open') return undefined;
-    return { kind: 'unavailable', allowed: false, rule, identity, counter };
   }
 
   /** The caller's identity, resolved once per request; `null` when `onAuthError` let it through. */
-  private async identify(
+  private identify(
     request: RateLimitRequest,
     context: ExecutionContext,
-  ): Promise<ResolvedIdentity | typeof UNLIMITED> {
-    const cache = request as unknown as Record<
-      symbol,
-      ResolvedIdentity | typeof UNLIMITED | undefined
-    >;
+  ): MaybePromise<ResolvedIdentity | typeof UNLIMITED> {
+    const cache = request as unknown as IdentityCache;
     const cached = cache[RATE_LIMIT_IDENTITY];
     if (cached !== undefined) return cached;
-    let identity: ResolvedIdentity | typeof UNLIMITED;
+    let identity: MaybePromise<ResolvedIdentity>;
     try {
-      identity = await this.authenticator!(request, context);
+      identity = this.authenticator!(request, context);
     } catch (error) {
-      if (!this.options.onAuthError) throw error;
-      const fallback = await this.options.onAuthError(error, context);
-      identity = fallback === undefined ? UNLIMITED : normalizeIdentity(fallback);
+      return this.onAuthFailure(error, context, cache);
     }
-    cache[RATE_LIMIT_IDENTITY] = identity;
-    return identity;
+    if (identity instanceof Promise) {
+      return identity.then(
+        (resolved) => (cache[RATE_LIMIT_IDENTITY] = resolved),
+        (error: unknown) => this.onAuthFailure(error, context, cache),
+      );
+    }
+    return (cache[RATE_LIMIT_IDENTITY] = identity);
+  }
+
+  /** `authenticate` threw: `onAuthError` decides, or the error propagates. */
+  private async onAuthFailure(
+    error: unknown,
+    context: ExecutionContext,
+    cache: IdentityCache,
+  ): Promise<ResolvedIdentity | typeof UNLIMITED> {
+    if (!this.options.onAuthError) throw error;
+    const fallback = await this.options.onAuthError(error, context);
+    return (cache[RATE_LIMIT_IDENTITY] =
+      fallback === undefined ? UNLIMITED : normalizeIdentity(fallback));
   }
 
   private planFor(context: ExecutionContext): HandlerPlan {

@@ -1,4 +1,5 @@
 import type { ExecutionContext, Type } from '@nestjs/common';
+import { andThen } from '../internal/maybe-promise.js';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
 import { describeValue } from '../config-validation.js';
 import { AuthResolver } from './auth-resolver.js';
@@ -48,7 +49,7 @@ export async function compileAuthenticate(
   );
   if (steps.length === 1) {
     const only = steps[0]!;
-    return (request, context) => then(only(request, context), normalizeIdentity);
+    return (request, context) => andThen(only(request, context), normalizeIdentity);
   }
   return async (request, context) => {
     let lastEmpty: EmptyInformation | undefined;
@@ -86,11 +87,6 @@ async function compileEntry(
     `Invalid rate-limit option "authenticate"${Array.isArray(entry) ? '' : ` (entry ${index + 1})`}: ` +
       `expected a function (request, context) => identity, an AuthResolver instance or an AuthResolver subclass, got ${describeValue(entry)}.`,
   );
-}
-
-/** Applies `map` to a value or a promise of it without adding a promise for a plain value. */
-function then<T, R>(value: T | Promise<T>, map: (value: T) => R): R | Promise<R> {
-  return value instanceof Promise ? value.then(map) : map(value);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { describeValue, optionFailure, type FailOption } from '../config-validation.js';
+import type { MaybePromise } from '../internal/maybe-promise.js';
 import { MemoryBackend } from './memory.backend.js';
 import type { ConsumeQuery, ConsumeResult, RateLimitBackend } from './rate-limit.backend.js';
 
@@ -80,19 +81,38 @@ export class BackendFailureHandler {
       failurePolicy === 'fallback' ? (fallbackBackend ?? new MemoryBackend()) : undefined;
   }
 
-  /** Decides `query` with the backend, or with the failure policy when the backend cannot. */
-  async consume(query: ConsumeQuery): Promise<ConsumeResult | FailureOutcome> {
+  /**
+   * Decides `query` with the backend, or with the failure policy when the backend cannot. A
+   * synchronous backend's answer comes back synchronously.
+   */
+  consume(query: ConsumeQuery): MaybePromise<ConsumeResult | FailureOutcome> {
     if (this.outageStartedAt !== undefined && Date.now() < this.nextProbeAt) {
       return this.onFailure(query);
     }
+    let result: MaybePromise<ConsumeResult>;
     try {
-      const result = await this.withTimeout(this.backend.consume(query));
-      if (this.outageStartedAt !== undefined) this.recovered();
-      return result;
+      result = this.backend.consume(query);
     } catch (error) {
-      this.failed(error);
-      return this.onFailure(query);
+      return this.onError(error, query);
     }
+    if (!(result instanceof Promise)) return this.onSuccess(result);
+    return this.withTimeout(result).then(
+      (answer) => this.onSuccess(answer),
+      (error: unknown) => this.onError(error, query),
+    );
+  }
+
+  private onSuccess(result: ConsumeResult): ConsumeResult {
+    if (this.outageStartedAt !== undefined) this.recovered();
+    return result;
+  }
+
+  private onError(
+    error: unknown,
+    query: ConsumeQuery,
+  ): MaybePromise<ConsumeResult | FailureOutcome> {
+    this.failed(error);
+    return this.onFailure(query);
   }
 
   /** Releases the fallback backend's timer, if one was created here. */
@@ -100,15 +120,12 @@ export class BackendFailureHandler {
     await this.fallback?.close();
   }
 
-  private onFailure(query: ConsumeQuery): ConsumeResult | FailureOutcome | Promise<ConsumeResult> {
+  private onFailure(query: ConsumeQuery): MaybePromise<ConsumeResult | FailureOutcome> {
     if (this.fallback) return this.fallback.consume(query);
     return this.policy === 'closed' ? CLOSED : OPEN;
   }
 
-  private withTimeout(
-    result: ConsumeResult | Promise<ConsumeResult>,
-  ): ConsumeResult | Promise<ConsumeResult> {
-    if (!(result instanceof Promise)) return result;
+  private withTimeout(result: Promise<ConsumeResult>): Promise<ConsumeResult> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new BackendTimeoutError(this.timeoutMs)), this.timeoutMs);
