@@ -9,7 +9,7 @@
  */
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
-import { Cluster, Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { RateLimitConfigError } from '../lib/rate-limit-config.error.js';
 import { counterKey } from '../lib/backends/counter-key.js';
 import { MemoryBackend } from '../lib/backends/memory.backend.js';
@@ -28,43 +28,13 @@ import {
 } from '../lib/backends/redis/redis-keys.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
-import {
-  UNIT_WINDOW_SECONDS,
-  type RateLimitUnit,
-  type UnitLimit,
-} from '../lib/rules/rule-units.js';
-import {
-  keySlot,
-  startRedisCluster,
-  startRedisServer,
-  type RedisClusterHandle,
-  type RedisNodeAddress,
-  type RedisServerHandle,
-} from './support/redis-harness.js';
-
-const SECOND = 1_000;
-const MINUTE = 60_000;
-const HOUR = 3_600_000;
+import type { RateLimitUnit, UnitLimit } from '../lib/rules/rule-units.js';
+import { keySlot } from './support/redis-harness.js';
+import { START_MS, useRedisTopologies, type RedisClient } from './support/redis-topologies.js';
+import { counter, HOUR, MINUTE, query, SECOND, unit } from './support/units.js';
 
 type Kind = 'fixed' | 'sliding';
-type Client = Redis | Cluster;
 type AnyBackend = RedisBackend | SlidingRedisBackend;
-
-function unit(name: RateLimitUnit, limit: number): UnitLimit {
-  return { unit: name, limit, windowMs: UNIT_WINDOW_SECONDS[name] * 1000 };
-}
-
-function counter(user = 'alice', scope = 'path:/a', method = '*'): RateLimitCounter {
-  return { user, scope, method };
-}
-
-function query(
-  limits: readonly UnitLimit[],
-  target: RateLimitCounter = counter(),
-  blockMs = 0,
-): ConsumeQuery {
-  return { counter: target, limits, blockMs };
-}
 
 function state(limit: UnitLimit, remaining: number, resetMs: number): UnitState {
   return { ...limit, remaining, resetMs };
@@ -94,54 +64,8 @@ function blockedEarlier(retryAfterMs: number): ConsumeResult {
 // Servers, clients and the test clock
 // ---------------------------------------------------------------------------------------------
 
-let single: RedisServerHandle | undefined;
-let cluster: RedisClusterHandle | undefined;
-const clients: Client[] = [];
-const backends: AnyBackend[] = [];
-
-/** Connects, waits until ready (clients have no offline queue), and tracks the client. */
-async function ready<T extends Client>(client: T): Promise<T> {
-  clients.push(client);
-  client.on('error', () => undefined);
-  if (client.status !== 'ready') {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('Redis client not ready in 10 s')), 10_000);
-      client.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-  return client;
-}
-
-function nodeClient(node: RedisNodeAddress): Promise<Redis> {
-  return ready(
-    new Redis({
-      host: node.host,
-      port: node.port,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-    }),
-  );
-}
-
-function singleClient(): Promise<Redis> {
-  return nodeClient(single!);
-}
-
-function clusterClient(): Promise<Cluster> {
-  return ready(
-    new Cluster([...cluster!.nodes], {
-      enableOfflineQueue: false,
-      redisOptions: { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false },
-    }),
-  );
-}
-
-/** Where every test clock starts: 2023-11-14T22:13:20Z, in ms (a whole millisecond). */
-const START_MS = 1.7e12;
+const redis = useRedisTopologies('rltest');
+const { ready, singleClient, freshPrefix } = redis;
 
 /**
  * The time a backend's scripts decide at: `at(t)` puts the next calls at `t` ms (fractions
@@ -164,20 +88,16 @@ function sinceStartUs(score: number): number {
   return score - START_MS * 1000;
 }
 
-let prefixCounter = 0;
-const RUN = Math.random().toString(36).slice(2, 8);
-
-/** A fresh key prefix, so tests never see each other's keys (even on an external REDIS_URL). */
-function freshPrefix(): string {
-  prefixCounter += 1;
-  return `rltest:${RUN}:${prefixCounter}:`;
-}
-
-function make(kind: Kind, client: Client, clock: TestClock, prefix = freshPrefix()): AnyBackend {
+function make(
+  kind: Kind,
+  client: RedisClient,
+  clock: TestClock,
+  prefix = freshPrefix(),
+): AnyBackend {
   const options = { prefix, testClock: clock.read };
   const backend =
     kind === 'fixed' ? new RedisBackend(client, options) : new SlidingRedisBackend(client, options);
-  backends.push(backend);
+  redis.closeAfterAll(backend);
   return backend;
 }
 
@@ -282,49 +202,12 @@ class SlidingReference {
   }
 }
 
-beforeAll(async () => {
-  const [server, nodes] = await Promise.allSettled([startRedisServer(), startRedisCluster()]);
-  if (server.status === 'fulfilled') single = server.value;
-  if (nodes.status === 'fulfilled') cluster = nodes.value;
-  if (server.status === 'rejected') throw server.reason;
-  if (nodes.status === 'rejected') throw nodes.reason;
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.allSettled(backends.map((backend) => backend.close()));
-  // Disconnect before stopping the servers (a client whose socket is already gone leaves a timer).
-  for (const client of clients) if (client.status !== 'end') client.disconnect();
-  await Promise.allSettled([single?.stop(), cluster?.stop()]);
-}, 30_000);
-
 // ---------------------------------------------------------------------------------------------
 // Behaviour shared by both backends, on both topologies
 // ---------------------------------------------------------------------------------------------
 
-interface Topology {
-  readonly name: string;
-  readonly clustered: boolean;
-  client(): Promise<Client>;
-  nodes(): Promise<Redis[]>;
-}
-
-const TOPOLOGIES: readonly Topology[] = [
-  {
-    name: 'single node',
-    clustered: false,
-    client: singleClient,
-    nodes: async () => [await singleClient()],
-  },
-  {
-    name: '3-master cluster',
-    clustered: true,
-    client: clusterClient,
-    nodes: () => Promise.all(cluster!.nodes.map(nodeClient)),
-  },
-];
-
-describe.each(TOPOLOGIES)('on a $name', (topology) => {
-  let client: Client;
+describe.each(redis.topologies)('on a $name', (topology) => {
+  let client: RedisClient;
   let nodes: Redis[];
 
   beforeAll(async () => {
@@ -872,13 +755,13 @@ describe('without a test clock', () => {
 
     // Every backend and topology, each through two instances on two clients of their own.
     const instances = await Promise.all(
-      TOPOLOGIES.flatMap((topology) =>
+      redis.topologies.flatMap((topology) =>
         (['fixed', 'sliding'] as const).map(async (kind) => {
           const prefix = freshPrefix();
           const Backend = kind === 'fixed' ? RedisBackend : SlidingRedisBackend;
           const [one, two] = [await topology.client(), await topology.client()];
           const pair = [new Backend(one, { prefix }), new Backend(two, { prefix })] as const;
-          backends.push(...pair);
+          redis.closeAfterAll(...pair);
           const nodes = await topology.nodes();
           return { name: `${kind} on a ${topology.name}`, kind, prefix, pair, one, nodes };
         }),
@@ -952,9 +835,9 @@ describe('on a single node', () => {
 
     // MONITOR shows every command a client sends, and marks those a script runs as "lua".
     const monitor = await observer.monitor();
-    clients.push(monitor);
+    redis.track(monitor);
     const sent: string[] = [];
-    const marker = `end-${RUN}-${kind}`;
+    const marker = `end-${redis.run}-${kind}`;
     let sawMarker: () => void = () => undefined;
     const markerSeen = new Promise<void>((resolve) => (sawMarker = resolve));
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
@@ -1008,7 +891,7 @@ describe('on a single node', () => {
       prefix: freshPrefix(),
       testClock: () => value as number,
     });
-    backends.push(backend);
+    redis.closeAfterAll(backend);
     await expect(backend.consume(query([unit('second', 1)]))).rejects.toThrow(
       /^RedisBackend: testClock\(\) must return a time in milliseconds from 0 to \d+, got /,
     );
@@ -1021,7 +904,7 @@ describe('on a single node', () => {
       prefix: freshPrefix(),
       testClock: () => now,
     });
-    backends.push(backend);
+    redis.closeAfterAll(backend);
     const second = unit('second', 1);
     const q = query([second], counter(), 2_000);
     expect(await backend.consume(q)).toEqual(admitted(state(second, 0, SECOND)));
@@ -1040,7 +923,7 @@ describe('on a single node', () => {
 
     it('warns once per user-supplied client that has the offline queue on', async () => {
       const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-      const queued = await ready(new Redis({ host: single!.host, port: single!.port }));
+      const queued = await ready(new Redis({ host: redis.single.host, port: redis.single.port }));
       new RedisBackend(queued);
       new SlidingRedisBackend(queued);
       expect(warn).toHaveBeenCalledTimes(1);
@@ -1064,8 +947,8 @@ describe('on a single node', () => {
     });
 
     it.each([
-      ['a URL', (): string => single!.url],
-      ['connection options', (): object => ({ host: single!.host, port: single!.port })],
+      ['a URL', (): string => redis.single.url],
+      ['connection options', (): object => ({ host: redis.single.host, port: redis.single.port })],
     ])('creates its own safe client from %s, and closes it', async (_, source) => {
       const backend = new SlidingRedisBackend(source() as string, {
         prefix: freshPrefix(),

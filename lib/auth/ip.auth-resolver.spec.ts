@@ -1,22 +1,12 @@
-import {
-  Controller,
-  Get,
-  Inject,
-  Injectable,
-  UseInterceptors,
-  type CallHandler,
-  type ExecutionContext,
-  type NestInterceptor,
-} from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import { networkInterfaces } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { of, type Observable } from 'rxjs';
 import request from 'supertest';
-import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { expectInvalidOption } from '../../test/support/config-errors.js';
+import { askBothForms, createResolverProbe } from '../../test/support/resolver-probe.js';
 import { EmptyInformation } from './empty-information.js';
-import type { AuthFunction, RateLimitRequest } from './identity.js';
+import type { RateLimitRequest } from './identity.js';
 import {
   IP_AUTH_OPTIONS,
   IpAuthResolver,
@@ -29,40 +19,6 @@ import {
 // ---------------------------------------------------------------------------------------------
 // A real Nest app whose routes answer with what the resolver says about the caller.
 
-const IP_FUNCTION = Symbol('clientIp() under test');
-
-/** Replaces the handler's answer with the identity (plus the raw socket peer, for the record). */
-@Injectable()
-class IdentityInterceptor implements NestInterceptor {
-  constructor(
-    private readonly resolver: IpAuthResolver,
-    @Inject(IP_FUNCTION) private readonly authenticate: AuthFunction,
-  ) {}
-
-  async intercept(context: ExecutionContext, _next: CallHandler): Promise<Observable<unknown>> {
-    const req = context.switchToHttp().getRequest<RateLimitRequest>();
-    const identity =
-      context.getHandler().name === 'viaClass'
-        ? await this.resolver.resolve(context)
-        : await this.authenticate(req, context);
-    return of({ identity, peer: req.socket.remoteAddress });
-  }
-}
-
-@Controller()
-@UseInterceptors(IdentityInterceptor)
-class WhoAmIController {
-  @Get('class')
-  viaClass(): string {
-    return 'not reached: the interceptor answers';
-  }
-
-  @Get('function')
-  viaFunction(): string {
-    return 'not reached: the interceptor answers';
-  }
-}
-
 interface AppSetup {
   /** Provided as IP_AUTH_OPTIONS (class form) and passed to clientIp() (function form). */
   options?: IpAuthOptions;
@@ -70,34 +26,28 @@ interface AppSetup {
   expressTrustProxy?: unknown;
 }
 
-async function createApp({ options, expressTrustProxy }: AppSetup = {}) {
-  const moduleRef = await Test.createTestingModule({
-    controllers: [WhoAmIController],
-    providers: [
-      // The class is registered bare: with no IP_AUTH_OPTIONS provider Nest must still create it.
-      IpAuthResolver,
-      IdentityInterceptor,
-      { provide: IP_FUNCTION, useValue: clientIp(options) },
-      ...(options ? [{ provide: IP_AUTH_OPTIONS, useValue: options }] : []),
-    ],
-  }).compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
-  if (expressTrustProxy !== undefined) app.set('trust proxy', expressTrustProxy);
-  await app.init();
-  return app;
+function createApp({ options, expressTrustProxy }: AppSetup = {}) {
+  return createResolverProbe({
+    // The class is registered bare: with no IP_AUTH_OPTIONS provider Nest must still create it.
+    resolver: IpAuthResolver,
+    authenticate: clientIp(options),
+    providers: options ? [{ provide: IP_AUTH_OPTIONS, useValue: options }] : [],
+    // The identity, plus the raw socket peer for the record.
+    answer: (identity, req) => ({ identity, peer: req.socket.remoteAddress }),
+    configure(app) {
+      if (expressTrustProxy !== undefined) app.set('trust proxy', expressTrustProxy);
+    },
+  });
 }
 
 type Headers = Record<string, string>;
 
 /** Asks both forms; they must agree. Returns the identity and the raw peer address. */
-async function whoAmI(
+function whoAmI(
   target: Parameters<typeof request>[0],
   headers: Headers = {},
 ): Promise<{ identity: { user: string; group: string }; peer: string }> {
-  const viaClass = await request(target).get('/class').set(headers).expect(200);
-  const viaFunction = await request(target).get('/function').set(headers).expect(200);
-  expect(viaFunction.body).toEqual(viaClass.body);
-  return viaClass.body;
+  return askBothForms(request(target), 200, headers);
 }
 
 // Two tests listen on IPv6 loopback. They are never skipped: on a host without ::1 they fail
@@ -446,13 +396,7 @@ describe('IpAuthResolver and clientIp', () => {
       () => clientIp(options as IpAuthOptions),
       () => resolveClientAddress(fakeRequest('127.0.0.1'), options as IpAuthOptions),
     ]) {
-      expect(create).toThrow(RateLimitConfigError);
-      expect(create).toThrow(message);
-      try {
-        create();
-      } catch (error) {
-        expect((error as RateLimitConfigError).code).toBe('RATE_LIMIT_INVALID_OPTION');
-      }
+      expectInvalidOption(create, message);
     }
   });
 });

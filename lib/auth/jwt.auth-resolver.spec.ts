@@ -1,24 +1,15 @@
-import {
-  Controller,
-  Get,
-  Inject,
-  Injectable,
-  UseInterceptors,
-  type CallHandler,
-  type ExecutionContext,
-  type NestInterceptor,
-} from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { JwtService } from '@nestjs/jwt';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { of, type Observable } from 'rxjs';
 import request from 'supertest';
+import { expectInvalidOption } from '../../test/support/config-errors.js';
+import { createResolverProbe } from '../../test/support/resolver-probe.js';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
 import { EmptyInformation } from './empty-information.js';
-import type { AuthFunction, IdentityLike, RateLimitRequest } from './identity.js';
+import type { IdentityLike, RateLimitRequest } from './identity.js';
 import {
   JWT_AUTH_OPTIONS,
   JwtAuthResolver,
@@ -377,13 +368,7 @@ describe('JwtAuthResolver options', () => {
     ['no options', undefined, /provide JWT_AUTH_OPTIONS/],
   ])('reject %s with RateLimitConfigError', (_name, options, message) => {
     const create = () => new JwtAuthResolver(options as JwtAuthOptions);
-    expect(create).toThrow(RateLimitConfigError);
-    expect(create).toThrow(message);
-    try {
-      create();
-    } catch (error) {
-      expect((error as RateLimitConfigError).code).toBe('RATE_LIMIT_INVALID_OPTION');
-    }
+    expectInvalidOption(create, message);
   });
 
   it('accepts an EC key for ES256', () => {
@@ -414,54 +399,17 @@ describe('JwtAuthResolver options', () => {
 // ---------------------------------------------------------------------------------------------
 // Through a real Nest app: a bad token is a 401, never a 500.
 
-const JWT_FUNCTION = Symbol('createJwtAuth() under test');
-
-@Injectable()
-class IdentityInterceptor implements NestInterceptor {
-  constructor(
-    private readonly resolver: JwtAuthResolver,
-    @Inject(JWT_FUNCTION) private readonly authenticate: AuthFunction,
-  ) {}
-
-  async intercept(context: ExecutionContext, _next: CallHandler): Promise<Observable<unknown>> {
-    const req = context.switchToHttp().getRequest<RateLimitRequest>();
-    return of(
-      context.getHandler().name === 'viaClass'
-        ? await this.resolver.resolve(context)
-        : await this.authenticate(req, context),
-    );
-  }
-}
-
-@Controller()
-@UseInterceptors(IdentityInterceptor)
-class WhoAmIController {
-  @Get('class')
-  viaClass(): string {
-    return 'not reached: the interceptor answers';
-  }
-
-  @Get('function')
-  viaFunction(): string {
-    return 'not reached: the interceptor answers';
-  }
-}
-
 describe('JwtAuthResolver through a real Nest app', () => {
   let app: NestExpressApplication;
 
   beforeAll(async () => {
-    const moduleRef = await Test.createTestingModule({
-      controllers: [WhoAmIController],
+    app = await createResolverProbe({
+      resolver: JwtAuthResolver,
+      authenticate: createJwtAuth(SECRET, ['HS256']),
       providers: [
-        JwtAuthResolver,
-        IdentityInterceptor,
         { provide: JWT_AUTH_OPTIONS, useValue: { secret: SECRET, algorithms: ['HS256'] } },
-        { provide: JWT_FUNCTION, useValue: createJwtAuth(SECRET, ['HS256']) },
       ],
-    }).compile();
-    app = moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
-    await app.init();
+    });
   });
   afterAll(() => app?.close());
 

@@ -1,25 +1,11 @@
-import {
-  Body,
-  Controller,
-  Get,
-  HttpCode,
-  Inject,
-  Injectable,
-  Post,
-  Req,
-  UseInterceptors,
-  type CallHandler,
-  type ExecutionContext,
-  type NestInterceptor,
-} from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Test } from '@nestjs/testing';
 import session from 'express-session';
-import { of, type Observable } from 'rxjs';
 import request from 'supertest';
-import { RateLimitConfigError } from '../rate-limit-config.error.js';
+import { expectInvalidOption } from '../../test/support/config-errors.js';
+import { askBothForms, createResolverProbe } from '../../test/support/resolver-probe.js';
 import { EmptyInformation } from './empty-information.js';
-import type { AuthFunction, RateLimitRequest } from './identity.js';
+import type { RateLimitRequest } from './identity.js';
 import {
   SESSION_AUTH_OPTIONS,
   SessionAuthResolver,
@@ -31,25 +17,6 @@ import {
 // A real Nest app with real express-session: /login stores fields in the session, /class and
 // /function answer with what the two forms of the resolver say.
 
-const SESSION_FUNCTION = Symbol('fromSession() under test');
-
-@Injectable()
-class IdentityInterceptor implements NestInterceptor {
-  constructor(
-    private readonly resolver: SessionAuthResolver,
-    @Inject(SESSION_FUNCTION) private readonly authenticate: AuthFunction,
-  ) {}
-
-  async intercept(context: ExecutionContext, _next: CallHandler): Promise<Observable<unknown>> {
-    const req = context.switchToHttp().getRequest<RateLimitRequest>();
-    return of(
-      context.getHandler().name === 'viaClass'
-        ? await this.resolver.resolve(context)
-        : await this.authenticate(req, context),
-    );
-  }
-}
-
 @Controller()
 class LoginController {
   /** Copies the JSON body into the session, whatever its types (to test odd values too). */
@@ -60,48 +27,29 @@ class LoginController {
   }
 }
 
-@Controller()
-@UseInterceptors(IdentityInterceptor)
-class WhoAmIController {
-  @Get('class')
-  viaClass(): string {
-    return 'not reached: the interceptor answers';
-  }
-
-  @Get('function')
-  viaFunction(): string {
-    return 'not reached: the interceptor answers';
-  }
-}
-
-async function createApp({
+function createApp({
   options,
   withSession = true,
 }: { options?: SessionAuthOptions; withSession?: boolean } = {}) {
-  const moduleRef = await Test.createTestingModule({
-    controllers: [LoginController, WhoAmIController],
-    providers: [
-      SessionAuthResolver,
-      IdentityInterceptor,
-      { provide: SESSION_FUNCTION, useValue: fromSession(options) },
-      ...(options ? [{ provide: SESSION_AUTH_OPTIONS, useValue: options }] : []),
-    ],
-  }).compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
-  if (withSession) {
-    // As a user does it in main.ts: middleware registered before the guards ever run.
-    app.use(session({ secret: 'session-test-secret', resave: false, saveUninitialized: false }));
-  }
-  await app.init();
-  return app;
+  return createResolverProbe({
+    resolver: SessionAuthResolver,
+    authenticate: fromSession(options),
+    providers: options ? [{ provide: SESSION_AUTH_OPTIONS, useValue: options }] : [],
+    controllers: [LoginController],
+    configure(app) {
+      if (withSession) {
+        // As a user does it in main.ts: middleware registered before the guards ever run.
+        app.use(
+          session({ secret: 'session-test-secret', resave: false, saveUninitialized: false }),
+        );
+      }
+    },
+  });
 }
 
 /** Both forms must give the same status and body. */
-async function whoAmI(agent: ReturnType<typeof request.agent>, expectedStatus: number) {
-  const viaClass = await agent.get('/class').expect(expectedStatus);
-  const viaFunction = await agent.get('/function').expect(expectedStatus);
-  expect(viaFunction.body).toEqual(viaClass.body);
-  return viaClass.body as Record<string, unknown>;
+function whoAmI(agent: ReturnType<typeof request.agent>, expectedStatus: number) {
+  return askBothForms<Record<string, unknown>>(agent, expectedStatus);
 }
 
 describe('SessionAuthResolver with real express-session', () => {
@@ -202,13 +150,7 @@ describe('SessionAuthResolver and fromSession', () => {
       () => new SessionAuthResolver(options as SessionAuthOptions),
       () => fromSession(options as SessionAuthOptions),
     ]) {
-      expect(create).toThrow(RateLimitConfigError);
-      expect(create).toThrow(message);
-      try {
-        create();
-      } catch (error) {
-        expect((error as RateLimitConfigError).code).toBe('RATE_LIMIT_INVALID_OPTION');
-      }
+      expectInvalidOption(create, message);
     }
   });
 });

@@ -1,28 +1,9 @@
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
 import { Rule } from '../rules/rule.js';
-import { UNIT_WINDOW_SECONDS, type RateLimitUnit, type UnitLimit } from '../rules/rule-units.js';
 import { counterKey } from './counter-key.js';
 import { MemoryBackend, type MemoryBackendOptions } from './memory.backend.js';
-import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from './rate-limit.backend.js';
-
-const SECOND = 1_000;
-const MINUTE = 60_000;
-
-function unit(name: RateLimitUnit, limit: number): UnitLimit {
-  return { unit: name, limit, windowMs: UNIT_WINDOW_SECONDS[name] * 1000 };
-}
-
-function counter(user = 'alice', scope = 'path:/a', method = '*'): RateLimitCounter {
-  return { user, scope, method };
-}
-
-function query(
-  limits: readonly UnitLimit[],
-  target: RateLimitCounter = counter(),
-  blockMs = 0,
-): ConsumeQuery {
-  return { counter: target, limits, blockMs };
-}
+import type { ConsumeQuery, ConsumeResult } from './rate-limit.backend.js';
+import { counter, MINUTE, query, SECOND, unit } from '../../test/support/units.js';
 
 describe('counterKey', () => {
   it('never gives two different counters the same key', () => {
