@@ -5,7 +5,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-sample/', 'coverage/', '.tmp-*/'] },
+  { ignores: ['dist/', 'dist-sample/', 'dist-bench/', 'coverage/', '.tmp-*/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

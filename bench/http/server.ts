@@ -1,0 +1,65 @@
+/**
+ * One HTTP variant in its own process: `node server.js '<ServerSpec as JSON>'`, forked by the
+ * driver with an IPC channel. Listens on a free 127.0.0.1 port, reports it, answers the driver's
+ * resource samples (CPU, RSS) and stops when told, or as soon as the driver goes away.
+ *
+ * @module
+ */
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { AddressInfo } from 'node:net';
+import { buildApp } from './apps.js';
+import type { DriverMessage, ServerMessage, ServerSample, ServerSpec } from './variants.js';
+
+/** Longest a graceful stop may take before the process exits anyway. */
+const STOP_TIMEOUT_MS = 5_000;
+
+function send(message: ServerMessage): void {
+  process.send?.(message);
+}
+
+function sample(): ServerSample {
+  const cpu = process.cpuUsage();
+  const memory = process.memoryUsage();
+  return {
+    userUs: cpu.user,
+    systemUs: cpu.system,
+    rssBytes: memory.rss,
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    heapUsedBytes: memory.heapUsed,
+  };
+}
+
+async function main(): Promise<void> {
+  if (process.send === undefined) throw new Error('server.js must be forked with an IPC channel');
+  // Never outlive the driver, whatever happens to it.
+  process.on('disconnect', () => process.exit(0));
+
+  const spec = JSON.parse(process.argv[2] ?? '') as ServerSpec;
+  const built = await buildApp(spec);
+  const app = await NestFactory.create(built.module, { logger: ['error', 'warn'] });
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+
+  let stopping = false;
+  process.on('message', (message: DriverMessage) => {
+    if (message.type === 'sample') {
+      send({ type: 'sample', id: message.id, sample: sample() });
+    } else if (message.type === 'stop' && !stopping) {
+      stopping = true;
+      setTimeout(() => process.exit(0), STOP_TIMEOUT_MS).unref();
+      void app
+        .close()
+        .then(built.cleanup)
+        .finally(() => process.exit(0));
+    }
+  });
+  send({ type: 'ready', port });
+}
+
+main().catch((error: unknown) => {
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  send({ type: 'error', message });
+  console.error(message);
+  process.exit(1);
+});

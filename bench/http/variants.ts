@@ -1,0 +1,175 @@
+/**
+ * The HTTP variants: what each server process runs. Pure data, shared by the driver (which never
+ * loads Nest) and the server (which builds the app, in `apps.ts`).
+ *
+ * @module
+ */
+
+/** Every variant the HTTP benchmark knows. */
+export const VARIANT_NAMES = [
+  'bare',
+  'noop-guard',
+  'ratelimit-memory',
+  'ratelimit-redis',
+  'ratelimit-sliding-redis',
+  'ratelimit-all-429',
+  'throttler-memory',
+  'throttler-memory-1s',
+  'throttler-all-429',
+  'throttler-redis',
+  'rlf-memory',
+  'rlf-redis',
+] as const;
+
+export type VariantName = (typeof VARIANT_NAMES)[number];
+
+/** How a server identifies the caller. */
+export type IdentityMode =
+  /** Each library's default: the client IP (one busy key, since all traffic is from 127.0.0.1). */
+  | 'ip'
+  /** The `x-user` request header, through each library's own hook for a custom key. */
+  | 'header';
+
+export interface VariantInfo {
+  readonly name: VariantName;
+  /** Shown in the tables. */
+  readonly label: string;
+  /** Needs the benchmark's Redis server. */
+  readonly redis: boolean;
+  /** The status every measured response must have. */
+  readonly expectedStatus: 200 | 429;
+  /** What the variant runs, for the notes under the table. */
+  readonly description: string;
+}
+
+/**
+ * The limit of every admitting variant: 100,000,000 requests per 60 s window per user, far above
+ * what a run can send, so every request is counted and admitted.
+ */
+export const ADMIT_LIMIT = 100_000_000;
+export const WINDOW_SECONDS = 60;
+
+export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
+  bare: {
+    name: 'bare',
+    label: 'bare app',
+    redis: false,
+    expectedStatus: 200,
+    description: 'Nest 12 + Express, one controller, no guard: the baseline of every ratio.',
+  },
+  'noop-guard': {
+    name: 'noop-guard',
+    label: 'no-op guard',
+    redis: false,
+    expectedStatus: 200,
+    description: 'A global APP_GUARD whose canActivate() returns true: the cost of any guard.',
+  },
+  'ratelimit-memory': {
+    name: 'ratelimit-memory',
+    label: 'nestjs-ratelimit, MemoryBackend',
+    redis: false,
+    expectedStatus: 200,
+    description:
+      "RateLimitModule.forRoot({ config: { '^/': [{ minute: 1e8 }] } }) on the default MemoryBackend.",
+  },
+  'ratelimit-redis': {
+    name: 'ratelimit-redis',
+    label: 'nestjs-ratelimit, RedisBackend',
+    redis: true,
+    expectedStatus: 200,
+    description: 'The same rule on RedisBackend(redis://…), the backend owning its client.',
+  },
+  'ratelimit-sliding-redis': {
+    name: 'ratelimit-sliding-redis',
+    label: 'nestjs-ratelimit, SlidingRedisBackend',
+    redis: true,
+    expectedStatus: 200,
+    description: 'The same rule on SlidingRedisBackend(redis://…), the backend owning its client.',
+  },
+  'ratelimit-all-429': {
+    name: 'ratelimit-all-429',
+    label: 'nestjs-ratelimit, all 429 (memory)',
+    redis: false,
+    expectedStatus: 429,
+    description:
+      "RateLimitModule.forRoot({ config: { '^/': [{ minute: 0 }] } }): every request is rejected with the default 429.",
+  },
+  'throttler-memory': {
+    name: 'throttler-memory',
+    label: '@nestjs/throttler, memory',
+    redis: false,
+    expectedStatus: 200,
+    description:
+      'ThrottlerModule.forRoot([{ ttl: 60_000, limit: 1e8 }]) + ThrottlerGuard as APP_GUARD (its README setup).',
+  },
+  'throttler-memory-1s': {
+    name: 'throttler-memory-1s',
+    label: '@nestjs/throttler, memory, 1 s window',
+    redis: false,
+    expectedStatus: 200,
+    description:
+      'The same with ttl: 1_000: its in-memory storage keeps one array entry per hit in the window, so the window length matters.',
+  },
+  'throttler-all-429': {
+    name: 'throttler-all-429',
+    label: '@nestjs/throttler, all 429 (memory)',
+    redis: false,
+    expectedStatus: 429,
+    description:
+      'ThrottlerModule.forRoot([{ ttl: 60_000, limit: 0 }]): every request is rejected with its ThrottlerException (429).',
+  },
+  'throttler-redis': {
+    name: 'throttler-redis',
+    label: '@nestjs/throttler + @nest-lab/throttler-storage-redis',
+    redis: true,
+    expectedStatus: 200,
+    description:
+      'ThrottlerModule.forRoot({ throttlers: [{ ttl: 60_000, limit: 1e8 }], storage: new ThrottlerStorageRedisService(new Redis(url)) }).',
+  },
+  'rlf-memory': {
+    name: 'rlf-memory',
+    label: 'rate-limiter-flexible, RateLimiterMemory',
+    redis: false,
+    expectedStatus: 200,
+    description:
+      'new RateLimiterMemory({ points: 1e8, duration: 60 }) in a Nest middleware: consume(req.ip).then(next).catch(429), as its Express middleware recipe.',
+  },
+  'rlf-redis': {
+    name: 'rlf-redis',
+    label: 'rate-limiter-flexible, RateLimiterRedis',
+    redis: true,
+    expectedStatus: 200,
+    description:
+      'new RateLimiterRedis({ storeClient: new Redis({ enableOfflineQueue: false }), points: 1e8, duration: 60 }) in the same middleware.',
+  },
+};
+
+/** What the driver passes to a server process (as JSON in argv). */
+export interface ServerSpec {
+  readonly variant: VariantName;
+  readonly identity: IdentityMode;
+  /** The benchmark's Redis, for the Redis variants. */
+  readonly redisUrl?: string;
+}
+
+/** Messages from the server process to the driver. */
+export type ServerMessage =
+  | { readonly type: 'ready'; readonly port: number }
+  | { readonly type: 'sample'; readonly id: number; readonly sample: ServerSample }
+  | { readonly type: 'error'; readonly message: string };
+
+/** Messages from the driver to the server process. */
+export type DriverMessage =
+  { readonly type: 'sample'; readonly id: number } | { readonly type: 'stop' };
+
+/** One reading of the server's own resource use. */
+export interface ServerSample {
+  /** `process.cpuUsage()`: microseconds of user and system CPU since the process started. */
+  readonly userUs: number;
+  readonly systemUs: number;
+  /** `process.memoryUsage().rss`, bytes. */
+  readonly rssBytes: number;
+  /** `process.resourceUsage().maxRSS`, converted to bytes: the peak RSS so far. */
+  readonly maxRssBytes: number;
+  readonly heapUsedBytes: number;
+}

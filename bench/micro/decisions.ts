@@ -1,0 +1,389 @@
+/**
+ * Micro-benchmarks without HTTP, in their own process (`node decisions.js '<job as JSON>'`, forked
+ * with IPC): decisions per second of each backend on 1 key and on many keys, the Redis backends
+ * with 1 and 256 calls in flight beside raw ioredis `INCR` (the bound), and the Redis commands one
+ * decision costs.
+ *
+ * @module
+ */
+import 'reflect-metadata';
+import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
+import { ThrottlerStorageService } from '@nestjs/throttler';
+import { Redis } from 'ioredis';
+import {
+  MemoryBackend,
+  RedisBackend,
+  Rule,
+  SlidingRedisBackend,
+  type ConsumeQuery,
+  type RateLimitBackend,
+} from 'nestjs-ratelimit';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import type { MicroSettings } from '../support/mode.js';
+import { parseCommandStats } from '../support/commandstats.js';
+import type { CommandCount } from '../support/results.js';
+import { sleep } from '../support/stats.js';
+import type { DecisionsJob, DecisionsMessage } from './jobs.js';
+import { asyncRate, sampleRate, syncRate } from './measure.js';
+
+/** Far above any sample's calls, so every decision is admitted (limit 1e8 per minute). */
+const LIMIT = 100_000_000;
+const WINDOW_SECONDS = 60;
+const MONITOR_SETTLE_MS = 2_000;
+const IN_FLIGHT = [1, 256] as const;
+
+const rule = new Rule({ minute: LIMIT });
+const MEMORY_SUBJECT = 'nestjs-ratelimit MemoryBackend';
+
+function userId(i: number): string {
+  return `user-${i}`;
+}
+
+/** One ConsumeQuery per key, built up front: the backend's cost, not the query's. */
+function queries(keys: number): ConsumeQuery[] {
+  return Array.from({ length: keys }, (_, i) => ({
+    counter: { user: userId(i), scope: 'path:/hello', method: '*' },
+    limits: rule.limits,
+    blockMs: 0,
+  }));
+}
+
+/** What one decision is, for a subject measured with calls in flight. */
+interface AsyncSubject {
+  readonly name: string;
+  /** Decides (or counts) for key number `key`. */
+  decide(key: number): Promise<unknown>;
+  /** Rejections seen (should stay 0: every limit is far above the calls made). */
+  rejected(): number;
+  close(): Promise<void>;
+}
+
+function backendSubject(name: string, backend: RateLimitBackend, keys: number): AsyncSubject {
+  const list = queries(keys);
+  let rejected = 0;
+  return {
+    name,
+    async decide(key) {
+      const result = await backend.consume(list[key % keys]!);
+      if (!result.allowed) rejected++;
+    },
+    rejected: () => rejected,
+    close: async () => {
+      await backend.close();
+    },
+  };
+}
+
+async function readyClient(
+  url: string,
+  options: { enableAutoPipelining?: boolean; enableOfflineQueue?: boolean } = {},
+): Promise<Redis> {
+  const client = new Redis(url, { ...options, lazyConnect: true, connectTimeout: 5_000 });
+  await client.connect();
+  return client;
+}
+
+/** Every subject measured against Redis, by name. Each call makes a fresh subject. */
+function redisSubjects(url: string): Record<string, (keys: number) => Promise<AsyncSubject>> {
+  return {
+    'nestjs-ratelimit RedisBackend': async (keys) =>
+      backendSubject('nestjs-ratelimit RedisBackend', new RedisBackend(url), keys),
+    'nestjs-ratelimit SlidingRedisBackend': async (keys) =>
+      backendSubject('nestjs-ratelimit SlidingRedisBackend', new SlidingRedisBackend(url), keys),
+    'ioredis INCR (the bound)': async (keys) => {
+      const client = await readyClient(url);
+      const names = Array.from({ length: keys }, (_, i) => `bench:incr:${userId(i)}`);
+      return {
+        name: 'ioredis INCR (the bound)',
+        decide: (key) => client.incr(names[key % keys]!),
+        rejected: () => 0,
+        close: async () => void (await client.quit()),
+      };
+    },
+    'ioredis INCR, enableAutoPipelining': async (keys) => {
+      const client = await readyClient(url, { enableAutoPipelining: true });
+      const names = Array.from({ length: keys }, (_, i) => `bench:incr:${userId(i)}`);
+      return {
+        name: 'ioredis INCR, enableAutoPipelining',
+        decide: (key) => client.incr(names[key % keys]!),
+        rejected: () => 0,
+        close: async () => void (await client.quit()),
+      };
+    },
+    'rate-limiter-flexible RateLimiterRedis': async (keys) => {
+      const client = await readyClient(url, { enableOfflineQueue: false });
+      const limiter = new RateLimiterRedis({
+        storeClient: client,
+        points: LIMIT,
+        duration: WINDOW_SECONDS,
+      });
+      const names = Array.from({ length: keys }, (_, i) => userId(i));
+      let rejected = 0;
+      return {
+        name: 'rate-limiter-flexible RateLimiterRedis',
+        decide: (key) =>
+          limiter.consume(names[key % keys]!).catch(() => {
+            rejected++;
+          }),
+        rejected: () => rejected,
+        close: async () => void (await client.quit()),
+      };
+    },
+    '@nest-lab/throttler-storage-redis': async (keys) => {
+      const client = await readyClient(url);
+      const storage = new ThrottlerStorageRedisService(client);
+      const names = Array.from({ length: keys }, (_, i) => userId(i));
+      let rejected = 0;
+      return {
+        name: '@nest-lab/throttler-storage-redis',
+        decide: async (key) => {
+          const record = await storage.increment(
+            names[key % keys]!,
+            WINDOW_SECONDS * 1000,
+            LIMIT,
+            WINDOW_SECONDS * 1000,
+            'default',
+          );
+          if (record.isBlocked) rejected++;
+        },
+        rejected: () => rejected,
+        close: async () => void (await client.quit()),
+      };
+    },
+  };
+}
+
+/** In-memory peers: their APIs return promises, so they are awaited one after the other. */
+function memoryPeerSubjects(): Record<string, (keys: number) => Promise<AsyncSubject>> {
+  return {
+    'rate-limiter-flexible RateLimiterMemory': async (keys) => {
+      const limiter = new RateLimiterMemory({ points: LIMIT, duration: WINDOW_SECONDS });
+      const names = Array.from({ length: keys }, (_, i) => userId(i));
+      let rejected = 0;
+      return {
+        name: 'rate-limiter-flexible RateLimiterMemory',
+        decide: (key) =>
+          limiter.consume(names[key % keys]!).catch(() => {
+            rejected++;
+          }),
+        rejected: () => rejected,
+        close: async () => {},
+      };
+    },
+    '@nestjs/throttler ThrottlerStorageService': async (keys) => {
+      const storage = new ThrottlerStorageService();
+      const names = Array.from({ length: keys }, (_, i) => userId(i));
+      let rejected = 0;
+      return {
+        name: '@nestjs/throttler ThrottlerStorageService',
+        decide: async (key) => {
+          const record = await storage.increment(
+            names[key % keys]!,
+            WINDOW_SECONDS * 1000,
+            LIMIT,
+            WINDOW_SECONDS * 1000,
+            'default',
+          );
+          if (record.isBlocked) rejected++;
+        },
+        rejected: () => rejected,
+        close: async () => storage.onApplicationShutdown(),
+      };
+    },
+  };
+}
+
+/** Sends one message to the driver; resolves once it has left (so none is lost on exit). */
+function send(message: DecisionsMessage): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.send!(message, (error: Error | null) => (error ? reject(error) : resolve()));
+  });
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Measures one async subject: made fresh, sampled, closed. A failure is reported as a problem and
+ * the next case goes on.
+ */
+async function measureAsync(
+  name: string,
+  make: (keys: number) => Promise<AsyncSubject>,
+  keys: number,
+  inFlight: number,
+  settings: MicroSettings,
+): Promise<void> {
+  let subject: AsyncSubject | undefined;
+  try {
+    subject = await make(keys);
+    const measured = subject;
+    const rate = await sampleRate(settings, (ms) =>
+      asyncRate((i) => measured.decide(i), inFlight, ms),
+    );
+    await send({ type: 'decision', decision: { subject: name, keys, inFlight, ...rate } });
+    await send({
+      type: 'progress',
+      line: `${name}, ${keys} keys, ${inFlight} in flight: ${Math.round(rate.perSecond)}/s`,
+    });
+    if (subject.rejected() > 0) {
+      await send({
+        type: 'problem',
+        text: `${name} rejected ${subject.rejected()} calls (${keys} keys)`,
+      });
+    }
+  } catch (error) {
+    await send({
+      type: 'problem',
+      text: `${name}, ${keys} keys, ${inFlight} in flight failed: ${describeError(error)}`,
+    });
+  } finally {
+    await subject?.close().catch(() => undefined);
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.send === undefined) throw new Error('decisions.js must be forked with IPC');
+  process.on('disconnect', () => process.exit(0));
+  const job = JSON.parse(process.argv[2] ?? '') as DecisionsJob;
+  const { settings } = job;
+  const keyCounts = [1, settings.manyKeys];
+
+  // 1. MemoryBackend: synchronous, called in a tight loop.
+  for (const keys of keyCounts) {
+    const backend = new MemoryBackend();
+    const list = queries(keys);
+    let rejected = 0;
+    const rate = await sampleRate(settings, (ms) =>
+      syncRate((i) => {
+        if (!backend.consume(list[i % keys]!).allowed) rejected++;
+      }, ms),
+    );
+    await backend.close();
+    if (rejected > 0) {
+      await send({ type: 'problem', text: `MemoryBackend rejected ${rejected} decisions` });
+    }
+    const decision = { subject: MEMORY_SUBJECT, keys, inFlight: undefined, ...rate };
+    await send({ type: 'decision', decision });
+    await send({
+      type: 'progress',
+      line: `MemoryBackend, ${keys} keys: ${Math.round(rate.perSecond)} decisions/s`,
+    });
+  }
+
+  // 2. In-memory peers, awaited one at a time.
+  for (const [name, make] of Object.entries(memoryPeerSubjects())) {
+    for (const keys of keyCounts) await measureAsync(name, make, keys, 1, settings);
+  }
+
+  // 3. Redis: every subject, 1 and many keys, 1 and 256 calls in flight; then commands.
+  if (job.redisUrl === undefined) {
+    await send({ type: 'problem', text: 'No Redis: the Redis micro-benchmarks were skipped' });
+    return;
+  }
+  const url = job.redisUrl;
+  const admin = await readyClient(url);
+  try {
+    for (const [name, make] of Object.entries(redisSubjects(url))) {
+      for (const keys of keyCounts) {
+        for (const inFlight of IN_FLIGHT) {
+          await admin.flushall();
+          await measureAsync(name, make, keys, inFlight, settings);
+        }
+      }
+    }
+    for (const [name, make] of Object.entries(redisSubjects(url))) {
+      if (name.includes('enableAutoPipelining')) continue; // the same commands as plain INCR
+      await admin.flushall();
+      let subject: AsyncSubject | undefined;
+      try {
+        subject = await make(settings.manyKeys);
+        const count = await countCommands(name, subject, admin, url, settings);
+        await send({ type: 'commands', count });
+        await send({ type: 'progress', line: `${name}: ${count.sentPerDecision} sent/decision` });
+      } catch (error) {
+        await send({
+          type: 'problem',
+          text: `Counting the commands of ${name} failed: ${describeError(error)}`,
+        });
+      } finally {
+        await subject?.close().catch(() => undefined);
+      }
+    }
+  } finally {
+    await admin.quit();
+  }
+}
+
+/**
+ * Commands per decision: INFO commandstats before and after N decisions (one at a time), which
+ * counts commands run inside scripts as well; then MONITOR during M more decisions, which tells
+ * the commands the client sent from those a script ran (source "lua").
+ */
+async function countCommands(
+  name: string,
+  subject: AsyncSubject,
+  admin: Redis,
+  url: string,
+  settings: MicroSettings,
+): Promise<CommandCount> {
+  // Warm-up: connects, loads scripts (a first EVALSHA may answer NOSCRIPT and fall back to EVAL).
+  for (let i = 0; i < 100; i++) await subject.decide(i);
+
+  const n = settings.commandStatsDecisions;
+  await admin.config('RESETSTAT');
+  for (let i = 0; i < n; i++) await subject.decide(i);
+  const stats = parseCommandStats(await admin.info('commandstats'));
+  const byCommand: Record<string, number> = {};
+  let executed = 0;
+  for (const [command, calls] of stats) {
+    // The admin connection's own CONFIG RESETSTAT and INFO are not the subject's.
+    if (command === 'info' || command.startsWith('config')) continue;
+    byCommand[command] = calls / n;
+    executed += calls;
+  }
+
+  const m = settings.monitorDecisions;
+  const watcher = await readyClient(url);
+  let sent = 0;
+  let inScripts = 0;
+  let seen = 0;
+  try {
+    const monitor = await watcher.monitor();
+    try {
+      monitor.on('monitor', (_time: string, _args: string[], source: string) => {
+        seen++;
+        if (source === 'lua') inScripts++;
+        else sent++;
+      });
+      await sleep(100); // MONITOR starts streaming once Redis has answered OK
+      for (let i = 0; i < m; i++) await subject.decide(i);
+      // Events trail the replies: wait until the count stops moving (bounded).
+      for (let waited = 0, last = -1; waited < MONITOR_SETTLE_MS && seen !== last; waited += 100) {
+        last = seen;
+        await sleep(100);
+      }
+    } finally {
+      monitor.disconnect();
+    }
+  } finally {
+    watcher.disconnect();
+  }
+  return {
+    subject: name,
+    decisions: n,
+    executedPerDecision: executed / n,
+    byCommand,
+    sentPerDecision: sent / m,
+    inScriptsPerDecision: inScripts / m,
+  };
+}
+
+main().then(
+  () => send({ type: 'done' }).then(() => process.exit(0)),
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    process.exit(1);
+  },
+);

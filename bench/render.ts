@@ -1,0 +1,628 @@
+/**
+ * Renders `RESULTS.md` from `results.json`. Every number in the document comes from the JSON; the
+ * prose around them is fixed text, or sentences built from the numbers.
+ *
+ * @module
+ */
+import type { ProfileSummary } from './http/profile.js';
+import { VARIANTS, type VariantName } from './http/variants.js';
+import type {
+  BenchResults,
+  CommandCount,
+  DecisionRate,
+  HttpCase,
+  HttpSuite,
+} from './support/results.js';
+import { median } from './support/stats.js';
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------------------------
+
+const DASH = '–';
+
+function int(value: number | undefined): string {
+  return value === undefined ? DASH : Math.round(value).toLocaleString('en-US');
+}
+
+function fixed(value: number | undefined, digits: number): string {
+  return value === undefined ? DASH : value.toFixed(digits);
+}
+
+function mb(bytes: number | undefined): string {
+  return bytes === undefined ? DASH : (bytes / 1_048_576).toFixed(1);
+}
+
+function percent(share: number | undefined): string {
+  return share === undefined ? DASH : `${Math.round(share * 100)} %`;
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const escape = (cell: string): string => cell.replace(/\|/g, '\\|');
+  const align = header.map((_, i) => (i === 0 ? '---' : '--:'));
+  return [header, align, ...rows].map((row) => `| ${row.map(escape).join(' | ')} |`).join('\n');
+}
+
+function loadAverage(values: readonly number[] | undefined): string {
+  return values === undefined ? DASH : values.map((v) => v.toFixed(2)).join(' / ');
+}
+
+function duration(seconds: number | undefined): string {
+  if (seconds === undefined) return DASH;
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups
+// ---------------------------------------------------------------------------------------------
+
+function suite(results: BenchResults, id: HttpSuite['id']): HttpSuite | undefined {
+  return results.http.suites.find((s) => s.id === id);
+}
+
+function httpCase(
+  results: BenchResults,
+  id: HttpSuite['id'],
+  variant: VariantName,
+  users = 1,
+): HttpCase | undefined {
+  return suite(results, id)?.cases.find((c) => c.variant === variant && c.users === users);
+}
+
+function rate(
+  results: BenchResults,
+  subject: string,
+  keys: number,
+  inFlight: number | undefined,
+): DecisionRate | undefined {
+  return results.micro?.decisions.find(
+    (d) => d.subject === subject && d.keys === keys && d.inFlight === inFlight,
+  );
+}
+
+const MEMORY = 'nestjs-ratelimit MemoryBackend';
+const REDIS = 'nestjs-ratelimit RedisBackend';
+const SLIDING = 'nestjs-ratelimit SlidingRedisBackend';
+const INCR = 'ioredis INCR (the bound)';
+
+// ---------------------------------------------------------------------------------------------
+// Targets
+// ---------------------------------------------------------------------------------------------
+
+/** How much worse the many-users ratio may be than the one-user ratio and still count as equal. */
+const USERS_TOLERANCE = 0.03;
+
+interface Target {
+  readonly target: string;
+  readonly measured: string;
+  readonly pass: boolean | undefined;
+}
+
+function verdict(pass: boolean | undefined): string {
+  if (pass === undefined) return 'not measured';
+  return pass ? 'pass' : '**miss**';
+}
+
+function atLeast(value: number | undefined, bound: number): boolean | undefined {
+  return value === undefined ? undefined : value >= bound;
+}
+
+function targets(results: BenchResults): Target[] {
+  const list: Target[] = [];
+  const ratioTarget = (variant: VariantName, bound: number): void => {
+    const summary = httpCase(results, 'main', variant)?.summary;
+    const range = summary?.ratioRange;
+    list.push({
+      target: `HTTP: ${VARIANTS[variant].label} ≥ ${bound.toFixed(2)}× bare`,
+      measured:
+        `${fixed(summary?.ratioToBare, 3)}× bare` +
+        (range === undefined ? '' : ` (runs ${fixed(range[0], 3)}–${fixed(range[1], 3)})`),
+      pass: atLeast(summary?.ratioToBare, bound),
+    });
+  };
+  ratioTarget('ratelimit-memory', 0.95);
+  ratioTarget('ratelimit-redis', 0.9);
+  ratioTarget('ratelimit-all-429', 0.9);
+
+  const many = results.http.settings.manyUsers;
+  for (const variant of ['ratelimit-memory', 'ratelimit-redis'] as const) {
+    const one = httpCase(results, 'users', variant, 1)?.summary?.ratioToBare;
+    const lots = httpCase(results, 'users', variant, many)?.summary?.ratioToBare;
+    list.push({
+      target: `HTTP: ${VARIANTS[variant].label}, ${int(many)} users no worse than 1 (within ${USERS_TOLERANCE})`,
+      measured: `${fixed(lots, 3)}× bare with ${int(many)} users, ${fixed(one, 3)}× with 1`,
+      pass: one === undefined || lots === undefined ? undefined : lots >= one - USERS_TOLERANCE,
+    });
+  }
+
+  const manyKeys = results.micro?.settings.manyKeys ?? 100_000;
+  const memoryRate = rate(results, MEMORY, manyKeys, undefined)?.perSecond;
+  list.push({
+    target: `MemoryBackend ≥ 2,000,000 decisions/s on ${int(manyKeys)} keys`,
+    measured: `${int(memoryRate)} decisions/s`,
+    pass: atLeast(memoryRate, 2_000_000),
+  });
+
+  const heap = results.micro?.heap.find((h) => h.subject === MEMORY);
+  list.push({
+    target: 'MemoryBackend ≤ 150 bytes per tracked key',
+    measured:
+      heap === undefined
+        ? DASH
+        : `${fixed(heap.bytesPerKey, 1)} bytes/key (${int(heap.keys)} keys)`,
+    pass: heap === undefined ? undefined : heap.bytesPerKey <= 150,
+  });
+
+  const timers = results.micro?.timers.filter((t) => t.subject === MEMORY) ?? [];
+  const intervals = timers.reduce((sum, t) => sum + t.setInterval, 0);
+  const timeouts = timers.reduce((sum, t) => sum + t.setTimeout, 0);
+  list.push({
+    target: 'MemoryBackend: no growth in timers',
+    measured:
+      timers.length === 0
+        ? DASH
+        : `${intervals} setInterval, ${timeouts} setTimeout over ${int(timers.reduce((s, t) => s + t.decisions, 0))} decisions`,
+    pass: timers.length === 0 ? undefined : intervals <= 1 && timeouts === 0,
+  });
+
+  for (const subject of [REDIS, SLIDING]) {
+    const count = results.micro?.commands.find((c) => c.subject === subject);
+    list.push({
+      target: `${subject.replace('nestjs-ratelimit ', '')}: exactly one command per decision`,
+      measured:
+        count === undefined
+          ? DASH
+          : `${fixed(count.sentPerDecision, 2)} sent per decision (MONITOR); ${fixed(count.executedPerDecision, 2)} executed incl. inside the script`,
+      pass: count?.sentPerDecision === undefined ? undefined : count.sentPerDecision === 1,
+    });
+    for (const keys of [1, manyKeys]) {
+      const backend = rate(results, subject, keys, 256)?.perSecond;
+      const bound = rate(results, INCR, keys, 256)?.perSecond;
+      const r = backend === undefined || bound === undefined ? undefined : backend / bound;
+      list.push({
+        target: `${subject.replace('nestjs-ratelimit ', '')}: ≥ 0.9× raw ioredis INCR at 256 in flight, ${int(keys)} key${keys === 1 ? '' : 's'}`,
+        measured: `${int(backend)} vs ${int(bound)}/s = ${fixed(r, 3)}×`,
+        pass: atLeast(r, 0.9),
+      });
+    }
+  }
+  return list;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+// ---------------------------------------------------------------------------------------------
+
+function httpMainTable(s: HttpSuite): string {
+  return table(
+    [
+      'Variant',
+      'req/s',
+      '× bare',
+      '× bare, per run',
+      'p50 ms',
+      'p99 ms',
+      'server CPU µs/req',
+      'server RSS MB (end / peak)',
+      'redis CPU µs/req',
+      'Redis calls/req',
+      'status',
+    ],
+    s.cases.map((c) => {
+      const m = c.summary;
+      const range = m?.ratioRange;
+      return [
+        c.label,
+        int(m?.requestsPerSecond),
+        fixed(m?.ratioToBare, 3),
+        range === undefined ? DASH : `${fixed(range[0], 3)}–${fixed(range[1], 3)}`,
+        fixed(m?.p50Ms, 2),
+        fixed(m?.p99Ms, 2),
+        fixed(m?.serverCpuUsPerRequest, 1),
+        `${mb(m?.serverRssBytes)} / ${mb(m?.serverMaxRssBytes)}`,
+        fixed(m?.redisCpuUsPerRequest, 1),
+        fixed(m?.redisCommandsPerRequest, 2),
+        statusCell(c),
+      ];
+    }),
+  );
+}
+
+function statusCell(c: HttpCase): string {
+  const m = c.summary;
+  if (m === undefined || c.runs.length === 0) return 'not run';
+  const problems: string[] = [];
+  if (m.unexpectedStatus > 0) problems.push(`${int(m.unexpectedStatus)} not ${c.expectedStatus}`);
+  if (m.errors > 0) problems.push(`${int(m.errors)} errors`);
+  if (m.redisCommandsPerRequest !== undefined && m.redisCommandsPerRequest < 0.95) {
+    problems.push('requests passed without a Redis decision');
+  }
+  return problems.length === 0 ? `all ${c.expectedStatus}` : problems.join(', ');
+}
+
+function httpUsersTable(s: HttpSuite): string {
+  return table(
+    [
+      'Variant',
+      'users',
+      'req/s',
+      '× bare (same users)',
+      'p50 ms',
+      'p99 ms',
+      'server CPU µs/req',
+      'server RSS MB (end / peak)',
+      'status',
+    ],
+    s.cases.map((c) => {
+      const m = c.summary;
+      return [
+        c.label,
+        int(c.users),
+        int(m?.requestsPerSecond),
+        fixed(m?.ratioToBare, 3),
+        fixed(m?.p50Ms, 2),
+        fixed(m?.p99Ms, 2),
+        fixed(m?.serverCpuUsPerRequest, 1),
+        `${mb(m?.serverRssBytes)} / ${mb(m?.serverMaxRssBytes)}`,
+        statusCell(c),
+      ];
+    }),
+  );
+}
+
+function runsTable(s: HttpSuite): string {
+  const rows: string[][] = [];
+  for (const c of s.cases) {
+    for (const run of c.runs) {
+      rows.push([
+        `${c.label}${s.id === 'users' ? `, ${int(c.users)} users` : ''}`,
+        String(run.repetition),
+        int(run.requestsPerSecond),
+        fixed(run.p50Ms, 2),
+        fixed(run.p99Ms, 2),
+        fixed(run.serverCpuUsPerRequest, 1),
+        percent(run.serverCpuShare),
+        percent(run.driverCpuShare),
+        percent(run.otherCpuShare) +
+          (run.remeasuredAfterOtherCpuShare === undefined
+            ? ''
+            : ` (2nd attempt; 1st: ${percent(run.remeasuredAfterOtherCpuShare)})`),
+        fixed(run.waitedForQuietSeconds, 0),
+      ]);
+    }
+  }
+  return table(
+    [
+      'Case',
+      'rep',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'server µs/req',
+      'server CPU',
+      'driver CPU',
+      'other processes CPU',
+      'waited for quiet, s',
+    ],
+    rows,
+  );
+}
+
+function decisionsTable(results: BenchResults): string {
+  const micro = results.micro!;
+  return table(
+    ['Subject', 'keys', 'in flight', 'decisions/s', 'vs INCR (same keys, in flight)', 'samples'],
+    micro.decisions.map((d) => {
+      const bound =
+        d.inFlight === undefined ? undefined : rate(results, INCR, d.keys, d.inFlight)?.perSecond;
+      return [
+        d.subject,
+        int(d.keys),
+        d.inFlight === undefined ? 'sync' : String(d.inFlight),
+        int(d.perSecond),
+        bound === undefined || d.subject === INCR ? DASH : `${fixed(d.perSecond / bound, 3)}×`,
+        d.samples.map((x) => int(x)).join(', '),
+      ];
+    }),
+  );
+}
+
+function commandsTable(list: readonly CommandCount[]): string {
+  return table(
+    ['Subject', 'sent per decision', 'run in scripts', 'executed (commandstats)', 'by command'],
+    list.map((c) => [
+      c.subject,
+      fixed(c.sentPerDecision, 2),
+      fixed(c.inScriptsPerDecision, 2),
+      fixed(c.executedPerDecision, 2),
+      Object.entries(c.byCommand)
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, n]) => `${name} ${fixed(n, 2)}`)
+        .join(', '),
+    ]),
+  );
+}
+
+function profileSection(results: BenchResults): string {
+  const p = results.profile;
+  if (p === undefined) return '';
+  const s: ProfileSummary = p.summary;
+  const fn = (list: ProfileSummary['topFunctions']): string =>
+    table(
+      ['Function', 'origin', 'self ms', 'share'],
+      list.map((f) => [f.function, f.origin, fixed(f.selfMs, 1), `${fixed(f.share * 100, 1)} %`]),
+    );
+  return [
+    `## CPU profile: ${VARIANTS[p.variant].label}`,
+    '',
+    `Taken because ${p.reason}: the server ran under \`node --cpu-prof\` for ${p.seconds} s of the ` +
+      `same load. Self time of ${fixed(s.totalMs / 1000, 1)} s of samples, idle included. File ` +
+      'names and lines are of the built JavaScript (dist/ for this library).',
+    '',
+    '### Self time by origin',
+    '',
+    table(
+      ['Origin', 'self ms', 'share'],
+      s.byOrigin.map((o) => [o.origin, fixed(o.selfMs, 1), `${fixed(o.share * 100, 1)} %`]),
+    ),
+    '',
+    '### Top functions, every origin',
+    '',
+    fn(s.topFunctions),
+    '',
+    '### Top functions of nestjs-ratelimit (dist/)',
+    '',
+    fn(s.topLibraryFunctions),
+    '',
+  ].join('\n');
+}
+
+function generatedNotes(results: BenchResults): string[] {
+  const notes: string[] = [];
+  const main = suite(results, 'main');
+  const bare = httpCase(results, 'main', 'bare')?.summary;
+  const noop = httpCase(results, 'main', 'noop-guard')?.summary;
+  if (noop?.ratioToBare !== undefined) {
+    notes.push(
+      `A global guard that does nothing already costs ${fixed((1 - noop.ratioToBare) * 100, 1)} % ` +
+        `of the bare app's throughput here (${fixed(noop.ratioToBare, 3)}×): that is the floor ` +
+        'for any guard-based limiter, this one included.',
+    );
+  }
+  const busiestDriver = Math.max(
+    0,
+    ...(main?.cases.flatMap((c) => c.runs.map((r) => r.driverCpuShare)) ?? []),
+  );
+  if (bare?.requestsPerSecond !== undefined) {
+    notes.push(
+      `The load generator (autocannon, in the driver process) used up to ` +
+        `${percent(busiestDriver)} of one core in the main suite; the server used ` +
+        `${percent(median(httpCase(results, 'main', 'bare')?.runs.map((r) => r.serverCpuShare) ?? []))} ` +
+        'of one core for the bare app. ' +
+        (busiestDriver >= 0.9
+          ? 'The driver was close to saturating its core, so the fastest variants may be held ' +
+            'back by the load generator and their ratios understate the gaps.'
+          : 'The server, not the driver, was the bottleneck.'),
+    );
+  }
+  const bareRuns = httpCase(results, 'main', 'bare')?.runs.map((r) => r.requestsPerSecond) ?? [];
+  if (bareRuns.length > 1) {
+    const low = Math.min(...bareRuns);
+    const high = Math.max(...bareRuns);
+    notes.push(
+      `Run-to-run noise: the same bare app served ${int(low)} to ${int(high)} req/s over its ` +
+        `${bareRuns.length} runs (the fastest ${fixed((high / low - 1) * 100, 0)} % above the slowest). ` +
+        'Differences between variants smaller than that spread need the per-run ratio ranges and ' +
+        'the table of every run before they mean much.',
+    );
+  }
+  const waits = results.http.suites.flatMap((s) =>
+    s.cases.flatMap((c) => c.runs.map((r) => r.waitedForQuietSeconds ?? 0)),
+  );
+  const waited = waits.filter((w) => w >= 2);
+  if (waited.length > 0) {
+    notes.push(
+      `Before ${waited.length} of ${waits.length} HTTP runs the driver waited for other processes ` +
+        `to go quiet (${fixed(
+          waited.reduce((a, b) => a + b, 0),
+          0,
+        )} s in all, within a budget of ` +
+        `${results.http.settings.quietWaitBudgetSeconds} s for the whole run).`,
+    );
+  }
+  const others = results.http.suites.flatMap((s) =>
+    s.cases.flatMap((c) => c.runs.map((r) => r.otherCpuShare ?? 0)),
+  );
+  if (others.length > 0) {
+    const busy = others.filter((share) => share >= 0.1).length;
+    notes.push(
+      busy === 0
+        ? 'No other process used more than 10 % of a core during any measured HTTP run ' +
+            '(/proc/stat minus the driver, the server and redis-server).'
+        : `Other processes on the machine used 10 % of a core or more during ${busy} of ` +
+            `${others.length} measured HTTP runs (up to ${percent(Math.max(...others))}; see the ` +
+            '"other processes CPU" column of every run): those runs are less reliable, and ' +
+            'interleaving spreads the disturbance over the variants rather than removing it.',
+    );
+  }
+  for (const s of results.http.suites) {
+    for (const c of s.cases) {
+      if (c.summary !== undefined && (c.summary.unexpectedStatus > 0 || c.summary.errors > 0)) {
+        notes.push(`${c.label} (${s.id} suite): ${statusCell(c)}.`);
+      }
+    }
+  }
+  return notes;
+}
+
+const FIXED_NOTES = [
+  'Every process of the benchmark shares one machine: the driver (autocannon), the server under ' +
+    'test and, for the Redis variants, redis-server. When it can, the benchmark pins each HTTP ' +
+    'server alone on the last core and the driver with redis-server on the others, so the load ' +
+    "generator never takes the server's core; the server's garbage collector threads then share " +
+    'its one core too, as in a one-vCPU container. The micro-benchmarks run unpinned. Absolute ' +
+    'numbers are lower than on a dedicated load generator and a multi-core server.',
+  'Each variant runs in its own server process, started once per suite and warmed up; the runs ' +
+    'then go interleaved (a b c … a b c …), each after a short warm-up (and, for the Redis ' +
+    'variants, a FLUSHALL), so drift in the machine spreads over every variant and each run of a ' +
+    'variant is close in time to a run of the bare app. Ratios are the median req/s of a variant ' +
+    'over the median of the bare app in the same suite; "per run" is the range of each run ' +
+    'against the bare run of the same repetition.',
+  'Latency percentiles are computed by the driver from every response (sub-millisecond, not ' +
+    "autocannon's 1 ms histogram buckets). Server CPU is process.cpuUsage() of the server " +
+    'process over the measured run divided by its responses; RSS is read at the end of the run ' +
+    '(peak = maxRSS since the process started). Redis CPU is the redis-server process from ' +
+    '/proc/<pid>/stat (clock-tick resolution).',
+  "@nestjs/throttler's in-memory storage keeps one array entry per hit inside the window and " +
+    'filters the array on every request, so with one busy key its cost grows with the window: the ' +
+    '60 s row and the 1 s row show that effect.',
+  'Micro-benchmarks run in their own processes: decisions/s in one, and each heap-per-key ' +
+    'measurement in a fresh process with --expose-gc (heapUsed after full GCs, before and after ' +
+    'filling the keys, divided by the keys). The Map yardstick holds the same flat key strings the ' +
+    "MemoryBackend stores. rate-limiter-flexible's and @nestjs/throttler's stores are filled " +
+    'with the bare user ids through their own APIs.',
+  'Commands per decision: INFO commandstats counts every command Redis executed, including those ' +
+    'a Lua script runs; MONITOR tells them apart (source "lua"), so "sent per decision" is the ' +
+    'number of commands (round trips) the client sent.',
+];
+
+export function render(results: BenchResults): string {
+  const out: string[] = [];
+  const quick = results.mode === 'quick';
+  out.push(
+    `# Benchmark results${quick ? ' (quick smoke run: too short to quote)' : ''}`,
+    '',
+    `Generated by \`${results.command}\` from \`${quick ? 'dist-bench/results.quick.json' : 'bench/results.json'}\`; ` +
+      'every number below comes from that file. Do not edit by hand: run the benchmark again.',
+    '',
+    `- Date: ${results.startedAt} to ${results.finishedAt ?? DASH} (total ${duration(results.totalSeconds)})`,
+    `- Machine: ${results.machine.cpuModel}, ${results.machine.cores} cores, ` +
+      `${fixed(results.machine.memoryBytes / 1024 ** 3, 1)} GiB RAM, ${results.machine.os}, kernel ${results.machine.kernel}`,
+    `- Versions: ${Object.entries(results.versions)
+      .map(([name, version]) => `${name} ${version}`)
+      .join(', ')}`,
+    `- CPU: ${results.cpuPinning}. Load average (1/5/15 min) ${loadAverage(results.loadAverage.start)} ` +
+      `at the start, ${loadAverage(results.loadAverage.end)} at the end.`,
+    `- HTTP load: autocannon as a library, ${results.http.settings.connections} connections, ` +
+      `pipelining 1, loopback (127.0.0.1) only; each server warmed up for ${results.http.settings.warmupSeconds} s ` +
+      `when it starts, then ${results.http.settings.runWarmupSeconds} s warm-up + ` +
+      `${results.http.settings.durationSeconds} s measured per run; ${results.http.settings.repetitions} ` +
+      `interleaved repetition(s) of the one-busy-key suite and ${results.http.settings.usersRepetitions} ` +
+      'of the users suite, medians.',
+    '',
+    '## How to run',
+    '',
+    '```sh',
+    'npm run bench        # the full run: builds dist/, compiles bench/, writes bench/results.json and this file',
+    'npm run bench:quick  # a smoke run of a few minutes; writes dist-bench/results.quick.json and RESULTS.quick.md',
+    '```',
+    '',
+    'It needs `redis-server` on the PATH: the benchmark starts its own on a free loopback port ' +
+      'through the test harness (`test/support/redis-harness.ts`) and stops it at the end.',
+    '',
+    '## Targets of issue 4',
+    '',
+    table(
+      ['Target', 'Measured', 'Result'],
+      targets(results).map((t) => [t.target, t.measured, verdict(t.pass)]),
+    ),
+    '',
+  );
+
+  const main = suite(results, 'main');
+  if (main !== undefined) {
+    out.push(`## HTTP: ${main.title}`, '', httpMainTable(main), '');
+  }
+  const users = suite(results, 'users');
+  if (users !== undefined) {
+    out.push(
+      `## HTTP: ${users.title}`,
+      '',
+      'Every variant identifies the caller by the `x-user` header here (a custom `authenticate` ' +
+        'function for this module, `getTracker` for @nestjs/throttler, the key passed to ' +
+        '`consume()` for rate-limiter-flexible); the driver cycles the user ids request by ' +
+        'request. Ratios are against the bare app loaded the same way.',
+      '',
+      httpUsersTable(users),
+      '',
+    );
+  }
+
+  if (results.micro !== undefined) {
+    const m = results.micro;
+    out.push(
+      '## Micro-benchmarks (no HTTP)',
+      '',
+      `### Decisions per second`,
+      '',
+      `Median of ${m.settings.samples} sample(s) of ${m.settings.sampleMs} ms after a ` +
+        `${m.settings.warmupMs} ms warm-up. MemoryBackend is called synchronously in a loop; the ` +
+        'other subjects are awaited, with 1 call in flight (one after the other) or 256 at once.',
+      '',
+      decisionsTable(results),
+      '',
+      '### Redis commands per decision',
+      '',
+      `INFO commandstats over ${int(m.settings.commandStatsDecisions)} decisions, MONITOR over ` +
+        `${int(m.settings.monitorDecisions)} more (one at a time, ${int(m.settings.manyKeys)} keys).`,
+      '',
+      commandsTable(m.commands),
+      '',
+      '### Heap per tracked key',
+      '',
+      table(
+        [
+          'Store',
+          'keys',
+          'entries tracked',
+          'bytes/key',
+          'heap before → after MB',
+          'fill s',
+          'note',
+        ],
+        m.heap.map((h) => [
+          h.subject,
+          int(h.keys),
+          int(h.trackedEntries),
+          fixed(h.bytesPerKey, 1),
+          `${mb(h.heapBeforeBytes)} → ${mb(h.heapAfterBytes)}`,
+          fixed(h.fillSeconds, 2),
+          h.note,
+        ]),
+      ),
+      '',
+      '### Timers created',
+      '',
+      'Calls of the global `setInterval` / `setTimeout` while each store runs.',
+      '',
+      table(
+        ['Store', 'phase', 'setInterval', 'setTimeout'],
+        m.timers.map((t) => [t.subject, t.phase, int(t.setInterval), int(t.setTimeout)]),
+      ),
+      '',
+    );
+  }
+
+  const profile = profileSection(results);
+  if (profile !== '') out.push(profile);
+
+  out.push('## Notes', '');
+  for (const note of [...generatedNotes(results), ...FIXED_NOTES]) out.push(`- ${note}`);
+  out.push('');
+  if (results.problems.length > 0) {
+    out.push('## Problems during the run', '');
+    for (const problem of results.problems) out.push(`- ${problem.split('\n')[0]}`);
+    out.push('');
+  }
+  if (main !== undefined || users !== undefined) {
+    out.push('## Every HTTP run', '');
+    for (const s of [main, users]) {
+      if (s !== undefined) out.push(`### ${s.title}`, '', runsTable(s), '');
+    }
+  }
+  out.push('## Variants', '');
+  for (const info of Object.values(VARIANTS)) out.push(`- **${info.label}**: ${info.description}`);
+  out.push('');
+  return out.join('\n');
+}
