@@ -12,7 +12,13 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { arch, cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { profileRun, profileSeconds, runHttpSuites, type SuitePlan } from './http/driver.js';
+import {
+  guardTimingRun,
+  profileRun,
+  profileSeconds,
+  runHttpSuites,
+  type SuitePlan,
+} from './http/driver.js';
 import { summarizeProfile } from './http/profile.js';
 import { VARIANT_NAMES, VARIANTS, type VariantName } from './http/variants.js';
 import { runMicro } from './micro/index.js';
@@ -28,6 +34,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, ''
 
 /** The memory variant's target, below which its server is profiled. */
 const MEMORY_TARGET = 0.95;
+/** Runs of the in-server guard timing (diagnostics). */
+const GUARD_TIMING_RUNS = 3;
 
 /** Variants of the many-users suite: every in-memory limiter, and this module on Redis. */
 const USERS_VARIANTS: readonly VariantName[] = [
@@ -161,11 +169,19 @@ async function maybeProfile(
     );
     const file = (await readdir(dir)).find((name) => name.endsWith('.cpuprofile'));
     if (file === undefined) throw new Error('the server wrote no .cpuprofile');
+    log('timing RateLimitGuard.canActivate inside the server');
+    const timing = await guardTimingRun(
+      { variant: 'ratelimit-memory', identity: 'ip', users: 1 },
+      mode.http,
+      cores?.subject,
+      GUARD_TIMING_RUNS,
+    );
     results.profile = {
       variant: 'ratelimit-memory',
       reason: `its throughput was ${ratio.toFixed(3)}× bare, below the ${MEMORY_TARGET} target`,
       seconds: profileSeconds(mode.http),
       summary: summarizeProfile(join(dir, file), ROOT),
+      guardTiming: timing,
     };
   } catch (error) {
     results.problems.push(`Profiling failed: ${error instanceof Error ? error.message : error}`);
@@ -223,7 +239,7 @@ async function main(): Promise<void> {
       pin(process.pid, cores.all);
       if (redis !== undefined) pin(redis.pid, cores.all);
     }
-    results.micro = await runMicro(mode.micro, redis?.url, results.problems, log);
+    results.micro = await runMicro(mode.micro, redis, results.problems, log);
   } finally {
     await redis?.stop().catch((error: unknown) => {
       results.problems.push(`Stopping Redis failed: ${String(error)}`);

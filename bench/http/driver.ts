@@ -250,6 +250,48 @@ export async function profileRun(
   }
 }
 
+/** What the in-server timing of `RateLimitGuard.canActivate` found. */
+export interface GuardTiming {
+  /** Wall time of the guard per request (its synchronous part), µs, one value per run. */
+  readonly guardUsPerRequest: number[];
+  /** The server's whole CPU per request during the same runs, µs. */
+  readonly serverCpuUsPerRequest: number[];
+}
+
+/**
+ * Runs one case on a server that times every `RateLimitGuard.canActivate` call: warm-up, then
+ * `runs` measured runs. Diagnostics for the profile section, kept apart from the measured suites.
+ */
+export async function guardTimingRun(
+  plan: CasePlan,
+  settings: HttpSettings,
+  cores: string | undefined,
+  runs: number,
+): Promise<GuardTiming> {
+  const spec: ServerSpec = { ...specFor(plan, undefined), timeGuard: true };
+  const { child, port } = await startServer(spec, cores);
+  const timing: GuardTiming = { guardUsPerRequest: [], serverCpuUsPerRequest: [] };
+  try {
+    await load(port, plan, settings, settings.warmupSeconds);
+    for (let run = 0; run < runs; run++) {
+      const before = await serverSample(child);
+      const result = await load(port, plan, settings, settings.durationSeconds);
+      const after = await serverSample(child);
+      const calls = (after.guardCalls ?? 0) - (before.guardCalls ?? 0);
+      const cpuUs = after.userUs + after.systemUs - (before.userUs + before.systemUs);
+      if (calls > 0) {
+        timing.guardUsPerRequest.push(
+          ((after.guardNs ?? 0) - (before.guardNs ?? 0)) / calls / 1000,
+        );
+      }
+      if (result.responses > 0) timing.serverCpuUsPerRequest.push(cpuUs / result.responses);
+    }
+    return timing;
+  } finally {
+    await stopServer(child);
+  }
+}
+
 /** A variant's server, started once per suite and kept for every repetition. */
 interface RunningServer {
   readonly spec: ServerSpec;

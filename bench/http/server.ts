@@ -7,6 +7,7 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import { RateLimitGuard } from 'nestjs-ratelimit';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './apps.js';
 import type { DriverMessage, ServerMessage, ServerSample, ServerSpec } from './variants.js';
@@ -18,7 +19,26 @@ function send(message: ServerMessage): void {
   process.send?.(message);
 }
 
-function sample(): ServerSample {
+const guardTime = { ns: 0n, calls: 0 };
+
+/**
+ * Wraps `RateLimitGuard.prototype.canActivate` to add up the wall time of its synchronous part
+ * (all of it for the memory backend, which decides synchronously).
+ */
+function timeGuard(): void {
+  const original = RateLimitGuard.prototype.canActivate;
+  RateLimitGuard.prototype.canActivate = function (this: RateLimitGuard, context) {
+    const started = process.hrtime.bigint();
+    try {
+      return original.call(this, context);
+    } finally {
+      guardTime.ns += process.hrtime.bigint() - started;
+      guardTime.calls++;
+    }
+  };
+}
+
+function sample(spec: ServerSpec): ServerSample {
   const cpu = process.cpuUsage();
   const memory = process.memoryUsage();
   return {
@@ -27,6 +47,9 @@ function sample(): ServerSample {
     rssBytes: memory.rss,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     heapUsedBytes: memory.heapUsed,
+    ...(spec.timeGuard === true
+      ? { guardNs: Number(guardTime.ns), guardCalls: guardTime.calls }
+      : {}),
   };
 }
 
@@ -36,6 +59,7 @@ async function main(): Promise<void> {
   process.on('disconnect', () => process.exit(0));
 
   const spec = JSON.parse(process.argv[2] ?? '') as ServerSpec;
+  if (spec.timeGuard === true) timeGuard();
   const built = await buildApp(spec);
   const app = await NestFactory.create(built.module, { logger: ['error', 'warn'] });
   await app.listen(0, '127.0.0.1');
@@ -44,7 +68,7 @@ async function main(): Promise<void> {
   let stopping = false;
   process.on('message', (message: DriverMessage) => {
     if (message.type === 'sample') {
-      send({ type: 'sample', id: message.id, sample: sample() });
+      send({ type: 'sample', id: message.id, sample: sample(spec) });
     } else if (message.type === 'stop' && !stopping) {
       stopping = true;
       setTimeout(() => process.exit(0), STOP_TIMEOUT_MS).unref();

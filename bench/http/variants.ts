@@ -150,6 +150,11 @@ export interface ServerSpec {
   readonly identity: IdentityMode;
   /** The benchmark's Redis, for the Redis variants. */
   readonly redisUrl?: string;
+  /**
+   * Diagnostics: time every `RateLimitGuard.canActivate` call in the server (wall clock, its
+   * synchronous part), reported in the samples.
+   */
+  readonly timeGuard?: boolean;
 }
 
 /** Messages from the server process to the driver. */
@@ -172,4 +177,7 @@ export interface ServerSample {
   /** `process.resourceUsage().maxRSS`, converted to bytes: the peak RSS so far. */
   readonly maxRssBytes: number;
   readonly heapUsedBytes: number;
+  /** With `timeGuard`: total nanoseconds spent in `RateLimitGuard.canActivate`, and its calls. */
+  readonly guardNs?: number;
+  readonly guardCalls?: number;
 }

@@ -7,11 +7,15 @@
  * @module
  */
 import 'reflect-metadata';
+import { Controller, Get, Module, type ExecutionContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
 import {
   MemoryBackend,
+  RateLimitModule,
+  RateLimitService,
   RedisBackend,
   Rule,
   SlidingRedisBackend,
@@ -34,6 +38,7 @@ const IN_FLIGHT = [1, 256] as const;
 
 const rule = new Rule({ minute: LIMIT });
 const MEMORY_SUBJECT = 'nestjs-ratelimit MemoryBackend';
+const SERVICE_CHECK_SUBJECT = 'nestjs-ratelimit RateLimitService.check(), fake HTTP context';
 
 function userId(i: number): string {
   return `user-${i}`;
@@ -214,13 +219,17 @@ async function measureAsync(
   keys: number,
   inFlight: number,
   settings: MicroSettings,
+  /** redis-server's PID for the Redis subjects, to split the CPU per decision. */
+  redisPid?: number,
 ): Promise<void> {
   let subject: AsyncSubject | undefined;
   try {
     subject = await make(keys);
     const measured = subject;
-    const rate = await sampleRate(settings, (ms) =>
-      asyncRate((i) => measured.decide(i), inFlight, ms),
+    const rate = await sampleRate(
+      settings,
+      (ms) => asyncRate((i) => measured.decide(i), inFlight, ms),
+      redisPid,
     );
     await send({ type: 'decision', decision: { subject: name, keys, inFlight, ...rate } });
     await send({
@@ -240,6 +249,80 @@ async function measureAsync(
     });
   } finally {
     await subject?.close().catch(() => undefined);
+  }
+}
+
+@Controller()
+class CheckController {
+  @Get('hello')
+  hello(): string {
+    return 'world';
+  }
+}
+
+/**
+ * `RateLimitService.check()` (every step of a decision: rule selection, the default IP
+ * resolver, the memory backend) called in a loop on a fake HTTP execution context, each call
+ * with a fresh request object (the identity is cached per request). No HTTP, no Nest pipeline:
+ * what the decision itself costs.
+ */
+async function measureServiceCheck(settings: MicroSettings): Promise<void> {
+  @Module({
+    imports: [
+      RateLimitModule.forRoot({
+        backend: new MemoryBackend(),
+        config: { '^/': [{ minute: LIMIT }] },
+      }),
+    ],
+    controllers: [CheckController],
+  })
+  class CheckModule {}
+  const app = await NestFactory.createApplicationContext(CheckModule, { logger: false });
+  try {
+    const service = app.get(RateLimitService);
+    const handler = CheckController.prototype.hello;
+    const expressApp = { get: (): unknown => false };
+    const response = {};
+    let rejected = 0;
+    const context = (): ExecutionContext => {
+      const request = {
+        method: 'GET',
+        url: '/hello',
+        originalUrl: '/hello',
+        headers: { host: '127.0.0.1' },
+        socket: { remoteAddress: '127.0.0.1' },
+        ip: '127.0.0.1',
+        app: expressApp,
+      };
+      return {
+        getType: () => 'http',
+        getHandler: () => handler,
+        getClass: () => CheckController,
+        switchToHttp: () => ({ getRequest: () => request, getResponse: () => response }),
+      } as unknown as ExecutionContext;
+    };
+    const rate = await sampleRate(settings, (ms) =>
+      syncRate(() => {
+        const decision = service.check(context());
+        if (decision instanceof Promise || decision?.allowed !== true) rejected++;
+      }, ms),
+    );
+    if (rejected > 0) {
+      await send({
+        type: 'problem',
+        text: `RateLimitService.check() was asynchronous or rejected ${rejected} times`,
+      });
+    }
+    await send({
+      type: 'decision',
+      decision: { subject: SERVICE_CHECK_SUBJECT, keys: 1, inFlight: undefined, ...rate },
+    });
+    await send({
+      type: 'progress',
+      line: `RateLimitService.check(): ${Math.round(rate.perSecond)} decisions/s`,
+    });
+  } finally {
+    await app.close();
   }
 }
 
@@ -272,6 +355,16 @@ async function main(): Promise<void> {
     });
   }
 
+  // 1b. The whole decision of the module, without HTTP.
+  try {
+    await measureServiceCheck(settings);
+  } catch (error) {
+    await send({
+      type: 'problem',
+      text: `RateLimitService.check() micro-benchmark failed: ${describeError(error)}`,
+    });
+  }
+
   // 2. In-memory peers, awaited one at a time.
   for (const [name, make] of Object.entries(memoryPeerSubjects())) {
     for (const keys of keyCounts) await measureAsync(name, make, keys, 1, settings);
@@ -289,7 +382,7 @@ async function main(): Promise<void> {
       for (const keys of keyCounts) {
         for (const inFlight of IN_FLIGHT) {
           await admin.flushall();
-          await measureAsync(name, make, keys, inFlight, settings);
+          await measureAsync(name, make, keys, inFlight, settings, job.redisPid);
         }
       }
     }

@@ -24,13 +24,13 @@ const HEAP_TIMEOUT_MS = 3 * 60_000;
 
 export async function runMicro(
   settings: MicroSettings,
-  redisUrl: string | undefined,
+  redis: { readonly url: string; readonly pid: number } | undefined,
   problems: string[],
   log: (line: string) => void,
 ): Promise<MicroResults> {
   const results: MicroResults = { settings, decisions: [], commands: [], heap: [], timers: [] };
 
-  const job: DecisionsJob = { settings, redisUrl };
+  const job: DecisionsJob = { settings, redisUrl: redis?.url, redisPid: redis?.pid };
   const decisions = forkTracked(DECISIONS_PATH, [JSON.stringify(job)]);
   try {
     // Results arrive one by one, so a child that fails late still leaves what it measured.

@@ -30,6 +30,8 @@ export interface HeapMessage {
 export interface DecisionsJob {
   readonly settings: MicroSettings;
   readonly redisUrl: string | undefined;
+  /** PID of redis-server, to read the CPU it spends per decision. */
+  readonly redisPid: number | undefined;
 }
 
 /** Messages of the decisions child, one per result as it is measured, then `done`. */

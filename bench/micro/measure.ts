@@ -4,6 +4,7 @@
  * @module
  */
 import type { MicroSettings } from '../support/mode.js';
+import { processCpuMicros } from '../support/cpu.js';
 import { median } from '../support/stats.js';
 
 /** No sample ever makes more calls than this, however fast the subject is. */
@@ -12,11 +13,17 @@ export const MAX_CALLS_PER_SAMPLE = 200_000_000;
 /** Calls between two clock reads in the synchronous loop. */
 const CHECK_EVERY = 1_024;
 
+/** What one sample did: how many calls completed, in how many seconds. */
+export interface Sample {
+  readonly calls: number;
+  readonly seconds: number;
+}
+
 /**
  * Calls `call(i)` for i = 0, 1, 2 … synchronously for about `ms` (and at most
- * {@link MAX_CALLS_PER_SAMPLE} calls); resolves to calls per second.
+ * {@link MAX_CALLS_PER_SAMPLE} calls).
  */
-export function syncRate(call: (i: number) => unknown, ms: number): number {
+export function syncRate(call: (i: number) => unknown, ms: number): Sample {
   const start = performance.now();
   const deadline = start + ms;
   let i = 0;
@@ -25,18 +32,18 @@ export function syncRate(call: (i: number) => unknown, ms: number): number {
     for (; i < stop; i++) call(i);
     if (performance.now() >= deadline) break;
   }
-  return i / ((performance.now() - start) / 1000);
+  return { calls: i, seconds: (performance.now() - start) / 1000 };
 }
 
 /**
  * Keeps `inFlight` calls of `call(i)` running at once for about `ms` (and at most
- * {@link MAX_CALLS_PER_SAMPLE} calls); resolves to completed calls per second.
+ * {@link MAX_CALLS_PER_SAMPLE} calls).
  */
 export async function asyncRate(
   call: (i: number) => Promise<unknown>,
   inFlight: number,
   ms: number,
-): Promise<number> {
+): Promise<Sample> {
   const start = performance.now();
   const deadline = start + ms;
   let issued = 0;
@@ -48,16 +55,50 @@ export async function asyncRate(
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
-  return completed / ((performance.now() - start) / 1000);
+  return { calls: completed, seconds: (performance.now() - start) / 1000 };
 }
 
-/** Warm-up, then `settings.samples` samples; the median and every sample. */
+/** The median rate of a case, every sample's rate, and where its CPU went. */
+export interface Rates {
+  readonly perSecond: number;
+  readonly samples: number[];
+  /** CPU of this (the client) process per call, µs (median over the samples). */
+  readonly clientCpuUsPerCall: number | undefined;
+  /** CPU of redis-server per call, µs (median over the samples), when its PID is known. */
+  readonly redisCpuUsPerCall: number | undefined;
+}
+
+/**
+ * Warm-up, then `settings.samples` samples, each with the CPU this process and (when `redisPid`
+ * is given) redis-server used during it.
+ */
 export async function sampleRate(
   settings: MicroSettings,
-  once: (ms: number) => number | Promise<number>,
-): Promise<{ perSecond: number; samples: number[] }> {
+  once: (ms: number) => Sample | Promise<Sample>,
+  redisPid?: number,
+): Promise<Rates> {
   await once(settings.warmupMs);
   const samples: number[] = [];
-  for (let s = 0; s < settings.samples; s++) samples.push(await once(settings.sampleMs));
-  return { perSecond: median(samples) ?? 0, samples };
+  const client: number[] = [];
+  const server: number[] = [];
+  for (let s = 0; s < settings.samples; s++) {
+    const cpuBefore = process.cpuUsage();
+    const redisBefore = redisPid === undefined ? undefined : processCpuMicros(redisPid);
+    const sample = await once(settings.sampleMs);
+    const cpu = process.cpuUsage(cpuBefore);
+    const redisAfter = redisPid === undefined ? undefined : processCpuMicros(redisPid);
+    samples.push(sample.calls / sample.seconds);
+    if (sample.calls > 0) {
+      client.push((cpu.user + cpu.system) / sample.calls);
+      if (redisBefore !== undefined && redisAfter !== undefined) {
+        server.push((redisAfter - redisBefore) / sample.calls);
+      }
+    }
+  }
+  return {
+    perSecond: median(samples) ?? 0,
+    samples,
+    clientCpuUsPerCall: median(client),
+    redisCpuUsPerCall: median(server),
+  };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { HttpSettings, MicroSettings } from './mode.js';
+import type { GuardTiming } from '../http/driver.js';
 import type { ProfileSummary } from '../http/profile.js';
 import type { IdentityMode, VariantName } from '../http/variants.js';
 
@@ -107,6 +108,10 @@ export interface DecisionRate {
   /** Median decisions (or commands) per second. */
   readonly perSecond: number;
   readonly samples: readonly number[];
+  /** CPU of the benchmark process per decision, µs (median over the samples). */
+  readonly clientCpuUsPerCall: number | undefined;
+  /** CPU of redis-server per decision, µs (median over the samples); Redis subjects only. */
+  readonly redisCpuUsPerCall: number | undefined;
 }
 
 export interface CommandCount {
@@ -171,6 +176,8 @@ export interface BenchResults {
     readonly reason: string;
     readonly seconds: number;
     readonly summary: ProfileSummary;
+    /** `RateLimitGuard.canActivate` timed inside the server, on a separate unprofiled server. */
+    readonly guardTiming?: GuardTiming;
   };
   /** Problems met while running (a part that failed is reported, not hidden). */
   readonly problems: string[];
