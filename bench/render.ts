@@ -86,6 +86,19 @@ const REDIS = 'nestjs-ratelimit RedisBackend';
 const SLIDING = 'nestjs-ratelimit SlidingRedisBackend';
 const INCR = 'ioredis INCR (the bound)';
 
+/**
+ * The fastest run of a case over the fastest run of the bare app with the same users: a
+ * secondary statistic for a noisy machine, where disturbances slow runs down but never speed
+ * them up. The targets are judged on medians.
+ */
+function fastestRatio(results: BenchResults, id: HttpSuite['id'], c: HttpCase): number | undefined {
+  const bare = httpCase(results, id, 'bare', c.users);
+  if (bare === undefined || bare.runs.length === 0 || c.runs.length === 0) return undefined;
+  const best = (runs: readonly { requestsPerSecond: number }[]): number =>
+    Math.max(...runs.map((r) => r.requestsPerSecond));
+  return best(c.runs) / best(bare.runs);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Targets
 // ---------------------------------------------------------------------------------------------
@@ -111,13 +124,17 @@ function atLeast(value: number | undefined, bound: number): boolean | undefined 
 function targets(results: BenchResults): Target[] {
   const list: Target[] = [];
   const ratioTarget = (variant: VariantName, bound: number): void => {
-    const summary = httpCase(results, 'main', variant)?.summary;
+    const c = httpCase(results, 'main', variant);
+    const summary = c?.summary;
     const range = summary?.ratioRange;
+    const fastest = c === undefined ? undefined : fastestRatio(results, 'main', c);
     list.push({
-      target: `HTTP: ${VARIANTS[variant].label} ≥ ${bound.toFixed(2)}× bare`,
+      target: `HTTP: ${VARIANTS[variant].label} ≥ ${bound.toFixed(2)}× bare (medians)`,
       measured:
         `${fixed(summary?.ratioToBare, 3)}× bare` +
-        (range === undefined ? '' : ` (runs ${fixed(range[0], 3)}–${fixed(range[1], 3)})`),
+        (range === undefined ? '' : ` (runs ${fixed(range[0], 3)}–${fixed(range[1], 3)}`) +
+        (fastest === undefined ? '' : `; fastest runs ${fixed(fastest, 3)}×`) +
+        (range === undefined ? '' : ')'),
       pass: atLeast(summary?.ratioToBare, bound),
     });
   };
@@ -127,11 +144,17 @@ function targets(results: BenchResults): Target[] {
 
   const many = results.http.settings.manyUsers;
   for (const variant of ['ratelimit-memory', 'ratelimit-redis'] as const) {
-    const one = httpCase(results, 'users', variant, 1)?.summary?.ratioToBare;
-    const lots = httpCase(results, 'users', variant, many)?.summary?.ratioToBare;
+    const oneCase = httpCase(results, 'users', variant, 1);
+    const lotsCase = httpCase(results, 'users', variant, many);
+    const one = oneCase?.summary?.ratioToBare;
+    const lots = lotsCase?.summary?.ratioToBare;
+    const fastest = (c: HttpCase | undefined): string =>
+      fixed(c === undefined ? undefined : fastestRatio(results, 'users', c), 3);
     list.push({
-      target: `HTTP: ${VARIANTS[variant].label}, ${int(many)} users no worse than 1 (within ${USERS_TOLERANCE})`,
-      measured: `${fixed(lots, 3)}× bare with ${int(many)} users, ${fixed(one, 3)}× with 1`,
+      target: `HTTP: ${VARIANTS[variant].label}, ${int(many)} users no worse than 1 (medians, within ${USERS_TOLERANCE})`,
+      measured:
+        `${fixed(lots, 3)}× bare with ${int(many)} users, ${fixed(one, 3)}× with 1 ` +
+        `(fastest runs ${fastest(lotsCase)}× and ${fastest(oneCase)}×)`,
       pass: one === undefined || lots === undefined ? undefined : lots >= one - USERS_TOLERANCE,
     });
   }
@@ -194,13 +217,14 @@ function targets(results: BenchResults): Target[] {
 // Sections
 // ---------------------------------------------------------------------------------------------
 
-function httpMainTable(s: HttpSuite): string {
+function httpMainTable(results: BenchResults, s: HttpSuite): string {
   return table(
     [
       'Variant',
       'req/s',
       '× bare',
       '× bare, per run',
+      '× bare, fastest runs',
       'p50 ms',
       'p99 ms',
       'server CPU µs/req',
@@ -217,6 +241,7 @@ function httpMainTable(s: HttpSuite): string {
         int(m?.requestsPerSecond),
         fixed(m?.ratioToBare, 3),
         range === undefined ? DASH : `${fixed(range[0], 3)}–${fixed(range[1], 3)}`,
+        fixed(fastestRatio(results, s.id, c), 3),
         fixed(m?.p50Ms, 2),
         fixed(m?.p99Ms, 2),
         fixed(m?.serverCpuUsPerRequest, 1),
@@ -241,13 +266,14 @@ function statusCell(c: HttpCase): string {
   return problems.length === 0 ? `all ${c.expectedStatus}` : problems.join(', ');
 }
 
-function httpUsersTable(s: HttpSuite): string {
+function httpUsersTable(results: BenchResults, s: HttpSuite): string {
   return table(
     [
       'Variant',
       'users',
       'req/s',
       '× bare (same users)',
+      '× bare, fastest runs',
       'p50 ms',
       'p99 ms',
       'server CPU µs/req',
@@ -261,6 +287,7 @@ function httpUsersTable(s: HttpSuite): string {
         int(c.users),
         int(m?.requestsPerSecond),
         fixed(m?.ratioToBare, 3),
+        fixed(fastestRatio(results, s.id, c), 3),
         fixed(m?.p50Ms, 2),
         fixed(m?.p99Ms, 2),
         fixed(m?.serverCpuUsPerRequest, 1),
@@ -480,7 +507,9 @@ function generatedNotes(results: BenchResults): string[] {
       `Run-to-run noise: the same bare app served ${int(low)} to ${int(high)} req/s over its ` +
         `${bareRuns.length} runs (the fastest ${fixed((high / low - 1) * 100, 0)} % above the slowest). ` +
         'Differences between variants smaller than that spread need the per-run ratio ranges and ' +
-        'the table of every run before they mean much.',
+        'the table of every run before they mean much. Such disturbances only ever slow a run ' +
+        'down, so the "fastest runs" column (the best run of a variant over the best run of the ' +
+        'bare app) is shown beside the medians; the targets are judged on the medians.',
     );
   }
   const waits = results.http.suites.flatMap((s) =>
@@ -598,7 +627,7 @@ export function render(results: BenchResults): string {
 
   const main = suite(results, 'main');
   if (main !== undefined) {
-    out.push(`## HTTP: ${main.title}`, '', httpMainTable(main), '');
+    out.push(`## HTTP: ${main.title}`, '', httpMainTable(results, main), '');
   }
   const users = suite(results, 'users');
   if (users !== undefined) {
@@ -610,7 +639,7 @@ export function render(results: BenchResults): string {
         '`consume()` for rate-limiter-flexible); the driver cycles the user ids request by ' +
         'request. Ratios are against the bare app loaded the same way.',
       '',
-      httpUsersTable(users),
+      httpUsersTable(results, users),
       '',
     );
   }
