@@ -9,6 +9,7 @@ import { createPublicKey } from 'node:crypto';
 import { optionFailure, rejectUnknownKeys, type FailOption } from '../config-validation.js';
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
+import { identityFromFields } from './identity-fields.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
 
 /** The JWS algorithms a token may be pinned to. `none` is deliberately not one of them. */
@@ -322,23 +323,11 @@ function identityFromClaims(
   userKey: string,
   groupKey: string,
 ): Identity {
-  // Own properties only: a claim name such as `constructor` must not find Object's prototype.
-  const user = Object.hasOwn(claims, userKey) ? claims[userKey] : undefined;
-  let userId: string;
-  if (typeof user === 'string' && user.length > 0) {
-    userId = user;
-  } else if (typeof user === 'number' && Number.isFinite(user)) {
-    userId = String(user);
-  } else if (user === undefined || user === null || user === '') {
-    throw new EmptyInformation(`The bearer token has no "${userKey}" claim`);
-  } else {
-    throw new EmptyInformation(`The bearer token's "${userKey}" claim is not a string or number`);
-  }
-
-  if (!Object.hasOwn(claims, groupKey)) return { user: userId, group: 'default' };
-  const group = claims[groupKey];
-  if (typeof group === 'string' && group.length > 0) return { user: userId, group };
-  throw new EmptyInformation(`The bearer token's "${groupKey}" claim is not a non-empty string`);
+  return identityFromFields(claims, userKey, groupKey, {
+    noUser: `The bearer token has no "${userKey}" claim`,
+    badUser: `The bearer token's "${userKey}" claim is not a string or number`,
+    badGroup: `The bearer token's "${groupKey}" claim is not a non-empty string`,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import { optionFailure, rejectUnknownKeys, type FailOption } from '../config-validation.js';
 import { AuthResolver } from './auth-resolver.js';
-import { EmptyInformation } from './empty-information.js';
+import { identityFromFields } from './identity-fields.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
 
 /** Options of {@link SessionAuthResolver} and {@link fromSession}. */
@@ -104,24 +104,11 @@ export class SessionAuthResolver extends AuthResolver {
           'in main.ts. (express-session also leaves it unset while its store is disconnected.)',
       );
     }
-    const fields = session as Record<string, unknown>;
-
-    const user = fields[this.userKey];
-    let userId: string;
-    if (typeof user === 'string' && user.length > 0) {
-      userId = user;
-    } else if (typeof user === 'number' && Number.isFinite(user)) {
-      userId = String(user);
-    } else if (user === undefined || user === null || user === '') {
-      throw new EmptyInformation('The session has no user');
-    } else {
-      throw new EmptyInformation(`The session's "${this.userKey}" is not a string or number`);
-    }
-
-    const group = fields[this.groupKey];
-    if (group === undefined) return { user: userId, group: 'default' };
-    if (typeof group === 'string' && group.length > 0) return { user: userId, group };
-    throw new EmptyInformation(`The session's "${this.groupKey}" is not a non-empty string`);
+    return identityFromFields(session as Record<string, unknown>, this.userKey, this.groupKey, {
+      noUser: 'The session has no user',
+      badUser: `The session's "${this.userKey}" is not a string or number`,
+      badGroup: `The session's "${this.groupKey}" is not a non-empty string`,
+    });
   }
 }
 
