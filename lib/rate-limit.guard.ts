@@ -8,6 +8,7 @@ import {
 import type { ServerResponse } from 'node:http';
 import { toRetryAfterSeconds, writeRateLimitHeaders } from './http/rate-limit-headers.js';
 import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
+import { withoutStackTrace } from './internal/without-stack-trace.js';
 import { RateLimitExceededException } from './rate-limit.exception.js';
 import type { RateLimitInfo } from './rate-limit.info.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
@@ -64,11 +65,15 @@ export class RateLimitGuard implements CanActivate {
 
   /**
    * The exception that rejects the request: a 429 when it is over its limit, a 503 (without any
-   * backend error text) when the backend failed and the failure policy is `'closed'`.
+   * backend error text) when the backend failed and the failure policy is `'closed'`. Neither
+   * captures a stack trace: it would only show the guard's own frames, and capturing it costs
+   * more than the rest of the rejection.
    */
   protected rejection(decision: RateLimitDecision): Error {
     if (decision.kind === 'unavailable') {
-      return new ServiceUnavailableException('Rate limiting is temporarily unavailable');
+      return withoutStackTrace(
+        () => new ServiceUnavailableException('Rate limiting is temporarily unavailable'),
+      );
     }
     const { result, rule, identity, counter } = decision;
     const info: RateLimitInfo = {
@@ -82,6 +87,6 @@ export class RateLimitGuard implements CanActivate {
       counter,
       units: result.units,
     };
-    return new RateLimitExceededException(info);
+    return withoutStackTrace(() => new RateLimitExceededException(info));
   }
 }

@@ -24,12 +24,7 @@ import {
 import { BackendFailureHandler, isFailureOutcome } from './backends/failure-policy.js';
 import { requestPath } from './http/request-path.js';
 import { andThen, type MaybePromise } from './internal/maybe-promise.js';
-import {
-  RATE_LIMIT_IDENTITY,
-  RATE_LIMIT_OPTIONS,
-  RATE_LIMIT_RULES,
-  RATE_LIMIT_SKIP,
-} from './rate-limit.constants.js';
+import { RATE_LIMIT_OPTIONS, RATE_LIMIT_RULES, RATE_LIMIT_SKIP } from './rate-limit.constants.js';
 
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
 import type { Rule } from './rules/rule.js';
@@ -64,17 +59,41 @@ interface HandlerPlan {
   readonly scope: string;
 }
 
-/** Cached on the request when `onAuthError` let the caller through unlimited. */
+/** What `identify` gives when `onAuthError` let the caller through unlimited. */
 const UNLIMITED = null;
 
-/** Where the identity is kept on the request (a symbol key, so it cannot clash with fields). */
-type IdentityCache = Record<symbol, ResolvedIdentity | typeof UNLIMITED | undefined>;
+/** Remembered for a request that no limited rule applied to (`check` returned `undefined`). */
+const NOT_LIMITED = Symbol('not limited');
+
+/** A request's decision as remembered: the value (or promise) `check` returned. */
+type RememberedDecision = RateLimitDecision | Promise<RateLimitDecision | undefined>;
+
+/**
+ * Where `check` remembers its decision on the execution context. Nest runs all the guards of one
+ * request (global, controller and handler guards) with one context, so a `RateLimitGuard` that is
+ * both global and in `@UseGuards` decides, and counts, the request once. The context rather than
+ * the request: it is a small object with a fixed shape, so the property costs next to nothing,
+ * where a `WeakMap` entry or a new property on Express's request measurably slowed every request.
+ */
+const DECISION = Symbol('nestjs-ratelimit:decision');
+type DecisionMemo = Record<typeof DECISION, RememberedDecision | typeof NOT_LIMITED | undefined>;
 
 const NO_ROWS: readonly PatternRules[] = Object.freeze([]);
 
+/** Request methods as Node's parser spells them: already upper case, no conversion needed. */
+const UPPER_CASE_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+]);
+
 /**
  * Decides requests: which rule applies (SPEC 2.3), who the caller is (resolved at most once per
- * request, and only when some rule could apply), and what the backend says. Free of HTTP response
+ * request, and only when some rule could apply; see {@link check}), and what the backend says. Free of HTTP response
  * concerns, so the guard stays thin and this can be used on its own (e.g. in a custom guard).
  */
 @Injectable()
@@ -112,18 +131,27 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
    * applies (skipped, no candidate, no rule for the caller's group and method, an unlimited rule,
    * or a failing backend under `failurePolicy: 'open'`). Returns a plain value when every step is
    * synchronous (memory backend, synchronous resolver) and a promise otherwise.
+   *
+   * A context is decided once: calling `check` again with the same context (as Nest does for
+   * every guard of one request) returns the first decision, or the same promise, without counting
+   * the request again or resolving its caller twice.
    * @throws whatever `authenticate` / `onAuthError` throw (`EmptyInformation` is a 401)
    */
   check(context: ExecutionContext): MaybePromise<RateLimitDecision | undefined> {
     const plan = this.planFor(context);
     if (plan.skip) return undefined;
     const request = context.switchToHttp().getRequest<RateLimitRequest>();
+    const memo = context as unknown as DecisionMemo;
+    const remembered = memo[DECISION];
+    if (remembered !== undefined) return remembered === NOT_LIMITED ? undefined : remembered;
     const path = this.table.isEmpty ? '' : requestPath(request);
     const rows = this.table.isEmpty ? NO_ROWS : this.table.matching(path);
     if (plan.lists.length === 0 && rows.length === 0) return undefined;
-    return andThen(this.identify(request, context), (identity) =>
+    const decision = andThen(this.identify(request, context), (identity) =>
       identity === UNLIMITED ? undefined : this.decide(request, plan, rows, path, identity),
     );
+    memo[DECISION] = decision ?? NOT_LIMITED;
+    return decision;
   }
 
   /** Picks the rule for an identified caller and asks the backend. */
@@ -134,14 +162,30 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     path: string,
     identity: ResolvedIdentity,
   ): MaybePromise<RateLimitDecision | undefined> {
-    const method = (request.method ?? 'GET').toUpperCase();
-    const chosen = selectRule(plan, rows, path, identity.group, method);
-    if (chosen === undefined || chosen.rule.unlimited) return undefined;
+    const method = requestMethod(request);
+    const { group } = identity;
+    // SPEC 2.3 step 4: the first rule for the caller's group and method, in the first candidate
+    // list that has one: the handler's decorators, the class's, then the matching table rows.
+    let rule: Rule | undefined;
+    let scope = plan.scope;
+    for (const rules of plan.lists) {
+      rule = firstRuleFor(rules, group, method);
+      if (rule !== undefined) break;
+    }
+    if (rule === undefined) {
+      for (const row of rows) {
+        rule = firstRuleFor(row.rules, group, method);
+        if (rule !== undefined) {
+          scope = `path:${path}`;
+          break;
+        }
+      }
+    }
+    if (rule === undefined || rule.unlimited) return undefined;
 
-    const { rule } = chosen;
     const counter: RateLimitCounter = {
       user: identity.user,
-      scope: rule.zone === undefined ? chosen.scope : `zone:${rule.zone}`,
+      scope: rule.zone === undefined ? scope : `zone:${rule.zone}`,
       method: rule.method,
     };
     const query = { counter, limits: rule.limits, blockMs: rule.blockTime * 1000 };
@@ -154,39 +198,31 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     });
   }
 
-  /** The caller's identity, resolved once per request; `null` when `onAuthError` let it through. */
+  /** The caller's identity; `null` when `onAuthError` let it through unlimited. */
   private identify(
     request: RateLimitRequest,
     context: ExecutionContext,
   ): MaybePromise<ResolvedIdentity | typeof UNLIMITED> {
-    const cache = request as unknown as IdentityCache;
-    const cached = cache[RATE_LIMIT_IDENTITY];
-    if (cached !== undefined) return cached;
     let identity: MaybePromise<ResolvedIdentity>;
     try {
       identity = this.authenticator!(request, context);
     } catch (error) {
-      return this.onAuthFailure(error, context, cache);
+      return this.onAuthFailure(error, context);
     }
     if (identity instanceof Promise) {
-      return identity.then(
-        (resolved) => (cache[RATE_LIMIT_IDENTITY] = resolved),
-        (error: unknown) => this.onAuthFailure(error, context, cache),
-      );
+      return identity.catch((error: unknown) => this.onAuthFailure(error, context));
     }
-    return (cache[RATE_LIMIT_IDENTITY] = identity);
+    return identity;
   }
 
   /** `authenticate` threw: `onAuthError` decides, or the error propagates. */
   private async onAuthFailure(
     error: unknown,
     context: ExecutionContext,
-    cache: IdentityCache,
   ): Promise<ResolvedIdentity | typeof UNLIMITED> {
     if (!this.options.onAuthError) throw error;
     const fallback = await this.options.onAuthError(error, context);
-    return (cache[RATE_LIMIT_IDENTITY] =
-      fallback === undefined ? UNLIMITED : normalizeIdentity(fallback));
+    return fallback === undefined ? UNLIMITED : normalizeIdentity(fallback);
   }
 
   private planFor(context: ExecutionContext): HandlerPlan {
@@ -227,24 +263,17 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-/**
- * The first rule, in the first candidate list, for the caller's group and the request method;
- * lists without one are passed over (SPEC 2.3 step 4).
- */
-function selectRule(
-  plan: HandlerPlan,
-  rows: readonly PatternRules[],
-  path: string,
-  group: string,
-  method: string,
-): { rule: Rule; scope: string } | undefined {
-  for (const rules of plan.lists) {
-    const rule = rules.find((candidate) => candidate.appliesTo(group, method));
-    if (rule) return { rule, scope: plan.scope };
-  }
-  for (const row of rows) {
-    const rule = row.rules.find((candidate) => candidate.appliesTo(group, method));
-    if (rule) return { rule, scope: `path:${path}` };
+/** The first rule of `rules` for the caller's group and the request method. */
+function firstRuleFor(rules: readonly Rule[], group: string, method: string): Rule | undefined {
+  for (const rule of rules) {
+    if (rule.appliesTo(group, method)) return rule;
   }
   return undefined;
+}
+
+/** The request method in upper case (`GET` when missing), converting only unusual spellings. */
+function requestMethod(request: RateLimitRequest): string {
+  const method = request.method;
+  if (method === undefined) return 'GET';
+  return UPPER_CASE_METHODS.has(method) ? method : method.toUpperCase();
 }

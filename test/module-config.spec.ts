@@ -145,6 +145,43 @@ describe('global guard and filter', () => {
     }
   });
 
+  it.each([
+    ['a synchronous resolver', headerAuth],
+    ['an asynchronous resolver', async (req: Parameters<typeof headerAuth>[0]) => headerAuth(req)],
+  ])(
+    'counts a request once when RateLimitGuard is both global and in @UseGuards (%s)',
+    async (_label, authenticate) => {
+      @Controller()
+      class DoublyGuardedController {
+        @UseGuards(RateLimitGuard)
+        @RateLimit({ minute: 2 })
+        @Get('twice')
+        twice(): string {
+          return 'twice';
+        }
+      }
+      let resolved = 0;
+      const t = await createTestApp({
+        controllers: [DoublyGuardedController],
+        rateLimit: {
+          authenticate: (req) => {
+            resolved++;
+            return authenticate(req);
+          },
+        },
+      });
+      try {
+        await t.http.get('/twice').set(as('u')).expect(200).expect('twice');
+        await t.http.get('/twice').set(as('u')).expect(200);
+        await t.http.get('/twice').set(as('u')).expect(429);
+        // Two guards ran per request, but each request was identified and counted once.
+        expect(resolved).toBe(3);
+      } finally {
+        await t.close();
+      }
+    },
+  );
+
   it('without the filter, Nest answers the 429 exception itself, with the same headers and body', async () => {
     const t = await createTestApp({
       rateLimit: {

@@ -267,6 +267,9 @@ function findClientUser(
   if (trust !== undefined) {
     return firstUsable(trustedChain(request, trust), ipv6Prefix);
   }
+  // Express with `trust proxy` off (its default): `request.ip` is the socket peer. Reading the
+  // peer directly skips proxy-addr, which parses `X-Forwarded-For` into arrays on every request.
+  if (expressTrustsNoProxy(request)) return normalise(request.socket?.remoteAddress, ipv6Prefix);
   const fromFramework = normalise(request.ip, ipv6Prefix);
   if (fromFramework !== undefined) return fromFramework;
   // `request.ip` is missing or not an address. With `trust proxy` on, Express returns whatever a
@@ -306,14 +309,29 @@ function firstUsable(candidates: readonly unknown[], ipv6Prefix: number): string
   return undefined;
 }
 
+/** True for an Express request whose app has `trust proxy` off (`false`, Express's default). */
+function expressTrustsNoProxy(request: ClientAddressRequest): boolean {
+  const app = expressApp(request);
+  return app !== undefined && app.get('trust proxy') === false;
+}
+
 /** Express keeps its compiled `trust proxy` setting on the app as `trust proxy fn`. */
 function expressTrustFunction(request: ClientAddressRequest): TrustProxyFunction | undefined {
+  const trust = expressApp(request)?.get('trust proxy fn');
+  return typeof trust === 'function' ? (trust as TrustProxyFunction) : undefined;
+}
+
+/** The request's Express application (anything with a settings getter), if it has one. */
+function expressApp(request: ClientAddressRequest): ExpressSettings | undefined {
   // An Express application is itself a function (the request listener), not a plain object.
   const app = request.app as { get?: unknown } | null | undefined;
   if (app === null || (typeof app !== 'object' && typeof app !== 'function')) return undefined;
-  if (typeof app.get !== 'function') return undefined;
-  const trust: unknown = (app.get as (name: string) => unknown).call(app, 'trust proxy fn');
-  return typeof trust === 'function' ? (trust as TrustProxyFunction) : undefined;
+  return typeof app.get === 'function' ? (app as ExpressSettings) : undefined;
+}
+
+/** `app.get(name)` with one argument reads an Express setting. */
+interface ExpressSettings {
+  get(name: string): unknown;
 }
 
 /** `1.2.3.4:80` and `[2001:db8::1]:80` (some load balancers add the port) and `[2001:db8::1]`. */

@@ -24,5 +24,16 @@ import type { RateLimitCounter } from './rate-limit.backend.js';
  */
 export function counterKey(counter: RateLimitCounter): string {
   const { scope, method, user } = counter;
-  return [scope.length, ':', scope, method.length, ':', method, user].join('');
+  if (scope !== lastScope || method !== lastMethod) {
+    lastPrefix = [scope.length, ':', scope, method.length, ':', method].join('');
+    lastScope = scope;
+    lastMethod = method;
+  }
+  return [lastPrefix, user].join('');
 }
+
+// The prefix of the last counter keyed: consecutive requests usually share their scope and
+// method, and reusing it saves converting two lengths to text on every request.
+let lastScope = '';
+let lastMethod = '';
+let lastPrefix = '0:0:';

@@ -202,8 +202,39 @@ export class MemoryBackend extends RateLimitBackend {
     }
     if (this.timer === undefined && this.sweepIntervalMs > 0) this.startTimer();
 
-    // 2. Look at every unit before touching any, so a rejection counts nothing.
     const key = counterKey(query.counter);
+    return query.limits.length === 1
+      ? this.consumeOne(query, key, now)
+      : this.consumeMany(query, key, now);
+  }
+
+  /**
+   * {@link consume} for a rule of one unit, by far the most common: the same decision as
+   * {@link consumeMany}, without its per-call arrays.
+   */
+  private consumeOne(query: ConsumeQuery, key: string, now: number): ConsumeResult {
+    const limit = query.limits[0]!;
+    const store = this.storeFor(limit);
+    let window = store.windows.get(key);
+    const live = window !== undefined && now < window.end;
+    if (limit.limit === 0 || (live && window!.count >= limit.limit)) {
+      const state = live
+        ? unitState(limit, Math.max(0, limit.limit - window!.count), window!.end - now)
+        : unitState(limit, limit.limit, limit.windowMs);
+      const wait = limit.limit === 0 ? limit.windowMs : window!.end - now;
+      return this.reject(query, now, wait, limit.unit, [state]);
+    }
+    if (live) {
+      window!.count++;
+    } else {
+      window = this.startWindow(store, key, window, now);
+    }
+    return admitted([unitState(limit, limit.limit - window!.count, window!.end - now)]);
+  }
+
+  /** {@link consume} for a rule of several units. */
+  private consumeMany(query: ConsumeQuery, key: string, now: number): ConsumeResult {
+    // Look at every unit before touching any, so a rejection counts nothing.
     const limits = query.limits;
     const n = limits.length;
     const stores = new Array<WindowStore>(n);
@@ -227,15 +258,8 @@ export class MemoryBackend extends RateLimitBackend {
       }
     }
 
-    // 3. Rejected: count nothing, maybe block the user.
+    const units = new Array<UnitState>(n);
     if (exhausted !== undefined) {
-      let blocked = false;
-      if (query.blockMs > 0) {
-        this.startBlock(user, now + query.blockMs, now);
-        blocked = true;
-        if (query.blockMs > wait) wait = query.blockMs;
-      }
-      const units = new Array<UnitState>(n);
       for (let i = 0; i < n; i++) {
         const limit = limits[i];
         const window = windows[i];
@@ -244,29 +268,59 @@ export class MemoryBackend extends RateLimitBackend {
             ? unitState(limit, Math.max(0, limit.limit - window.count), window.end - now)
             : unitState(limit, limit.limit, limit.windowMs);
       }
-      return { allowed: false, retryAfterMs: wait, blocked, unit: exhausted.unit, units };
+      return this.reject(query, now, wait, exhausted.unit, units);
     }
 
-    // 4. Admitted: count it in every unit.
-    const units = new Array<UnitState>(n);
+    // Admitted: count it in every unit.
     for (let i = 0; i < n; i++) {
       const limit = limits[i];
       let window = windows[i];
       if (window !== undefined && now < window.end) {
         window.count++;
       } else {
-        const end = now + limit.windowMs;
-        if (window === undefined) window = new Window(1, end);
-        else {
-          // Reuse the expired entry; insert() moves it to the back, keeping the store ordered.
-          window.count = 1;
-          window.end = end;
-        }
-        this.insert(stores[i], key, window, now);
+        window = this.startWindow(stores[i], key, window, now);
       }
       units[i] = unitState(limit, limit.limit - window.count, window.end - now);
     }
-    return { allowed: true, retryAfterMs: 0, blocked: false, unit: undefined, units };
+    return admitted(units);
+  }
+
+  /** A rejection (which counted nothing): starts the user's block when the rule has one. */
+  private reject(
+    query: ConsumeQuery,
+    now: number,
+    wait: number,
+    unit: RateLimitUnit,
+    units: readonly UnitState[],
+  ): ConsumeResult {
+    let blocked = false;
+    if (query.blockMs > 0) {
+      this.startBlock(query.counter.user, now + query.blockMs, now);
+      blocked = true;
+      if (query.blockMs > wait) wait = query.blockMs;
+    }
+    return { allowed: false, retryAfterMs: wait, blocked, unit, units };
+  }
+
+  /**
+   * Starts a counter's window in one unit with this request in it, reusing its expired entry if
+   * it has one; insert() moves the entry to the back, keeping the store ordered.
+   */
+  private startWindow(
+    store: WindowStore,
+    key: string,
+    expired: Window | undefined,
+    now: number,
+  ): Window {
+    const end = now + store.windowMs;
+    let window = expired;
+    if (window === undefined) window = new Window(1, end);
+    else {
+      window.count = 1;
+      window.end = end;
+    }
+    this.insert(store, key, window, now);
+    return window;
   }
 
   /**
@@ -448,6 +502,10 @@ export class MemoryBackend extends RateLimitBackend {
 
 function storeName(unit: RateLimitUnit, windowMs: number): string {
   return windowMs === UNIT_WINDOW_SECONDS[unit] * 1000 ? unit : `${unit}/${windowMs}`;
+}
+
+function admitted(units: readonly UnitState[]): ConsumeResult {
+  return { allowed: true, retryAfterMs: 0, blocked: false, unit: undefined, units };
 }
 
 function unitState(limit: UnitLimit, remaining: number, resetMs: number): UnitState {

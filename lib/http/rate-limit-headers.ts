@@ -31,6 +31,20 @@ export function tightestUnit(result: ConsumeResult): UnitState | undefined {
   return tightest;
 }
 
+/** `RateLimit-Policy` per rule: it only depends on the rule, so it is built once. */
+const policies = new WeakMap<Rule, string>();
+
+function policyHeader(rule: Rule): string {
+  let policy = policies.get(rule);
+  if (policy === undefined) {
+    policy = rule.limits
+      .map((unit) => `"${unit.unit}";q=${unit.limit};w=${unit.windowMs / 1000}`)
+      .join(', ');
+    policies.set(rule, policy);
+  }
+  return policy;
+}
+
 /**
  * Writes the enabled rate-limit headers for a decided request, plus `Retry-After` when it was
  * rejected. Policy names are the unit names, so `RateLimit` points at an entry of
@@ -53,11 +67,8 @@ export function writeRateLimitHeaders(
   const resetSeconds = result.allowed ? Math.ceil((tightest?.resetMs ?? 0) / 1000) : retryAfter;
 
   if (format === 'draft-10' || format === 'both') {
-    const policy = rule.limits.map(
-      (unit) => `"${unit.unit}";q=${unit.limit};w=${unit.windowMs / 1000}`,
-    );
     const name = tightest?.unit ?? rule.limits[0]!.unit;
-    target.setHeader('RateLimit-Policy', policy.join(', '));
+    target.setHeader('RateLimit-Policy', policyHeader(rule));
     target.setHeader('RateLimit', `"${name}";r=${remaining};t=${resetSeconds}`);
   }
   if (format === 'legacy' || format === 'both') {
