@@ -88,6 +88,17 @@ async function readyClient(
   return client;
 }
 
+/** Plain `INCR` of one key per user: the least any Redis limiter can send per decision. */
+function incrSubject(name: string, client: Redis, keys: number): AsyncSubject {
+  const names = Array.from({ length: keys }, (_, i) => `bench:incr:${userId(i)}`);
+  return {
+    name,
+    decide: (key) => client.incr(names[key % keys]!),
+    rejected: () => 0,
+    close: async () => void (await client.quit()),
+  };
+}
+
 /** Every subject measured against Redis, by name. Each call makes a fresh subject. */
 function redisSubjects(url: string): Record<string, (keys: number) => Promise<AsyncSubject>> {
   return {
@@ -95,26 +106,14 @@ function redisSubjects(url: string): Record<string, (keys: number) => Promise<As
       backendSubject('nestjs-ratelimit RedisBackend', new RedisBackend(url), keys),
     'nestjs-ratelimit SlidingRedisBackend': async (keys) =>
       backendSubject('nestjs-ratelimit SlidingRedisBackend', new SlidingRedisBackend(url), keys),
-    'ioredis INCR (the bound)': async (keys) => {
-      const client = await readyClient(url);
-      const names = Array.from({ length: keys }, (_, i) => `bench:incr:${userId(i)}`);
-      return {
-        name: 'ioredis INCR (the bound)',
-        decide: (key) => client.incr(names[key % keys]!),
-        rejected: () => 0,
-        close: async () => void (await client.quit()),
-      };
-    },
-    'ioredis INCR, enableAutoPipelining': async (keys) => {
-      const client = await readyClient(url, { enableAutoPipelining: true });
-      const names = Array.from({ length: keys }, (_, i) => `bench:incr:${userId(i)}`);
-      return {
-        name: 'ioredis INCR, enableAutoPipelining',
-        decide: (key) => client.incr(names[key % keys]!),
-        rejected: () => 0,
-        close: async () => void (await client.quit()),
-      };
-    },
+    'ioredis INCR (the bound)': async (keys) =>
+      incrSubject('ioredis INCR (the bound)', await readyClient(url), keys),
+    'ioredis INCR, enableAutoPipelining': async (keys) =>
+      incrSubject(
+        'ioredis INCR, enableAutoPipelining',
+        await readyClient(url, { enableAutoPipelining: true }),
+        keys,
+      ),
     'rate-limiter-flexible RateLimiterRedis': async (keys) => {
       const client = await readyClient(url, { enableOfflineQueue: false });
       const limiter = new RateLimiterRedis({
@@ -122,38 +121,21 @@ function redisSubjects(url: string): Record<string, (keys: number) => Promise<As
         points: LIMIT,
         duration: WINDOW_SECONDS,
       });
-      const names = Array.from({ length: keys }, (_, i) => userId(i));
-      let rejected = 0;
-      return {
-        name: 'rate-limiter-flexible RateLimiterRedis',
-        decide: (key) =>
-          limiter.consume(names[key % keys]!).catch(() => {
-            rejected++;
-          }),
-        rejected: () => rejected,
-        close: async () => void (await client.quit()),
-      };
+      return rateLimiterFlexibleSubject(
+        'rate-limiter-flexible RateLimiterRedis',
+        limiter,
+        keys,
+        async () => void (await client.quit()),
+      );
     },
     '@nest-lab/throttler-storage-redis': async (keys) => {
       const client = await readyClient(url);
-      const storage = new ThrottlerStorageRedisService(client);
-      const names = Array.from({ length: keys }, (_, i) => userId(i));
-      let rejected = 0;
-      return {
-        name: '@nest-lab/throttler-storage-redis',
-        decide: async (key) => {
-          const record = await storage.increment(
-            names[key % keys]!,
-            WINDOW_SECONDS * 1000,
-            LIMIT,
-            WINDOW_SECONDS * 1000,
-            'default',
-          );
-          if (record.isBlocked) rejected++;
-        },
-        rejected: () => rejected,
-        close: async () => void (await client.quit()),
-      };
+      return throttlerStorageSubject(
+        '@nest-lab/throttler-storage-redis',
+        new ThrottlerStorageRedisService(client),
+        keys,
+        async () => void (await client.quit()),
+      );
     },
   };
 }
@@ -163,38 +145,68 @@ function memoryPeerSubjects(): Record<string, (keys: number) => Promise<AsyncSub
   return {
     'rate-limiter-flexible RateLimiterMemory': async (keys) => {
       const limiter = new RateLimiterMemory({ points: LIMIT, duration: WINDOW_SECONDS });
-      const names = Array.from({ length: keys }, (_, i) => userId(i));
-      let rejected = 0;
-      return {
-        name: 'rate-limiter-flexible RateLimiterMemory',
-        decide: (key) =>
-          limiter.consume(names[key % keys]!).catch(() => {
-            rejected++;
-          }),
-        rejected: () => rejected,
-        close: async () => {},
-      };
+      return rateLimiterFlexibleSubject(
+        'rate-limiter-flexible RateLimiterMemory',
+        limiter,
+        keys,
+        async () => {},
+      );
     },
     '@nestjs/throttler ThrottlerStorageService': async (keys) => {
       const storage = new ThrottlerStorageService();
-      const names = Array.from({ length: keys }, (_, i) => userId(i));
-      let rejected = 0;
-      return {
-        name: '@nestjs/throttler ThrottlerStorageService',
-        decide: async (key) => {
-          const record = await storage.increment(
-            names[key % keys]!,
-            WINDOW_SECONDS * 1000,
-            LIMIT,
-            WINDOW_SECONDS * 1000,
-            'default',
-          );
-          if (record.isBlocked) rejected++;
-        },
-        rejected: () => rejected,
-        close: async () => storage.onApplicationShutdown(),
-      };
+      return throttlerStorageSubject(
+        '@nestjs/throttler ThrottlerStorageService',
+        storage,
+        keys,
+        async () => storage.onApplicationShutdown(),
+      );
     },
+  };
+}
+
+/** A rate-limiter-flexible limiter (memory or Redis): `consume()` rejects when over the limit. */
+function rateLimiterFlexibleSubject(
+  name: string,
+  limiter: { consume(key: string): Promise<unknown> },
+  keys: number,
+  close: () => Promise<void>,
+): AsyncSubject {
+  const names = Array.from({ length: keys }, (_, i) => userId(i));
+  let rejected = 0;
+  return {
+    name,
+    decide: (key) =>
+      limiter.consume(names[key % keys]!).catch(() => {
+        rejected++;
+      }),
+    rejected: () => rejected,
+    close,
+  };
+}
+
+/** A @nestjs/throttler storage (its own, or the Redis one): `increment()` as its guard calls it. */
+function throttlerStorageSubject(
+  name: string,
+  storage: Pick<ThrottlerStorageService, 'increment'>,
+  keys: number,
+  close: () => Promise<void>,
+): AsyncSubject {
+  const names = Array.from({ length: keys }, (_, i) => userId(i));
+  let rejected = 0;
+  return {
+    name,
+    decide: async (key) => {
+      const record = await storage.increment(
+        names[key % keys]!,
+        WINDOW_SECONDS * 1000,
+        LIMIT,
+        WINDOW_SECONDS * 1000,
+        'default',
+      );
+      if (record.isBlocked) rejected++;
+    },
+    rejected: () => rejected,
+    close,
   };
 }
 
