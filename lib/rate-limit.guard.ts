@@ -55,7 +55,7 @@ export class RateLimitGuard implements CanActivate {
 
   /** Writes `Retry-After` on rejection and the rate-limit headers the `headers` option enables. */
   protected writeHeaders(context: ExecutionContext, decision: RateLimitDecision): void {
-    const response = context.switchToHttp().getResponse<ServerResponse>();
+    const response = context.getArgByIndex<ServerResponse>(1); // switchToHttp().getResponse()
     if (decision.kind === 'unavailable') {
       response.setHeader('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
       return;

@@ -311,6 +311,7 @@ async function measureServiceCheck(settings: MicroSettings): Promise<void> {
         getHandler: () => handler,
         getClass: () => CheckController,
         switchToHttp: () => ({ getRequest: () => request, getResponse: () => response }),
+        getArgByIndex: (index: number) => [request, response][index],
       } as unknown as ExecutionContext;
     };
     const rate = await sampleRate(settings, (ms) =>
