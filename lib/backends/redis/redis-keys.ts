@@ -11,12 +11,17 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  * - `<prefix>{<user>}b` (string): the user's block, holding when it ends (ms, Redis clock);
  *   shared by both backends, since a block belongs to the user.
  * - `<prefix>{<user>}f:<scope><method>` (hash, `RedisBackend`): the counter's fixed windows, one
- *   field per unit, `<unit>` = `<count>:<window end ms>`.
+ *   field per unit, `<unit>` = `<count>:<window end ms>`, plus the field `:exp` =
+ *   `<ms>` ({@link FIXED_WINDOW_EXPIRY_FIELD}): when the hash expires (Redis clock), recorded so
+ *   that the script extends the expiry only when a later window starts instead of reading the TTL
+ *   on every call. No unit name contains `:`, so the field never collides with a unit. It is not
+ *   written under the `testClock` test hook (no expiry then).
  * - `<prefix>{<user>}s:<scope><method>:<unit>` (sorted set, `SlidingRedisBackend`): the log of
  *   one unit, one entry per admitted request still in the window, score = its time in µs,
  *   member = `<µs>-<sequence>`.
  * - `<prefix>{<user>}q:<scope><method>` (string, `SlidingRedisBackend`): the counter's sequence
- *   (`INCR`), which keeps log members unique even within one microsecond.
+ *   (`INCR`), which keeps log members unique even within one microsecond. It expires one longest
+ *   window after it was created (not after the last request) and then starts again at 1.
  *
  * `<unit>` is the unit name (`second` ... `month`), or `<unit>/<windowMs>` for a hand-built query
  * whose window is not the unit's standard one (as `MemoryBackend` keeps those apart too).
@@ -45,16 +50,18 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  * Memory, measured with `MEMORY USAGE` on Redis 7.0.15 (64-bit, jemalloc, default
  * `*-max-listpack-*` settings) for user `203.0.113.7`, scope `path:/api/items`, method `*`
  * (key names of 40 to 50 bytes; longer users, scopes or a longer prefix add their length):
- * - fixed window: 120 bytes per counter hash with one unit, 168 with three units (about 24 bytes
- *   per further unit); one hash per (user, counter) whatever the traffic;
+ * - fixed window: 136 bytes per counter hash with one unit, 184 with three units (about 24 bytes
+ *   per further unit; 16 of each figure are the recorded expiry, absent under the test clock); one
+ *   hash per (user, counter) whatever the traffic;
  * - block: 72 bytes per blocked user;
  * - sliding log: 136 bytes for a (counter, unit) log holding one request, plus about 32 bytes per
  *   further request inside the window while the log holds at most 128 entries (100 entries: 3.7
  *   KB); above 128 Redis converts it to a skiplist at about 113 bytes per entry (1,000 entries:
  *   113 KB). So a log costs up to about `limit` entries per unit: prefer the fixed window for
  *   large limits. Plus one 88-byte sequence key per counter.
- * Keys expire with their longest window (blocks with the block), so idle users cost nothing
- * (except under the `testClock` test hook, which turns expiry off).
+ * Keys expire with their longest window (blocks with the block; a sliding counter's sequence key
+ * one longest window after it was created), so idle users cost nothing (except under the
+ * `testClock` test hook, which turns expiry off).
  *
  * @module
  */
@@ -126,24 +133,56 @@ export function encodePart(text: string): string {
     : `${escaped.length}:${escaped}`;
 }
 
-/** Scope and method, each self-delimiting. */
-function counterPart(counter: RateLimitCounter): string {
+/**
+ * The field of a `RedisBackend` hash that records when the hash expires (ms, Redis clock). It
+ * contains `:`, which no unit name does, so it never collides with a unit's field.
+ */
+export const FIXED_WINDOW_EXPIRY_FIELD = ':exp';
+
+/**
+ * Scope and method, each self-delimiting: the part after the kind in the keys of one counter.
+ * Computed once per call by the backends, which build several keys from it.
+ */
+export function counterPart(counter: RateLimitCounter): string {
   return encodePart(counter.scope) + encodePart(counter.method);
+}
+
+/**
+ * `<prefix>{<user>}`: how every key of one user starts. The `...At` functions below build keys
+ * from it, so a call that needs several keys of one user computes the hash tag once.
+ */
+export function userKeyStart(prefix: string, user: string): string {
+  return prefix + userTag(user);
 }
 
 /** `<prefix>{<user>}b`: the user's block, shared by both Redis backends. */
 export function blockKey(prefix: string, user: string): string {
-  return `${prefix}${userTag(user)}b`;
+  return blockKeyAt(userKeyStart(prefix, user));
+}
+
+/** {@link blockKey} from the user's {@link userKeyStart}. */
+export function blockKeyAt(start: string): string {
+  return `${start}b`;
 }
 
 /** `<prefix>{<user>}f:<scope><method>`: the hash of one counter's fixed windows. */
 export function fixedWindowKey(prefix: string, counter: RateLimitCounter): string {
-  return `${prefix}${userTag(counter.user)}f:${counterPart(counter)}`;
+  return fixedWindowKeyAt(userKeyStart(prefix, counter.user), counterPart(counter));
+}
+
+/** {@link fixedWindowKey} from the user's {@link userKeyStart} and the {@link counterPart}. */
+export function fixedWindowKeyAt(start: string, part: string): string {
+  return `${start}f:${part}`;
 }
 
 /** `<prefix>{<user>}q:<scope><method>`: the sequence that keeps sliding-log members unique. */
 export function slidingSequenceKey(prefix: string, counter: RateLimitCounter): string {
-  return `${prefix}${userTag(counter.user)}q:${counterPart(counter)}`;
+  return slidingSequenceKeyAt(userKeyStart(prefix, counter.user), counterPart(counter));
+}
+
+/** {@link slidingSequenceKey} from the user's {@link userKeyStart} and the {@link counterPart}. */
+export function slidingSequenceKeyAt(start: string, part: string): string {
+  return `${start}q:${part}`;
 }
 
 /** `<prefix>{<user>}s:<scope><method>:<unit>`: the sliding log of one unit of one counter. */
@@ -152,7 +191,15 @@ export function slidingLogKey(
   counter: RateLimitCounter,
   limit: Pick<UnitLimit, 'unit' | 'windowMs'>,
 ): string {
-  return `${prefix}${userTag(counter.user)}s:${counterPart(counter)}:${unitName(limit)}`;
+  return slidingLogKeyAt(userKeyStart(prefix, counter.user), counterPart(counter), unitName(limit));
+}
+
+/**
+ * {@link slidingLogKey} from the user's {@link userKeyStart}, the {@link counterPart} and the
+ * {@link unitName}.
+ */
+export function slidingLogKeyAt(start: string, part: string, name: string): string {
+  return `${start}s:${part}:${name}`;
 }
 
 /**

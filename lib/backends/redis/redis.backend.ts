@@ -1,23 +1,54 @@
+import type { UnitLimit } from '../../rules/rule-units.js';
 import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from '../rate-limit.backend.js';
 import { FIXED_WINDOW_CONSUME_LUA, FIXED_WINDOW_RESET_LUA } from './fixed-window.lua.js';
 import {
   RedisBackendBase,
+  redisArg,
+  UnitArgsCache,
   type RedisBackendClient,
   type RedisBackendOptions,
   type ScriptDefinition,
 } from './redis-backend.base.js';
-import { blockKey, fixedWindowKey, unitName } from './redis-keys.js';
+import {
+  blockKeyAt,
+  counterPart,
+  fixedWindowKey,
+  fixedWindowKeyAt,
+  unitName,
+  userKeyStart,
+} from './redis-keys.js';
 
 export type { RedisBackendClient, RedisBackendOptions } from './redis-backend.base.js';
 
+// V2: the hash records its expiry and the arguments are grouped (names, limits, windows). A new
+// name, because a client shared by two versions of this package must not run one's arguments
+// through the other's script.
 const CONSUME: ScriptDefinition = {
-  name: 'nestjsRateLimitFixedV1',
+  name: 'nestjsRateLimitFixedV2',
   lua: FIXED_WINDOW_CONSUME_LUA,
 };
 const RESET: ScriptDefinition = {
-  name: 'nestjsRateLimitFixedResetV1',
+  name: 'nestjsRateLimitFixedResetV2',
   lua: FIXED_WINDOW_RESET_LUA,
 };
+
+/** Where the consume script's arguments go in the ioredis call (see fixed-window.lua.ts). */
+const HASH_KEY = 1;
+const BLOCK_KEY = 2;
+const BLOCK_MS = 4;
+
+/**
+ * The consume call's arguments for one `limits`, with the per-request slots (keys, clock, block)
+ * left empty: 2 keys, the two keys, the clock, the block, then every unit's field name, every
+ * limit, every window. Copied per call, then filled in.
+ */
+function consumeTemplate(limits: readonly UnitLimit[]): readonly (string | number)[] {
+  const argv: (string | number)[] = [2, '', '', '', 0];
+  for (const limit of limits) argv.push(unitName(limit));
+  for (const limit of limits) argv.push(redisArg(limit.limit));
+  for (const limit of limits) argv.push(redisArg(limit.windowMs));
+  return argv;
+}
 
 /**
  * Fixed-window counters in Redis (or Redis Cluster), shared by every process and host that uses
@@ -40,6 +71,9 @@ const RESET: ScriptDefinition = {
  * new RedisBackend('redis://localhost:6379') // creates, and on close() quits, its own client
  */
 export class RedisBackend extends RedisBackendBase {
+  /** Each rule's call arguments, computed once per `limits` array. */
+  private readonly templates = new UnitArgsCache(consumeTemplate);
+
   /**
    * @param client an ioredis `Redis` or `Cluster` (stays yours), or a URL / ioredis options from
    *   which the backend creates its own client (ioredis is loaded then)
@@ -52,11 +86,13 @@ export class RedisBackend extends RedisBackendBase {
 
   /** Decides one request in one script call. See `RateLimitBackend` for the contract. */
   override async consume(query: ConsumeQuery): Promise<ConsumeResult> {
-    const { counter, limits } = query;
-    const args: (string | number)[] = [RedisBackendBase.blockArg(query.blockMs)];
-    for (const limit of limits) args.push(unitName(limit), limit.limit, limit.windowMs);
-    const keys = [fixedWindowKey(this.prefix, counter), blockKey(this.prefix, counter.user)];
-    return this.parseConsume(await this.call(CONSUME, keys, args), query);
+    const { counter } = query;
+    const argv = this.templates.get(query.limits).slice();
+    const start = userKeyStart(this.prefix, counter.user);
+    argv[HASH_KEY] = fixedWindowKeyAt(start, counterPart(counter));
+    argv[BLOCK_KEY] = blockKeyAt(start);
+    argv[BLOCK_MS] = RedisBackendBase.blockArg(query.blockMs);
+    return this.parseConsume(await this.send(CONSUME, argv), query);
   }
 
   /**

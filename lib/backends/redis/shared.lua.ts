@@ -9,17 +9,31 @@
  * Every decision is made in whole milliseconds (`now`, the time truncated to the millisecond, as
  * `MemoryBackend` truncates its clock): window ends, block ends and the sliding logs' timestamps
  * are stored as values and compared with it, so the same sequence of times always gives the same
- * decisions and the same waits. Key expiry (`PEXPIRE`, `PX`) only reclaims memory and never decides
- * a request. Under a test clock keys get no expiry at all: Redis expires keys on its own real
- * clock, which a test clock does not follow, so a key could otherwise vanish before its window
- * ended in test time.
+ * decisions and the same waits. Key expiry (`PEXPIRE`, `PEXPIREAT`, `PX`) only reclaims memory and
+ * never decides a request. Under a test clock keys get no expiry at all: Redis expires keys on its
+ * own real clock, which a test clock does not follow, so a key could otherwise vanish before its
+ * window ended in test time.
+ *
+ * The consume scripts run on every decision, so they are written for Redis's CPU, which a script
+ * spends mostly on its `redis.call`s (each about as costly as a small command from a client) and
+ * on allocations (every Lua table, string and closure goes through Redis's allocator and Lua's
+ * collector). Hence: as few commands as the decision needs, tables reused where one is already at
+ * hand, numbers formatted with one `string.format`, and the shared pieces below spliced in as code
+ * rather than defined as `local function`s, since Lua 5.1 allocates a new closure for each of those
+ * on every run, used or not.
+ *
+ * Numbers Redis stores are written with `string.format('%d')`: all are integers (but a window
+ * end under a fractional window, which gets `%.17g`), and Lua 5.1 formats `%d` through a C
+ * `long`, exact below 2^63 and much cheaper than a floating-point format such as `%.0f`
+ * (`tostring` would also cut them to 14 digits). Numbers go to `redis.call` as such strings too:
+ * Redis 7.0 turns a Lua number argument into text with `%.17g`.
  *
  * @module
  */
 
 /**
- * What every script starts with: `now_us` (the time in µs), `now` (in whole ms), `expires`
- * (whether keys get a TTL) and the helper functions. ARGV[1] is reserved for the test clock.
+ * What every script starts with: `now_us` (the time in µs), `now` (in whole ms) and `expires`
+ * (whether keys get a TTL). ARGV[1] is reserved for the test clock.
  */
 export const LUA_PRELUDE = `
 local now_us, expires
@@ -32,59 +46,49 @@ else
   expires = false
 end
 local now = math.floor(now_us / 1000)
+`;
 
--- A number as Redis should store it: integers in full (tostring would cut them to 14 digits).
-local function num(x)
-  if x == math.floor(x) then return string.format('%.0f', x) end
-  return string.format('%.17g', x)
+/**
+ * Consume scripts, right after the prelude: when the user is blocked (KEYS[2] holds the block's
+ * end, in ms, while one is active), rejects at once with the time left, looking at no unit.
+ * Then declares `worst, wait`: the exhausted unit with the longest wait so far (0: none) and that
+ * wait in ms, which the script updates with {@link LUA_EXHAUSTED}.
+ */
+export const LUA_BLOCK_CHECK = `
+local block = redis.call('GET', KEYS[2])
+if block then
+  local stop = tonumber(block)
+  if stop and stop > now then return {0, math.ceil(stop - now), 1, 0} end
 end
-
--- Milliseconds left in the user's block (0 when none). The key holds the block's end, in ms.
-local function block_left(key)
-  local value = redis.call('GET', key)
-  if value then
-    local stop = tonumber(value)
-    if stop and stop > now then return math.ceil(stop - now) end
-  end
-  return 0
-end
-
--- Blocks the user for ms (whole) milliseconds from now; PX only reclaims the key afterwards.
-local function start_block(key, ms)
-  if expires then
-    redis.call('SET', key, num(now + ms), 'PX', ms)
-  else
-    redis.call('SET', key, num(now + ms))
-  end
-end
-
--- The exhausted unit with the longest wait so far (0: none), and that wait in ms. Consume scripts
--- report each exhausted unit here; the decision is the worst one.
 local worst, wait = 0, 0
-local function exhausted(i, unit_wait)
-  if unit_wait > 0 and (worst == 0 or unit_wait > wait) then
-    worst, wait = i, unit_wait
-  end
-end
+`;
 
--- A rejected request (consume scripts: KEYS[2] = the block key, ARGV[2] = block ms): starts the
--- user's block when the rule has one and returns the head of the reply, to which the script
--- appends each unit's state.
-local function rejection()
-  local blocked = 0
-  local block_ms = tonumber(ARGV[2])
-  if block_ms > 0 then
-    start_block(KEYS[2], block_ms)
-    blocked = 1
-    if block_ms > wait then wait = block_ms end
-  end
-  return {0, math.ceil(wait), blocked, worst}
-end
+/**
+ * Consume scripts: reports unit `i` as exhausted for `unit_wait` ms (a local both must set); the
+ * decision is the unit with the longest wait, the first one on a tie.
+ */
+export const LUA_EXHAUSTED = `
+if unit_wait > 0 and (worst == 0 or unit_wait > wait) then worst, wait = i, unit_wait end`;
 
--- Makes key live at least ms more milliseconds (never shortens it); nothing under a test clock.
-local function keep_at_least(key, ms)
-  if expires and redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+/**
+ * Consume scripts, once a unit is exhausted (ARGV[2] = block ms, KEYS[2] = the block key): starts
+ * the user's block when the rule has one (`PX` only reclaims the key afterwards) and writes the
+ * head of the rejection into `reply[1..4]`; the script then writes each unit's state after it.
+ */
+export const LUA_REJECT = `
+local blocked = 0
+local block_ms = tonumber(ARGV[2])
+if block_ms > 0 then
+  local block_end = string.format('%d', now + block_ms)
+  if expires then
+    redis.call('SET', KEYS[2], block_end, 'PX', ARGV[2])
+  else
+    redis.call('SET', KEYS[2], block_end)
+  end
+  blocked = 1
+  if block_ms > wait then wait = block_ms end
 end
+reply[1], reply[2], reply[3], reply[4] = 0, math.ceil(wait), blocked, worst
 `;
 
 /**
@@ -92,8 +96,9 @@ end
  * Returns 1 when a block was still active, else 0; the key is deleted either way.
  */
 export const UNBLOCK_LUA = `${LUA_PRELUDE}
-local left = block_left(KEYS[1])
+local value = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
-if left > 0 then return 1 end
+local stop = value and tonumber(value)
+if stop and stop > now then return 1 end
 return 0
 `;

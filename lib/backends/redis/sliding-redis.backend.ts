@@ -3,21 +3,65 @@ import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS } from '../../rules/rule-units.js
 import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from '../rate-limit.backend.js';
 import {
   RedisBackendBase,
+  redisArg,
+  UnitArgsCache,
   type RedisBackendClient,
   type RedisBackendOptions,
   type ScriptDefinition,
 } from './redis-backend.base.js';
-import { blockKey, isStandardWindow, slidingLogKey, slidingSequenceKey } from './redis-keys.js';
+import {
+  blockKeyAt,
+  counterPart,
+  isStandardWindow,
+  slidingLogKey,
+  slidingLogKeyAt,
+  slidingSequenceKey,
+  slidingSequenceKeyAt,
+  unitName,
+  userKeyStart,
+} from './redis-keys.js';
 import { SLIDING_WINDOW_CONSUME_LUA, SLIDING_WINDOW_RESET_LUA } from './sliding-window.lua.js';
 
+// V2: the sequence key keeps the TTL it was created with. A new name, so that a client shared by
+// two versions of this package runs each version's own script.
 const CONSUME: ScriptDefinition = {
-  name: 'nestjsRateLimitSlidingV1',
+  name: 'nestjsRateLimitSlidingV2',
   lua: SLIDING_WINDOW_CONSUME_LUA,
 };
 const RESET: ScriptDefinition = {
-  name: 'nestjsRateLimitSlidingResetV1',
+  name: 'nestjsRateLimitSlidingResetV2',
   lua: SLIDING_WINDOW_RESET_LUA,
 };
+
+/** Where the consume script's arguments go in the ioredis call (see sliding-window.lua.ts). */
+const SEQUENCE_KEY = 1;
+const BLOCK_KEY = 2;
+const FIRST_LOG_KEY = 3;
+
+/** What the consume call needs for one `limits`, computed once per array. */
+interface ConsumeTemplate {
+  /**
+   * The call's arguments with the per-request slots (keys, clock, block) left empty: 2 + n keys,
+   * the sequence, the block, the n logs, the clock, the block, then each unit's limit and window.
+   */
+  readonly argv: readonly (string | number)[];
+  /** Each unit's name, for its log's key. */
+  readonly names: readonly string[];
+  /** The units whose window is not their standard one (hand-built queries), for `reset()`. */
+  readonly extra: readonly UnitLimit[];
+}
+
+function consumeTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
+  const argv: (string | number)[] = [2 + limits.length, '', ''];
+  for (let i = 0; i < limits.length; i++) argv.push('');
+  argv.push('', 0);
+  for (const limit of limits) argv.push(redisArg(limit.limit), redisArg(limit.windowMs));
+  return {
+    argv,
+    names: limits.map(unitName),
+    extra: limits.filter((limit) => !isStandardWindow(limit)),
+  };
+}
 
 /** Every unit with its standard window: what `reset()` always clears. */
 const STANDARD_WINDOWS: readonly Pick<UnitLimit, 'unit' | 'windowMs'>[] = RATE_LIMIT_UNITS.map(
@@ -42,6 +86,8 @@ const MAX_EXTRA_WINDOWS = 64;
 export class SlidingRedisBackend extends RedisBackendBase {
   /** Non-standard windows seen in this process, so `reset()` can name their logs. */
   private readonly extraWindows = new Map<string, Pick<UnitLimit, 'unit' | 'windowMs'>>();
+  /** Each rule's call arguments, computed once per `limits` array. */
+  private readonly templates = new UnitArgsCache(consumeTemplate);
 
   /**
    * @param client an ioredis `Redis` or `Cluster` (stays yours), or a URL / ioredis options from
@@ -55,15 +101,20 @@ export class SlidingRedisBackend extends RedisBackendBase {
 
   /** Decides one request in one script call. See `RateLimitBackend` for the contract. */
   override async consume(query: ConsumeQuery): Promise<ConsumeResult> {
-    const { counter, limits } = query;
-    const keys = [slidingSequenceKey(this.prefix, counter), blockKey(this.prefix, counter.user)];
-    const args: (string | number)[] = [RedisBackendBase.blockArg(query.blockMs)];
-    for (const limit of limits) {
-      keys.push(slidingLogKey(this.prefix, counter, limit));
-      args.push(limit.limit, limit.windowMs);
-      if (!isStandardWindow(limit)) this.rememberWindow(limit);
+    const { counter } = query;
+    const template = this.templates.get(query.limits);
+    const { names } = template;
+    const argv = template.argv.slice();
+    const start = userKeyStart(this.prefix, counter.user);
+    const part = counterPart(counter);
+    argv[SEQUENCE_KEY] = slidingSequenceKeyAt(start, part);
+    argv[BLOCK_KEY] = blockKeyAt(start);
+    for (let i = 0; i < names.length; i++) {
+      argv[FIRST_LOG_KEY + i] = slidingLogKeyAt(start, part, names[i]!);
     }
-    return this.parseConsume(await this.call(CONSUME, keys, args), query);
+    argv[FIRST_LOG_KEY + names.length + 1] = RedisBackendBase.blockArg(query.blockMs);
+    for (const limit of template.extra) this.rememberWindow(limit);
+    return this.parseConsume(await this.send(CONSUME, argv), query);
   }
 
   /**
