@@ -43,6 +43,127 @@ const fail: FailOption = optionFailure('RateLimitModule');
 const PROBE_INTERVAL_MS = 500;
 const POLICIES: readonly unknown[] = ['open', 'closed', 'fallback'];
 
+/** A call waiting for the backend, with the rejection to apply if its deadline passes first. */
+interface PendingCall {
+  /** `performance.now()` after which the call times out. */
+  readonly deadline: number;
+  /** Rejects the caller's promise; cleared once the call settled either way. */
+  fail: ((error: BackendTimeoutError) => void) | undefined;
+}
+
+/**
+ * One time bound, `ms`, for every call a {@link BackendFailureHandler} makes, kept with one timer
+ * for all of them rather than a timer, a deadline promise, a `Promise.race` and a `finally` per
+ * call (this runs on every request).
+ *
+ * Every call gets the same bound, so deadlines come in the order the calls started: the calls in
+ * flight form a queue (FIFO), and the one timer is armed for the oldest deadline only. When it
+ * fires, every call whose deadline has passed is rejected with {@link BackendTimeoutError}, and
+ * the timer is armed again for the oldest call left. A call that settles in time is marked
+ * settled, and the settled calls at the front of the queue are dropped at once (a backend mostly
+ * answers in order, so the queue stays about as long as the calls in flight); an answer that
+ * arrives after the timeout is ignored. Once no call is in flight the timer is cleared and the
+ * queue emptied, so nothing is left pending and the process can exit; the timer is also unref'd,
+ * so it never keeps the process alive by itself.
+ */
+class SharedTimeout {
+  /** Calls in start (so deadline) order; the slots before `head` are settled. */
+  private queue: PendingCall[] = [];
+  private head = 0;
+  /** Calls not settled yet. */
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** The deadline the timer was armed for. */
+  private armedFor = 0;
+
+  constructor(private readonly ms: number) {}
+
+  /** `result`, or a {@link BackendTimeoutError} when it has not settled within `ms`. */
+  bound<T>(result: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const call: PendingCall = { deadline: performance.now() + this.ms, fail: reject };
+      this.queue.push(call);
+      this.inFlight++;
+      if (this.timer === undefined) this.arm(call.deadline, this.ms);
+      result.then(
+        (value) => {
+          if (this.settle(call)) resolve(value);
+        },
+        (error: unknown) => {
+          if (this.settle(call)) reject(error);
+        },
+      );
+    });
+  }
+
+  /** Marks `call` settled; false when it timed out already (its late answer is dropped). */
+  private settle(call: PendingCall): boolean {
+    if (call.fail === undefined) return false;
+    call.fail = undefined;
+    if (--this.inFlight === 0) this.idle();
+    else if (this.queue[this.head] === call) this.dropSettled();
+    return true;
+  }
+
+  /** Moves `head` past the settled calls at the front, and compacts the queue now and then. */
+  private dropSettled(): void {
+    const { queue } = this;
+    let head = this.head;
+    while (head < queue.length && queue[head]!.fail === undefined) head++;
+    // Compact once the settled slots are at least half the queue: amortised O(1) per call, and
+    // settled calls stay referenced for a short while only.
+    if (head >= 64 && head * 2 >= queue.length) {
+      queue.copyWithin(0, head);
+      queue.length -= head;
+      head = 0;
+    }
+    this.head = head;
+  }
+
+  private arm(deadline: number, delayMs: number): void {
+    this.armedFor = deadline;
+    this.timer = setTimeout(this.expire, Math.max(1, Math.ceil(delayMs)));
+    this.timer.unref();
+  }
+
+  /** Nothing in flight: no timer, no queue. */
+  private idle(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.queue = [];
+    this.head = 0;
+  }
+
+  /** The timer: rejects every call past its deadline, then waits for the oldest one left. */
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    // Due: every call whose deadline has passed, and the call the timer was armed for even if
+    // the clock reads a hair before its deadline (timers count whole milliseconds), so that each
+    // firing makes progress.
+    const due = Math.max(now, this.armedFor);
+    const { queue } = this;
+    while (this.head < queue.length) {
+      const call = queue[this.head]!;
+      const fail = call.fail;
+      if (fail !== undefined) {
+        if (call.deadline > due) break;
+        call.fail = undefined;
+        this.inFlight--;
+        fail(new BackendTimeoutError(this.ms));
+      }
+      this.head++;
+    }
+    if (this.inFlight === 0) {
+      this.idle();
+      return;
+    }
+    this.dropSettled(); // compacts; the front call is in flight
+    const next = this.queue[this.head]!.deadline;
+    this.arm(next, next - now);
+  };
+}
+
 /**
  * Calls the backend with a time bound and applies the failure policy when it fails. It behaves
  * like a circuit breaker: after a failure, requests do not wait on the backend again until a
@@ -57,6 +178,7 @@ export class BackendFailureHandler {
   private readonly fallback: RateLimitBackend | undefined;
   private outageStartedAt: number | undefined;
   private nextProbeAt = 0;
+  private readonly deadlines: SharedTimeout;
 
   constructor(
     private readonly backend: RateLimitBackend,
@@ -77,6 +199,7 @@ export class BackendFailureHandler {
     }
     this.policy = failurePolicy;
     this.timeoutMs = backendTimeoutMs;
+    this.deadlines = new SharedTimeout(backendTimeoutMs);
     this.fallback =
       failurePolicy === 'fallback' ? (fallbackBackend ?? new MemoryBackend()) : undefined;
   }
@@ -126,11 +249,7 @@ export class BackendFailureHandler {
   }
 
   private withTimeout(result: Promise<ConsumeResult>): Promise<ConsumeResult> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BackendTimeoutError(this.timeoutMs)), this.timeoutMs);
-    });
-    return Promise.race([result, deadline]).finally(() => clearTimeout(timer));
+    return this.deadlines.bound(result);
   }
 
   private failed(error: unknown): void {
