@@ -29,6 +29,7 @@ import {
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
 import type { RateLimitUnit, UnitLimit } from '../lib/rules/rule-units.js';
+import { commandCalls } from './support/command-stats.js';
 import { keySlot } from './support/redis-harness.js';
 import { START_MS, useRedisTopologies, type RedisClient } from './support/redis-topologies.js';
 import { counter, HOUR, MINUTE, query, SECOND, unit } from './support/units.js';
@@ -105,16 +106,6 @@ function make(
 async function keysUnder(nodes: readonly Redis[], prefix: string): Promise<string[]> {
   const all = await Promise.all(nodes.map((node) => node.keys(`${prefix}*`)));
   return all.flat().sort();
-}
-
-/** Calls per command since the node started, from INFO commandstats (Lua's calls included). */
-async function commandCalls(node: Redis): Promise<Map<string, number>> {
-  const info = await node.info('commandstats');
-  const calls = new Map<string, number>();
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-    calls.set(match[1]!, Number(match[2]));
-  }
-  return calls;
 }
 
 /** A deterministic pseudo-random sequence (a linear congruential generator). */

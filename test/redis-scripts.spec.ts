@@ -18,6 +18,7 @@ import {
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
 import { startOwnedRedisServer, type OwnedRedisServerHandle } from './support/redis-harness.js';
+import { commandCalls } from './support/command-stats.js';
 
 let server: OwnedRedisServerHandle;
 const clients: Redis[] = [];
@@ -67,16 +68,6 @@ function freshPrefix(): string {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Calls of each command on the server, from INFO commandstats. */
-async function commandCalls(node: Redis): Promise<Map<string, number>> {
-  const info = await node.info('commandstats');
-  const calls = new Map<string, number>();
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-    calls.set(match[1]!, Number(match[2]));
-  }
-  return calls;
-}
 
 /** The commands `work` made the server run (inside scripts too), minus the observer's INFO. */
 async function commandsDuring(observer: Redis, work: () => Promise<void>): Promise<object> {
