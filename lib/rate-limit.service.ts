@@ -93,8 +93,9 @@ const UPPER_CASE_METHODS: ReadonlySet<string> = new Set([
 
 /**
  * Decides requests: which rule applies (SPEC 2.3), who the caller is (resolved at most once per
- * request, and only when some rule could apply; see {@link check}), and what the backend says. Free of HTTP response
- * concerns, so the guard stays thin and this can be used on its own (e.g. in a custom guard).
+ * request, and only when some rule could apply; see {@link check}), and what the backend says.
+ * Free of HTTP response concerns, so the guard stays thin and this can be used on its own (e.g.
+ * in a custom guard).
  */
 @Injectable()
 export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
