@@ -67,7 +67,10 @@ export interface ClientAddressRequest {
   readonly socket?: { readonly remoteAddress?: string } | null;
   /** The request headers, lower-case names. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  /** Express's application, whose compiled `trust proxy fn` is used to recover from a bad `ip`. */
+  /**
+   * Express's application: its `trust proxy` setting says whether `ip` can be anything but the
+   * peer, and its compiled `trust proxy fn` is used to recover from a bad `ip`.
+   */
   readonly app?: unknown;
 }
 
@@ -258,8 +261,9 @@ const fail: FailOption = optionFailure('IpAuthResolver');
 
 /**
  * Candidate addresses, best first; the first one that parses wins. With an explicit trust check
- * the candidates are the trusted walk from the client back to the peer; otherwise the framework's
- * `ip`, then (Express only) its own walk, then the peer.
+ * the candidates are the trusted walk from the client back to the peer. Otherwise: the peer
+ * alone when Express trusts no proxy; else the framework's `ip`, then (Express only) its own walk,
+ * then the peer.
  */
 function findClientUser(
   request: ClientAddressRequest,
@@ -336,9 +340,9 @@ interface ExpressSettings {
   get(name: string): unknown;
 }
 
-/** `1.2.3.4:80` and `[2001:db8::1]:80` (some load balancers add the port) and `[2001:db8::1]`. */
 /** How Node reports an IPv4 peer on a dual-stack socket. */
 const IPV4_MAPPED_PREFIX = '::ffff:';
+/** `1.2.3.4:80` and `[2001:db8::1]:80` (some load balancers add the port) and `[2001:db8::1]`. */
 const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
 const BRACKETED_IPV6 = /^\[([^\]]{2,100})\](?::\d{1,5})?$/;
 
