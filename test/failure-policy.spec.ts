@@ -6,7 +6,6 @@
  * Redis specs.
  */
 import { jest } from '@jest/globals';
-import { Logger } from '@nestjs/common';
 import {
   MemoryBackend,
   RateLimitBackend,
@@ -15,6 +14,7 @@ import {
   type RateLimitCounter,
   type RateLimitModuleOptions,
 } from 'nestjs-ratelimit';
+import { captureBackendLogs } from './support/backend-logs.js';
 import { as, createTestApp, headerAuth, type TestApp } from './support/nest-app.js';
 
 /** A backend that works like memory until told to fail, by throwing or by never answering. */
@@ -42,15 +42,8 @@ describe('failure policy', () => {
   let backend: FlakyBackend;
   let t: TestApp;
   let now: number;
-  const warnSpy = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-  const logSpy = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
-  // Nest logs through the same Logger class; keep only this library's lines about the backend.
-  const ours = (spy: typeof warnSpy): string[] =>
-    spy.mock.calls
-      .map(([message]) => String(message))
-      .filter((m) => m.includes('rate-limit backend'));
-  const warnings = () => ours(warnSpy);
-  const infos = () => ours(logSpy);
+  const logs = captureBackendLogs();
+  const { warnings, infos } = logs;
 
   async function start(options: RateLimitModuleOptions): Promise<void> {
     backend = new FlakyBackend();
@@ -66,8 +59,7 @@ describe('failure policy', () => {
   }
 
   beforeEach(() => {
-    warnSpy.mockClear();
-    logSpy.mockClear();
+    logs.clear();
     now = Date.now();
     // The probe interval is measured on Date.now, which the test moves by hand.
     jest.spyOn(Date, 'now').mockImplementation(() => now);
@@ -76,10 +68,7 @@ describe('failure policy', () => {
     jest.mocked(Date.now).mockRestore();
     await t.close();
   });
-  afterAll(() => {
-    warnSpy.mockRestore();
-    logSpy.mockRestore();
-  });
+  afterAll(() => logs.restore());
 
   it('fails open by default: requests pass, one warning per outage, one line on recovery', async () => {
     await start({});

@@ -3,8 +3,7 @@
  * nothing listening at start-up, scripts flushed mid-run. Each case checks the failure policy,
  * the time bound, that nothing of Redis's errors reaches the client, and that limiting resumes.
  */
-import { jest } from '@jest/globals';
-import { Logger, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import {
@@ -14,6 +13,7 @@ import {
   type FailurePolicy,
   type RateLimitBackend,
 } from 'nestjs-ratelimit';
+import { captureBackendLogs } from './support/backend-logs.js';
 import { as, headerAuth, HelloController } from './support/nest-app.js';
 import {
   findFreePort,
@@ -82,21 +82,9 @@ async function msUntilLimited(running: Running, user: string, maxMs = 5_000): Pr
   throw new Error(`${user} was not limited again within ${maxMs} ms`);
 }
 
-const warnSpy = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-const logSpy = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
-const ours = (spy: typeof warnSpy): string[] =>
-  spy.mock.calls
-    .map(([message]) => String(message))
-    .filter((m) => m.includes('rate-limit backend'));
-
-afterAll(() => {
-  warnSpy.mockRestore();
-  logSpy.mockRestore();
-});
-beforeEach(() => {
-  warnSpy.mockClear();
-  logSpy.mockClear();
-});
+const logs = captureBackendLogs();
+afterAll(() => logs.restore());
+beforeEach(() => logs.clear());
 
 function expectNoRedisDetails(body: string): void {
   expect(body).not.toMatch(
@@ -133,14 +121,14 @@ describe.each([
       expect(res.body).toBe('Hello world!');
       expect(res.ms).toBeLessThan(REQUEST_BOUND_MS);
     }
-    expect(ours(warnSpy)).toHaveLength(1);
+    expect(logs.warnings()).toHaveLength(1);
 
     await server.restart();
     // Redis came back empty (no persistence): the user gets a fresh window of 2, then a 429.
     const ms = await msUntilLimited(running, 'a');
     expect(ms).toBeLessThan(2_500);
-    expect(ours(logSpy).some((line) => /answers again/.test(line))).toBe(true);
-    expect(ours(warnSpy)).toHaveLength(1);
+    expect(logs.infos().some((line) => /answers again/.test(line))).toBe(true);
+    expect(logs.warnings()).toHaveLength(1);
   }, 30_000);
 
   it('killed mid-run with failurePolicy closed: a 503 with Retry-After and no Redis error text', async () => {
@@ -190,7 +178,7 @@ describe.each([
     }
     expect((await hit(running, 'd')).status).toBe(200);
     expect((await hit(running, 'd')).status).toBe(429);
-    expect(ours(warnSpy)).toHaveLength(0);
+    expect(logs.warnings()).toHaveLength(0);
   }, 30_000);
 });
 
