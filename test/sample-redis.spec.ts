@@ -25,11 +25,18 @@ async function boot(sample: SampleBackend): Promise<INestApplication> {
   return app;
 }
 
-async function expectPostLimit(app: INestApplication): Promise<void> {
-  const statuses: number[] = [];
-  for (let i = 0; i < 4; i++)
-    statuses.push((await request(app.getHttpServer()).post('/towns').send({})).status);
-  expect(statuses).toEqual([201, 201, 201, 429]);
+/** Boots the sample on `sample`'s backend and checks its POST limit, then closes both. */
+async function expectPostLimit(sample: SampleBackend): Promise<void> {
+  const app = await boot(sample);
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++)
+      statuses.push((await request(app.getHttpServer()).post('/towns').send({})).status);
+    expect(statuses).toEqual([201, 201, 201, 429]);
+  } finally {
+    await app.close();
+    await sample.close();
+  }
 }
 
 describe('the sample on Redis', () => {
@@ -52,15 +59,9 @@ describe('the sample on Redis', () => {
       ...(name.includes('sliding') ? { RATE_LIMIT_ALGORITHM: 'sliding' } : {}),
     });
     expect(sample.description.startsWith(description)).toBe(true);
-    const app = await boot(sample);
-    try {
-      // Both cases count the same caller on one server; the fixed and sliding backends keep
-      // their counters under different keys, so neither sees the other's requests.
-      await expectPostLimit(app);
-    } finally {
-      await app.close();
-      await sample.close();
-    }
+    // Both cases count the same caller on one server; the fixed and sliding backends keep
+    // their counters under different keys, so neither sees the other's requests.
+    await expectPostLimit(sample);
   });
 
   it('REDIS_CLUSTER_NODES', async () => {
@@ -68,12 +69,6 @@ describe('the sample on Redis', () => {
       REDIS_CLUSTER_NODES: cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(','),
     });
     expect(sample.description).toMatch(/^RedisBackend on Redis Cluster 127\.0\.0\.1:\d+,/);
-    const app = await boot(sample);
-    try {
-      await expectPostLimit(app);
-    } finally {
-      await app.close();
-      await sample.close();
-    }
+    await expectPostLimit(sample);
   }, 30_000);
 });
