@@ -174,7 +174,6 @@ class SharedTimeout {
 export class BackendFailureHandler {
   private readonly logger = new Logger('RateLimit');
   private readonly policy: FailurePolicy;
-  private readonly timeoutMs: number;
   private readonly fallback: RateLimitBackend | undefined;
   private outageStartedAt: number | undefined;
   private nextProbeAt = 0;
@@ -198,7 +197,6 @@ export class BackendFailureHandler {
       );
     }
     this.policy = failurePolicy;
-    this.timeoutMs = backendTimeoutMs;
     this.deadlines = new SharedTimeout(backendTimeoutMs);
     this.fallback =
       failurePolicy === 'fallback' ? (fallbackBackend ?? new MemoryBackend()) : undefined;
@@ -219,7 +217,7 @@ export class BackendFailureHandler {
       return this.onError(error, query);
     }
     if (!(result instanceof Promise)) return this.onSuccess(result);
-    return this.withTimeout(result).then(
+    return this.deadlines.bound(result).then(
       (answer) => this.onSuccess(answer),
       (error: unknown) => this.onError(error, query),
     );
@@ -246,10 +244,6 @@ export class BackendFailureHandler {
   private onFailure(query: ConsumeQuery): MaybePromise<ConsumeResult | FailureOutcome> {
     if (this.fallback) return this.fallback.consume(query);
     return this.policy === 'closed' ? CLOSED : OPEN;
-  }
-
-  private withTimeout(result: Promise<ConsumeResult>): Promise<ConsumeResult> {
-    return this.deadlines.bound(result);
   }
 
   private failed(error: unknown): void {
