@@ -654,6 +654,10 @@ export function render(results: BenchResults): string {
       `Median of ${m.settings.samples} sample(s) of ${m.settings.sampleMs} ms after a ` +
         `${m.settings.warmupMs} ms warm-up. MemoryBackend is called synchronously in a loop; the ` +
         'other subjects are awaited, with 1 call in flight (one after the other) or 256 at once. ' +
+        'The awaited subjects of one case (same keys, same calls in flight) are measured ' +
+        'interleaved, one sample each per round (a b c … a b c …, the first moving on each ' +
+        'round), so the ratios to INCR compare samples taken seconds apart; the samples column ' +
+        'lists them in round order. ' +
         'The CPU columns split where the time goes: this process (the client: the library, ' +
         'ioredis) and redis-server. With 1 call in flight a decision is a full round trip, whose ' +
         'time on a virtual machine is mostly waking an idle vCPU; the 256-in-flight rows measure ' +

@@ -28,7 +28,7 @@ import { parseCommandStats } from '../support/commandstats.js';
 import type { CommandCount } from '../support/results.js';
 import { sleep } from '../support/stats.js';
 import type { DecisionsJob, DecisionsMessage } from './jobs.js';
-import { asyncRate, sampleRate, syncRate } from './measure.js';
+import { asyncRate, RateSamples, sampleRate, syncRate } from './measure.js';
 
 /** Far above any sample's calls, so every decision is admitted (limit 1e8 per minute). */
 const LIMIT = 100_000_000;
@@ -140,7 +140,7 @@ function redisSubjects(url: string): Record<string, (keys: number) => Promise<As
   };
 }
 
-/** In-memory peers: their APIs return promises, so they are awaited one after the other. */
+/** In-memory peers: their APIs return promises, so each call is awaited before the next. */
 function memoryPeerSubjects(): Record<string, (keys: number) => Promise<AsyncSubject>> {
   return {
     'rate-limiter-flexible RateLimiterMemory': async (keys) => {
@@ -221,46 +221,82 @@ function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** One subject of an interleaved case, with its samples so far. */
+interface Entrant {
+  readonly name: string;
+  readonly subject: AsyncSubject;
+  readonly samples: RateSamples;
+  failed: boolean;
+}
+
 /**
- * Measures one async subject: made fresh, sampled, closed. A failure is reported as a problem and
- * the next case goes on.
+ * Measures the subjects of one case (key count, calls in flight) interleaved, as the HTTP suites
+ * are: every subject is made and warmed up, then each takes one sample per round (a b c … a b c
+ * …), the first subject of a round moving on by one each round. This VM's speed drifts by tens
+ * of per cent over minutes, so subjects measured one after the other compared badly (ioredis
+ * `INCR` alone ranged from 88k to 122k/s between two runs); interleaved, the drift falls on every
+ * subject alike and each ratio compares samples taken seconds apart. A subject that fails is
+ * reported as a problem and leaves the rounds; the others go on.
  */
-async function measureAsync(
-  name: string,
-  make: (keys: number) => Promise<AsyncSubject>,
+async function measureInterleaved(
+  makers: Record<string, (keys: number) => Promise<AsyncSubject>>,
   keys: number,
   inFlight: number,
   settings: MicroSettings,
   /** redis-server's PID for the Redis subjects, to split the CPU per decision. */
   redisPid?: number,
 ): Promise<void> {
-  let subject: AsyncSubject | undefined;
-  try {
-    subject = await make(keys);
-    const measured = subject;
-    const rate = await sampleRate(
-      settings,
-      (ms) => asyncRate((i) => measured.decide(i), inFlight, ms),
-      redisPid,
-    );
-    await send({ type: 'decision', decision: { subject: name, keys, inFlight, ...rate } });
-    await send({
-      type: 'progress',
-      line: `${name}, ${keys} keys, ${inFlight} in flight: ${Math.round(rate.perSecond)}/s`,
-    });
-    if (subject.rejected() > 0) {
-      await send({
-        type: 'problem',
-        text: `${name} rejected ${subject.rejected()} calls (${keys} keys)`,
-      });
-    }
-  } catch (error) {
+  const entrants: Entrant[] = [];
+  const fail = async (name: string, error: unknown): Promise<void> => {
     await send({
       type: 'problem',
       text: `${name}, ${keys} keys, ${inFlight} in flight failed: ${describeError(error)}`,
     });
+  };
+  const sampleOf = (subject: AsyncSubject) => (ms: number) =>
+    asyncRate((i) => subject.decide(i), inFlight, ms);
+  try {
+    for (const [name, make] of Object.entries(makers)) {
+      let entrant: Entrant | undefined;
+      try {
+        const subject = await make(keys);
+        entrant = { name, subject, samples: new RateSamples(redisPid), failed: false };
+        entrants.push(entrant);
+        await sampleOf(subject)(settings.warmupMs);
+      } catch (error) {
+        if (entrant !== undefined) entrant.failed = true;
+        await fail(name, error);
+      }
+    }
+    for (let round = 0; round < settings.samples; round++) {
+      for (let k = 0; k < entrants.length; k++) {
+        const entrant = entrants[(round + k) % entrants.length]!;
+        if (entrant.failed) continue;
+        try {
+          await entrant.samples.take(sampleOf(entrant.subject), settings.sampleMs);
+        } catch (error) {
+          entrant.failed = true;
+          await fail(entrant.name, error);
+        }
+      }
+    }
+    for (const { name, subject, samples, failed } of entrants) {
+      if (failed) continue;
+      const rate = samples.summary();
+      await send({ type: 'decision', decision: { subject: name, keys, inFlight, ...rate } });
+      await send({
+        type: 'progress',
+        line: `${name}, ${keys} keys, ${inFlight} in flight: ${Math.round(rate.perSecond)}/s`,
+      });
+      if (subject.rejected() > 0) {
+        await send({
+          type: 'problem',
+          text: `${name} rejected ${subject.rejected()} calls (${keys} keys)`,
+        });
+      }
+    }
   } finally {
-    await subject?.close().catch(() => undefined);
+    for (const { subject } of entrants) await subject.close().catch(() => undefined);
   }
 }
 
@@ -378,10 +414,8 @@ async function main(): Promise<void> {
     });
   }
 
-  // 2. In-memory peers, awaited one at a time.
-  for (const [name, make] of Object.entries(memoryPeerSubjects())) {
-    for (const keys of keyCounts) await measureAsync(name, make, keys, 1, settings);
-  }
+  // 2. In-memory peers, interleaved, each call awaited before the next.
+  for (const keys of keyCounts) await measureInterleaved(memoryPeerSubjects(), keys, 1, settings);
 
   // 3. Redis: every subject, 1 and many keys, 1 and 256 calls in flight; then commands.
   if (job.redisUrl === undefined) {
@@ -391,12 +425,10 @@ async function main(): Promise<void> {
   const url = job.redisUrl;
   const admin = await readyClient(url);
   try {
-    for (const [name, make] of Object.entries(redisSubjects(url))) {
-      for (const keys of keyCounts) {
-        for (const inFlight of IN_FLIGHT) {
-          await admin.flushall();
-          await measureAsync(name, make, keys, inFlight, settings, job.redisPid);
-        }
+    for (const keys of keyCounts) {
+      for (const inFlight of IN_FLIGHT) {
+        await admin.flushall();
+        await measureInterleaved(redisSubjects(url), keys, inFlight, settings, job.redisPid);
       }
     }
     for (const [name, make] of Object.entries(redisSubjects(url))) {

@@ -68,6 +68,48 @@ export interface Rates {
   readonly redisCpuUsPerCall: number | undefined;
 }
 
+/** The samples of one case so far, each with the CPU it cost. */
+export class RateSamples {
+  private readonly rates: number[] = [];
+  private readonly client: number[] = [];
+  private readonly server: number[] = [];
+
+  constructor(
+    /** redis-server's PID, to split its CPU per call; undefined for subjects without Redis. */
+    private readonly redisPid?: number,
+  ) {}
+
+  /** Runs one sample of `ms` and records its rate and the CPU this process and Redis spent. */
+  async take(once: (ms: number) => Sample | Promise<Sample>, ms: number): Promise<void> {
+    const cpuBefore = process.cpuUsage();
+    const redisBefore = this.redisCpu();
+    const sample = await once(ms);
+    const cpu = process.cpuUsage(cpuBefore);
+    const redisAfter = this.redisCpu();
+    this.rates.push(sample.calls / sample.seconds);
+    if (sample.calls > 0) {
+      this.client.push((cpu.user + cpu.system) / sample.calls);
+      if (redisBefore !== undefined && redisAfter !== undefined) {
+        this.server.push((redisAfter - redisBefore) / sample.calls);
+      }
+    }
+  }
+
+  /** Medians of the samples taken. */
+  summary(): Rates {
+    return {
+      perSecond: median(this.rates) ?? 0,
+      samples: [...this.rates],
+      clientCpuUsPerCall: median(this.client),
+      redisCpuUsPerCall: median(this.server),
+    };
+  }
+
+  private redisCpu(): number | undefined {
+    return this.redisPid === undefined ? undefined : processCpuMicros(this.redisPid);
+  }
+}
+
 /**
  * Warm-up, then `settings.samples` samples, each with the CPU this process and (when `redisPid`
  * is given) redis-server used during it.
@@ -78,27 +120,7 @@ export async function sampleRate(
   redisPid?: number,
 ): Promise<Rates> {
   await once(settings.warmupMs);
-  const samples: number[] = [];
-  const client: number[] = [];
-  const server: number[] = [];
-  for (let s = 0; s < settings.samples; s++) {
-    const cpuBefore = process.cpuUsage();
-    const redisBefore = redisPid === undefined ? undefined : processCpuMicros(redisPid);
-    const sample = await once(settings.sampleMs);
-    const cpu = process.cpuUsage(cpuBefore);
-    const redisAfter = redisPid === undefined ? undefined : processCpuMicros(redisPid);
-    samples.push(sample.calls / sample.seconds);
-    if (sample.calls > 0) {
-      client.push((cpu.user + cpu.system) / sample.calls);
-      if (redisBefore !== undefined && redisAfter !== undefined) {
-        server.push((redisAfter - redisBefore) / sample.calls);
-      }
-    }
-  }
-  return {
-    perSecond: median(samples) ?? 0,
-    samples,
-    clientCpuUsPerCall: median(client),
-    redisCpuUsPerCall: median(server),
-  };
+  const samples = new RateSamples(redisPid);
+  for (let s = 0; s < settings.samples; s++) await samples.take(once, settings.sampleMs);
+  return samples.summary();
 }
