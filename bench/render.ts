@@ -559,7 +559,8 @@ const FIXED_NOTES = [
     'its one core too, as in a one-vCPU container. The micro-benchmarks run unpinned. Absolute ' +
     'numbers are lower than on a dedicated load generator and a multi-core server.',
   'Each variant runs in its own server process, started once per suite and warmed up; the runs ' +
-    'then go interleaved (a b c … a b c …), each after a short warm-up (and, for the Redis ' +
+    'then go interleaved (a b c … c b a …: odd repetitions in order, even ones in reverse, so ' +
+    'no variant always follows the same one), each after a short warm-up (and, for the Redis ' +
     'variants, a FLUSHALL), so drift in the machine spreads over every variant and each run of a ' +
     'variant is close in time to a run of the bare app. Ratios are the median req/s of a variant ' +
     'over the median of the bare app in the same suite; "per run" is the range of each run ' +

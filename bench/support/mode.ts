@@ -9,9 +9,12 @@ export interface HttpSettings {
   readonly runWarmupSeconds: number;
   /** Seconds of each measured run. */
   readonly durationSeconds: number;
-  /** Interleaved passes over every variant (a b c … a b c …) of the one-busy-key suite. */
+  /**
+   * Interleaved passes over every variant (a b c … c b a …) of the one-busy-key suite. Even, so
+   * that as many passes go each way.
+   */
   readonly repetitions: number;
-  /** Interleaved passes of the 1-vs-many-users suite. */
+  /** Interleaved passes of the 1-vs-many-users suite (even, for the same reason). */
   readonly usersRepetitions: number;
   /** Distinct users of the many-users suite. */
   readonly manyUsers: number;
@@ -53,8 +56,8 @@ export const FULL: BenchMode = {
     warmupSeconds: 3,
     runWarmupSeconds: 1,
     durationSeconds: 4,
-    repetitions: 9,
-    usersRepetitions: 5,
+    repetitions: 8,
+    usersRepetitions: 6,
     manyUsers: 10_000,
     quietWaitBudgetSeconds: 180,
   },
