@@ -20,12 +20,7 @@ import type {
   UnitState,
 } from '../lib/backends/rate-limit.backend.js';
 import { parseConsumeReply, parseFlagReply } from '../lib/backends/redis/redis-backend.base.js';
-import {
-  blockKey,
-  fixedWindowKey,
-  slidingLogKey,
-  slidingSequenceKey,
-} from '../lib/backends/redis/redis-keys.js';
+import { blockKey, fixedWindowKey, slidingLogKey } from '../lib/backends/redis/redis-keys.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
 import type { RateLimitUnit, UnitLimit } from '../lib/rules/rule-units.js';
@@ -84,9 +79,9 @@ class TestClock {
   readonly read = (): number => this.now;
 }
 
-/** A log score (µs since the Unix epoch) as µs after {@link START_MS}. */
-function sinceStartUs(score: number): number {
-  return score - START_MS * 1000;
+/** A log entry (ms since the Unix epoch) as ms after {@link START_MS}. */
+function sinceStart(entry: string): number {
+  return Number(entry) - START_MS;
 }
 
 function make(
@@ -425,7 +420,7 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       await consumeAt(0, q);
       await consumeAt(0, q); // a block
       const keys = await keysUnder(nodes, prefix);
-      expect(keys).toHaveLength(kind === 'fixed' ? 2 : 4);
+      expect(keys).toHaveLength(kind === 'fixed' ? 2 : 3); // sliding: a log per unit
       for (const key of keys) expect([key, await client.pttl(key)]).toEqual([key, -1]);
     });
 
@@ -472,7 +467,6 @@ describe.each(redis.topologies)('on a $name', (topology) => {
           kind === 'fixed'
             ? [fixedWindowKey(prefix, c), blockKey(prefix, user)]
             : [
-                slidingSequenceKey(prefix, c),
                 slidingLogKey(prefix, c, limits[0]!),
                 slidingLogKey(prefix, c, limits[1]!),
                 blockKey(prefix, user),
@@ -493,7 +487,7 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       // The calls touched exactly those keys, plus the two counters of `v`.
       const found = await keysUnder(nodes, prefix);
       const zoneKeys = found.filter((key) => key.includes('{=v}'));
-      expect(zoneKeys).toHaveLength(kind === 'fixed' ? 2 : 6);
+      expect(zoneKeys).toHaveLength(kind === 'fixed' ? 2 : 4);
       expect(found.filter((key) => !key.includes('{=v}'))).toEqual([...expected].sort());
     });
 
@@ -511,7 +505,7 @@ describe.each(redis.topologies)('on a $name', (topology) => {
         const stored = await client.hget(fixedWindowKey(prefix, q.counter), 'minute');
         expect(stored).toBe(`3:${START_MS + MINUTE}`);
       } else {
-        expect(await client.zcard(slidingLogKey(prefix, q.counter, minute))).toBe(3);
+        expect(await client.llen(slidingLogKey(prefix, q.counter, minute))).toBe(3);
       }
     });
   });
@@ -563,20 +557,19 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       return backend.consume(q);
     };
 
-    /** The log of one unit, oldest first, as µs after the clock's start. */
+    /** The log of one unit as stored, in list order, as ms after the clock's start. */
     async function logTimes(c: RateLimitCounter, limit: UnitLimit): Promise<number[]> {
       const key = slidingLogKey(prefix, c, limit);
-      const flat = await (client as Redis).zrange(key, '0', '-1', 'WITHSCORES'); // (Cluster: same)
-      const times: number[] = [];
-      for (let i = 1; i < flat.length; i += 2) times.push(sinceStartUs(Number(flat[i])));
-      return times;
+      const entries = await (client as Redis).lrange(key, 0, -1); // (Cluster: same API)
+      return entries.map(sinceStart);
     }
 
-    it('logs each admitted request at its test-clock time, in µs', async () => {
-      const second = unit('second', 3);
+    it('logs each admitted request at its test-clock millisecond, oldest first', async () => {
+      const second = unit('second', 4);
       const q = query([second]);
-      for (const t of [0, 0.25, 1.123456]) expect((await consumeAt(t, q)).allowed).toBe(true);
-      expect(await logTimes(q.counter, second)).toEqual([0, 250, 1_123]);
+      for (const t of [0, 0.25, 1.123456, 1.9]) expect((await consumeAt(t, q)).allowed).toBe(true);
+      expect(await logTimes(q.counter, second)).toEqual([0, 0, 1, 1]);
+      expect(await client.type(slidingLogKey(prefix, q.counter, second))).toBe('list');
     });
 
     it('rejects a request 1 ms before the oldest entry leaves, admits it once it left', async () => {
@@ -585,7 +578,7 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       expect((await consumeAt(0, q)).allowed).toBe(true);
       expect(await consumeAt(999, q)).toEqual(rejected(1, 'second', [state(second, 0, 1)]));
       expect(await consumeAt(1_000, q)).toEqual(admitted(state(second, 0, SECOND)));
-      expect(await logTimes(q.counter, second)).toEqual([1_000_000]); // the old entry was dropped
+      expect(await logTimes(q.counter, second)).toEqual([1_000]); // the old entry was dropped
     });
 
     it('admits an evenly spaced burst again exactly as each entry leaves', async () => {
@@ -604,9 +597,7 @@ describe.each(redis.topologies)('on a $name', (topology) => {
         expect(await consumeAt(oldest + 1_000, q)).toEqual(admitted(state(second, 0, 250)));
       }
       // Each re-admission came 1 s after the entry it replaced: the spacing is kept.
-      expect(await logTimes(q.counter, second)).toEqual([
-        1_000_000, 1_250_000, 1_500_000, 1_750_000,
-      ]);
+      expect(await logTimes(q.counter, second)).toEqual([1_000, 1_250, 1_500, 1_750]);
     });
 
     it('treats a log above a lowered limit as full', async () => {
@@ -626,10 +617,10 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       );
       const five = unit('minute', 5);
       expect(await consumeAt(35_000, query([five], c))).toEqual(admitted(state(five, 1, 25_000)));
-      expect(await logTimes(c, three)).toEqual([0, 10_000_000, 20_000_000, 35_000_000]);
+      expect(await logTimes(c, three)).toEqual([0, 10_000, 20_000, 35_000]);
     });
 
-    it('logs every admitted request, even many at once (unique members)', async () => {
+    it('logs every admitted request, even many in one millisecond, each once', async () => {
       const day = unit('day', 10_000);
       const q = query([unit('second', 10_000), day]);
       clock.at(0);
@@ -640,15 +631,162 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       expect(results.map((r) => r.units[1]!.remaining).sort((a, b) => b - a)).toEqual(
         Array.from({ length: n }, (_, i) => 9_999 - i),
       );
-      const log = slidingLogKey(prefix, q.counter, day);
-      expect(await client.zcard(log)).toBe(n);
-      const members = await (client as Redis).zrange(log, '0', '-1'); // (Cluster: same API)
-      expect(new Set(members).size).toBe(n);
-      for (const member of members) expect(member).toMatch(/^\d+-\d+$/);
-      // The sequence, not the time, makes members unique: all n requests share one microsecond
-      // and still count once each (all of the first n sequence numbers are there).
-      const sequences = members.map((member) => Number(member.split('-')[1])).sort((a, b) => a - b);
-      expect(sequences).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      // One entry per request, all the same millisecond: equal entries, each counted.
+      expect(await logTimes(q.counter, day)).toEqual(Array.from({ length: n }, () => 0));
+    });
+
+    /**
+     * Admits one request of `q` at each of `times` (ms, in order). After the first, they are sent
+     * without waiting for one another: each reads the test clock as it is sent, and one connection
+     * (one node, for one user) runs them in that order.
+     */
+    async function admitAt(q: ConsumeQuery, times: readonly number[]): Promise<void> {
+      expect((await consumeAt(times[0]!, q)).allowed).toBe(true);
+      const rest = await Promise.all(times.slice(1).map((t) => consumeAt(t, q)));
+      expect(rest.filter((result) => !result.allowed)).toEqual([]);
+    }
+
+    // 3,000 entries, one every 2 ms; `left` of them have left the window at the next request. The
+    // trim reads the entries after the head in chunks of 32, 64, ..., 1024 (indexes 1-32, 33-96,
+    // ..., 993-2016, 2017-3040), so these put the first live entry at the end or the start of a
+    // chunk, inside the largest, or nowhere (every entry left).
+    it.each([1, 32, 33, 1_500, 2_017, 2_999, 3_000])(
+      'trims a backlog of 3,000 entries of which %d left the window, exactly',
+      async (left) => {
+        const windowMs = 10_000;
+        const big: UnitLimit = { unit: 'minute', limit: 5_000, windowMs };
+        const q = query([big]);
+        const reference = new SlidingReference(clock.read);
+        const times = Array.from({ length: 3_000 }, (_, k) => 2 * k);
+        await admitAt(q, times);
+        for (const t of times) {
+          clock.at(t);
+          reference.consume(q);
+        }
+        // Entry k (of 2k ms) is out once 2k <= now - window: the first `left` are.
+        const now = windowMs + 2 * left - 1;
+        const result = await consumeAt(now, q);
+        expect(result).toEqual(reference.consume(q));
+        const kept = 3_000 - left;
+        // The oldest entry kept (of 2 * left ms) leaves 1 ms from now; none kept: a fresh log.
+        expect(result).toEqual(admitted(state(big, 5_000 - kept - 1, kept > 0 ? 1 : windowMs)));
+        expect(await logTimes(q.counter, big)).toEqual([...times.slice(left), now]);
+        // A lower limit on the same log: full (but the fresh one), waiting for the entry at
+        // count - limit.
+        const lowered = query([{ ...big, limit: 1_000 }]);
+        expect(await consumeAt(now, lowered)).toEqual(reference.consume(lowered));
+      },
+    );
+
+    it('deletes a log once every entry left, even when another unit rejects the request', async () => {
+      const second = unit('second', 5);
+      const c = counter();
+      await admitAt(query([second], c), [0, 100, 200]);
+      const closed = query([second, unit('hour', 0)], c);
+      expect(await consumeAt(1_200, closed)).toEqual(
+        rejected(HOUR, 'hour', [state(second, 5, SECOND), state(unit('hour', 0), 0, HOUR)]),
+      );
+      expect(await client.exists(slidingLogKey(prefix, c, second))).toBe(0);
+      expect(await consumeAt(1_300, query([second], c))).toEqual(
+        admitted(state(second, 4, SECOND)),
+      );
+      expect(await logTimes(c, second)).toEqual([1_300]);
+    });
+
+    it('rejects a limit of 0 without touching the log other limits of the unit share', async () => {
+      const minute = unit('minute', 3);
+      const closed = unit('minute', 0);
+      const c = counter();
+      await admitAt(query([minute], c), [0, 1_000]);
+      // At 60.5 s the entry of 0 s has left; a limit of 0 reads nothing, so it stays.
+      expect(await consumeAt(60_500, query([closed], c))).toEqual(
+        rejected(MINUTE, 'minute', [state(closed, 0, MINUTE)]),
+      );
+      expect(await logTimes(c, minute)).toEqual([0, 1_000]);
+      expect(await consumeAt(60_500, query([minute], c))).toEqual(admitted(state(minute, 1, 500)));
+      expect(await logTimes(c, minute)).toEqual([1_000, 60_500]);
+    });
+
+    describe('when the clock steps back', () => {
+      it('counts an entry logged behind a later one until that one leaves: stricter', async () => {
+        const second = unit('second', 3);
+        const q = query([second]);
+        expect(await consumeAt(5_000, q)).toEqual(admitted(state(second, 2, SECOND)));
+        expect(await consumeAt(5_500, q)).toEqual(admitted(state(second, 1, 500)));
+        // Back to 4.2 s: both entries count (they are later than 4.2 s - 1 s).
+        expect(await consumeAt(4_200, q)).toEqual(admitted(state(second, 0, SECOND)));
+        expect(await logTimes(q.counter, second)).toEqual([5_000, 5_500, 4_200]);
+        // At 5.6 s the entry of 4.2 s has left, but it sits behind the live 5 s one: still
+        // counted, so the unit is full until 5 s leaves (the contract would admit here).
+        expect(await consumeAt(5_600, q)).toEqual(rejected(400, 'second', [state(second, 0, 400)]));
+        // 5 s left: the trim stops at 5.5 s and keeps 4.2 s behind it, counted once more.
+        expect(await consumeAt(6_000, q)).toEqual(admitted(state(second, 0, 500)));
+        expect(await logTimes(q.counter, second)).toEqual([5_500, 4_200, 6_000]);
+        // 5.5 s left: both go, and the count is exact again.
+        expect(await consumeAt(6_500, q)).toEqual(admitted(state(second, 1, 500)));
+        expect(await logTimes(q.counter, second)).toEqual([6_000, 6_500]);
+      });
+
+      it('waits at least until the head of the list leaves, never 0, when the marked entry left', async () => {
+        const five = unit('second', 5);
+        const three = unit('second', 3); // the same log, a lower limit
+        await admitAt(query([five]), [1_000, 500, 1_001, 1_002]);
+        // At 1.6 s: 4 entries, the one at count - limit (500) left long ago. In the window are
+        // 1, 1.001 and 1.002 s: full, until 1 s leaves at 2 s.
+        expect(await consumeAt(1_600, query([three]))).toEqual(
+          rejected(400, 'second', [state(three, 0, 400)]),
+        );
+      });
+
+      // The yardstick: an exact log fed the same admitted requests, which at every request forgets
+      // every entry that has left the window (as the sorted log before did), never to count it
+      // again should the clock go back. The list only ever forgets fewer.
+      it('never admits more than an exact log would, stepping back and forth at random', async () => {
+        const limits: UnitLimit[] = [
+          unit('second', 3),
+          { unit: 'minute', limit: 12, windowMs: 5_000 },
+        ];
+        const q = query(limits);
+        let exact: number[][] = limits.map(() => []);
+        const random = seeded(7);
+        const moves = [-700, -30, -1, 0, 1, 90, 350, 600, 999, 1_000, 2_500];
+        let t = 10_000;
+        let latest = t; // every entry is of this millisecond or earlier
+        let stepsBack = 0;
+        let rejections = 0;
+        let stricter = 0; // unit states that counted an entry the exact log had forgotten
+        for (let step = 0; step < 400; step++) {
+          const move = moves[random(moves.length)]!;
+          if (move < 0) stepsBack++;
+          t = Math.max(0, t + move);
+          latest = Math.max(latest, t);
+          const result = await consumeAt(t, q);
+          exact = exact.map((log, i) => log.filter((s) => s > t - limits[i]!.windowMs));
+          limits.forEach((limit, i) => {
+            const room = limit.limit - exact[i]!.length;
+            const reported = result.units[i]!;
+            expect({ step, fits: !result.allowed || room > 0 }).toEqual({ step, fits: true });
+            const most = result.allowed ? room - 1 : Math.max(0, room);
+            expect({ step, remaining: reported.remaining <= most }).toEqual({
+              step,
+              remaining: true,
+            });
+            expect({ step, resetMs: reported.resetMs > 0 }).toEqual({ step, resetMs: true });
+            if (reported.remaining < most) stricter++;
+          });
+          if (result.allowed) for (const log of exact) log.push(t);
+          else rejections++;
+        }
+        expect(stepsBack).toBeGreaterThan(50);
+        expect(rejections).toBeGreaterThan(100);
+        expect(rejections).toBeLessThan(300);
+        expect(stricter).toBeGreaterThan(20);
+        // Once the clock has run past every entry's window, decisions are exact again.
+        const last = latest + 5_000;
+        expect(await consumeAt(last, q)).toEqual(
+          admitted(state(limits[0]!, 2, SECOND), state(limits[1]!, 11, 5_000)),
+        );
+      });
     });
 
     it('reset also clears a non-standard window this process used', async () => {
@@ -754,7 +892,7 @@ describe('without a test clock', () => {
           const pair = [new Backend(one, { prefix }), new Backend(two, { prefix })] as const;
           redis.closeAfterAll(...pair);
           const nodes = await topology.nodes();
-          return { name: `${kind} on a ${topology.name}`, kind, prefix, pair, one, nodes };
+          return { name: `${kind} on a ${topology.name}`, prefix, pair, one, nodes };
         }),
       ),
     );
@@ -783,9 +921,9 @@ describe('without a test clock', () => {
       expect(wait).toBe(Math.max(500, resetMs));
     }
     // The keys expire with the window or the block, on Redis's clock.
-    for (const { name, kind, prefix, one, nodes } of instances) {
+    for (const { name, prefix, one, nodes } of instances) {
       const keys = await keysUnder(nodes, prefix);
-      expect({ name, keys: keys.length }).toEqual({ name, keys: kind === 'fixed' ? 2 : 3 });
+      expect({ name, keys: keys.length }).toEqual({ name, keys: 2 }); // a hash or a log, a block
       for (const key of keys) {
         const ttl = await one.pttl(key);
         const most = key.endsWith('}b') ? 500 : SECOND;

@@ -1,9 +1,9 @@
 /**
  * What the consume scripts cost Redis and what they leave behind, on a real server and Redis's
  * own clock (the test clock turns expiry off): the commands each decision runs, the fixed-window
- * hash's recorded expiry, the sliding sequence's TTL, and the batching of concurrent calls into
- * one socket write. Decisions themselves are covered by test/conformance and
- * test/redis-backends.spec.ts.
+ * hash's recorded expiry, the sliding logs' trimming (under a test clock, whose time a test
+ * places exactly) and TTL, and the batching of concurrent calls into one socket write. Decisions
+ * themselves are covered by test/conformance and test/redis-backends.spec.ts.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Redis } from 'ioredis';
@@ -13,7 +13,6 @@ import {
   fixedWindowKey,
   FIXED_WINDOW_EXPIRY_FIELD,
   slidingLogKey,
-  slidingSequenceKey,
 } from '../lib/backends/redis/redis-keys.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
@@ -92,13 +91,12 @@ describe('RedisBackend script', () => {
     const q = query([short, unit('minute', 1_000)]);
     await backend.consume(query([short], counter('warm-up'))); // EVAL: loads the script
 
-    // A new hash: its TTL is read once (none), then it expires with the minute.
+    // A new hash: it records, and gets, the minute's end as its expiry.
     expect(await commandsDuring(observer, async () => void (await backend.consume(q)))).toEqual({
       evalsha: 1,
       time: 1,
       get: 1,
       hmget: 1,
-      pttl: 1,
       hset: 1,
       pexpireat: 1,
     });
@@ -145,25 +143,6 @@ describe('RedisBackend script', () => {
     });
   });
 
-  it('keeps the longer TTL of a hash written before the expiry field existed', async () => {
-    const node = await client();
-    const backend = new RedisBackend(node, { prefix: freshPrefix() });
-    backends.push(backend);
-    const c = counter();
-    const key = fixedWindowKey(backend['prefix'], c);
-    // As the previous script version left it: an hour's window, no recorded expiry.
-    const [seconds] = await node.time();
-    const hourEnd = Number(seconds) * 1000 + 3_000_000;
-    await node.hset(key, 'hour', `2:${hourEnd}`);
-    await node.pexpireat(key, hourEnd);
-    await backend.consume(query([unit('second', 5)], c));
-    expect(await node.pexpiretime(key)).toBe(hourEnd); // untouched
-    // Recorded from TIME + PTTL, which Redis rounds separately: the same instant to within 1 ms.
-    const recorded = Number(await node.hget(key, FIXED_WINDOW_EXPIRY_FIELD));
-    expect(Math.abs(recorded - hourEnd)).toBeLessThanOrEqual(1);
-    expect(await node.hget(key, 'hour')).toBe(`2:${hourEnd}`);
-  });
-
   it('records no expiry under a test clock', async () => {
     const node = await client();
     const backend = new RedisBackend(node, { prefix: freshPrefix(), testClock: () => 1.7e12 });
@@ -177,7 +156,7 @@ describe('RedisBackend script', () => {
 });
 
 describe('SlidingRedisBackend script', () => {
-  it('runs 8 commands per admitted decision on one unit, none for the sequence TTL', async () => {
+  it('runs 6 commands per admitted decision on one unit while nothing leaves the window', async () => {
     const node = await client();
     const observer = await client();
     const backend = new SlidingRedisBackend(node, { prefix: freshPrefix() });
@@ -191,39 +170,176 @@ describe('SlidingRedisBackend script', () => {
     expect(steady).toEqual({
       evalsha: n,
       time: n,
-      get: n,
-      zremrangebyscore: n,
-      zcard: n,
-      zrange: n,
-      incr: n,
-      zadd: n,
+      get: n, // the block
+      lindex: n, // the head, inside the window
+      llen: n, // the count
+      rpush: n,
       pexpire: n, // the log's
     });
   });
 
-  it('gives the sequence its TTL once; a new sequence after it expires repeats no member', async () => {
+  describe('under a test clock', () => {
+    let node: Redis;
+    let observer: Redis;
+    let now = 0;
+    let backend: SlidingRedisBackend;
+
+    beforeAll(async () => {
+      node = await client();
+      observer = await client();
+    });
+
+    beforeEach(() => {
+      backend = new SlidingRedisBackend(node, {
+        prefix: freshPrefix(),
+        testClock: () => 1.7e12 + now,
+      });
+      backends.push(backend);
+    });
+
+    /** Admits one request of `q` at each of `times` (ms after the start), in order. */
+    async function admitAt(q: ConsumeQuery, times: readonly number[]): Promise<void> {
+      now = times[0]!;
+      expect((await backend.consume(q)).allowed).toBe(true);
+      // Sent without waiting: each reads the clock as it is sent, and runs in that order.
+      const rest = await Promise.all(
+        times.slice(1).map((t) => {
+          now = t;
+          return backend.consume(q);
+        }),
+      );
+      expect(rest.filter((result) => !result.allowed)).toEqual([]);
+    }
+
+    /** The commands of one decision of `q` at `t`, its result, and the log's length after it. */
+    async function decideAt(t: number, q: ConsumeQuery, window = q.limits[0]!) {
+      now = t;
+      let allowed: boolean | undefined;
+      const commands = await commandsDuring(observer, async () => {
+        allowed = (await backend.consume(q)).allowed;
+      });
+      const log = slidingLogKey(backend['prefix'], q.counter, window);
+      return { allowed, commands, length: await node.llen(log) };
+    }
+
+    // 3,000 entries 2 ms apart in a 10 s window; the first `left` are out at the next request, so
+    // the first entry in is at index `left`. The chunks after the head: indexes 1-32, 33-96, ...,
+    // 993-2016 (1,024 entries), then 2017-3040.
+    it.each([
+      // In the first chunk, which did not reach the end of the list: LLEN counts.
+      { left: 1, reads: 1, llen: 1 },
+      // In the 6th chunk, full: LLEN counts.
+      { left: 1_500, reads: 6, llen: 1 },
+      // Opening the 7th chunk, which reached the end of the list: it gives the count.
+      { left: 2_017, reads: 7, llen: 0 },
+    ])(
+      'trims a backlog in chunks of 32 up to 1,024: $left out, $reads LRANGEs',
+      async ({ left, reads, llen }) => {
+        const windowMs = 10_000;
+        const q = query([{ unit: 'minute', limit: 5_000, windowMs }]);
+        await admitAt(
+          q,
+          Array.from({ length: 3_000 }, (_, k) => 2 * k),
+        );
+        const counted = llen > 0 ? { llen } : {};
+        expect(await decideAt(windowMs + 2 * left - 1, q)).toEqual({
+          allowed: true,
+          commands: {
+            evalsha: 1,
+            get: 1,
+            lindex: 1,
+            lrange: reads,
+            ltrim: 1,
+            ...counted,
+            rpush: 1,
+          },
+          length: 3_000 - left + 1,
+        });
+      },
+    );
+
+    it('deletes a log whose every entry left, then starts it again', async () => {
+      const q = query([{ unit: 'minute', limit: 5_000, windowMs: 10_000 }]);
+      await admitAt(
+        q,
+        Array.from({ length: 3_000 }, (_, k) => 2 * k),
+      );
+      expect(await decideAt(20_000, q)).toEqual({
+        allowed: true,
+        // 2,999 entries after the head: chunks 32, 64, ..., 1024, the 7th one short.
+        commands: { evalsha: 1, get: 1, lindex: 1, lrange: 7, del: 1, rpush: 1 },
+        length: 1,
+      });
+    });
+
+    it('counts a short log from the one chunk it reads', async () => {
+      const q = query([unit('second', 20)]);
+      await admitAt(q, [0, 100, 200, 300, 400, 500]);
+      expect(await decideAt(1_250, q)).toEqual({
+        allowed: true,
+        commands: { evalsha: 1, get: 1, lindex: 1, lrange: 1, ltrim: 1, rpush: 1 },
+        length: 4, // 300, 400, 500 ms and this one
+      });
+    });
+
+    it('reads the entry at count - limit only for a log above its limit', async () => {
+      const minute = unit('minute', 5);
+      await admitAt(query([minute]), [0, 1, 2, 3]);
+      // Full at its limit: the wait comes from the oldest entry, the head, read already.
+      expect(await decideAt(10, query([unit('minute', 4)]), minute)).toEqual({
+        allowed: false,
+        commands: { evalsha: 1, get: 1, lindex: 1, llen: 1 },
+        length: 4,
+      });
+      // Above it: one more LINDEX.
+      expect(await decideAt(10, query([unit('minute', 2)]), minute)).toEqual({
+        allowed: false,
+        commands: { evalsha: 1, get: 1, lindex: 2, llen: 1 },
+        length: 4,
+      });
+    });
+
+    it('reads nothing for a limit of 0', async () => {
+      const second = unit('second', 5);
+      await admitAt(query([second]), [0, 1]);
+      const q = query([second, unit('hour', 0)]);
+      expect(await decideAt(2, q)).toEqual({
+        allowed: false,
+        commands: { evalsha: 1, get: 1, lindex: 1, llen: 1 }, // the second's log only
+        length: 2,
+      });
+      expect(await decideAt(3, query([unit('hour', 0)]), second)).toEqual({
+        allowed: false,
+        commands: { evalsha: 1, get: 1 },
+        length: 2,
+      });
+    });
+  });
+
+  it('expires a log one window after its newest entry, and writes no other key', async () => {
     const node = await client();
     const backend = new SlidingRedisBackend(node, { prefix: freshPrefix() });
     backends.push(backend);
     const window = unit('second', 100, 300); // a hand-built 300 ms window
     const q = query([window]);
-    const sequence = slidingSequenceKey(backend['prefix'], q.counter);
     const log = slidingLogKey(backend['prefix'], q.counter, window);
 
-    const started = performance.now();
     await backend.consume(q);
-    const expiry = await node.pexpiretime(sequence);
+    const [seconds, micros] = await node.time();
+    const first = await node.pexpiretime(log);
+    const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    expect(first).toBeGreaterThan(redisNow);
+    expect(first).toBeLessThanOrEqual(redisNow + 300);
     await sleep(150);
     await backend.consume(q);
-    expect(await node.pexpiretime(sequence)).toBe(expiry); // not extended
-    expect(await node.pexpiretime(log)).toBeGreaterThan(expiry); // the log is
-    await sleep(Math.max(0, 360 - (performance.now() - started)));
-    // The sequence expired; the entry of 150 ms is still in the log.
-    const result = await backend.consume(q);
-    const members = await node.zrange(log, '0', '-1');
-    expect(members.map((member) => member.split('-')[1])).toEqual(['2', '1']);
-    expect(new Set(members.map((member) => member.split('-')[0])).size).toBe(2);
-    expect(result).toMatchObject({ allowed: true, units: [{ remaining: 98 }] });
+    expect(await node.pexpiretime(log)).toBeGreaterThan(first + 100); // extended
+    expect(await node.keys(`${backend['prefix']}*`)).toEqual([log]);
+    // Both entries are still in the window (whole ms of Redis's clock), in order.
+    const entries = (await node.lrange(log, 0, -1)).map(Number);
+    expect(entries).toHaveLength(2);
+    expect(entries[1]! - entries[0]!).toBeGreaterThan(100);
+    await sleep(400);
+    expect(await node.exists(log)).toBe(0); // expired with its window
   });
 });
 

@@ -21,12 +21,13 @@ import { LUA_BLOCK_CHECK, LUA_EXHAUSTED, LUA_PRELUDE, LUA_REJECT } from './share
  * {@link FIXED_WINDOW_EXPIRY_FIELD}, ms on Redis's clock), and the script calls `PEXPIREAT` only
  * when a window starts that ends after that expiry (while windows run on, the expiry already
  * covers them). The expiry never moves earlier, so a unit that only some of the rules sharing a
- * zone count keeps its hash alive until its own window ends. A hash without the field (new, or
- * written by the previous version of this script) gets, when a window starts, the later of its
- * current TTL (`PTTL`, this once) and what the request needs, so an upgrade shortens no expiry.
+ * zone count keeps its hash alive until its own window ends. A hash without the field is a new
+ * one: every window this script starts outside tests records it. (No released version wrote
+ * hashes without it, so the script need not read a TTL to respect one it did not set.)
  */
 export const FIXED_WINDOW_CONSUME_LUA = `${LUA_PRELUDE}
 -- 1. The user's block, from any counter.
+local block_key = KEYS[2]
 ${LUA_BLOCK_CHECK}
 local n = (#ARGV - 2) / 3
 if n == 0 then return {1, 0, 0, 0} end
@@ -100,9 +101,8 @@ for i = 1, n do
   if stop - now > keep then keep = stop - now end
 end
 -- The hash lives as long as its longest live window. A window that was live already is covered:
--- the request that started it made the hash live that long (this script, or the previous version,
--- which never shortened a TTL either). So only a new window can need more, and only when it ends
--- after the recorded expiry.
+-- the request that started it made the hash live that long. So only a new window can need more,
+-- and only when it ends after the recorded expiry.
 local expire_at = now + math.ceil(keep)
 if not expires or not started then
   redis.call('HSET', KEYS[1], unpack(fields, 1, 2 * n))
@@ -113,21 +113,11 @@ if recorded and expire_at <= recorded then
   redis.call('HSET', KEYS[1], unpack(fields, 1, 2 * n))
   return reply
 end
-local extend = true
-if not recorded then
-  -- A new hash (PTTL -2), or one the previous script version wrote, whose TTL may cover a unit
-  -- this request does not count: a longer TTL stays as it is (recorded to within a millisecond,
-  -- as PTTL and TIME round apart), a shorter one is extended.
-  local ttl = redis.call('PTTL', KEYS[1])
-  if now + ttl >= expire_at then
-    expire_at = now + ttl
-    extend = false
-  end
-end
+-- A new hash, or a new window that outlasts the recorded expiry.
 fields[2 * n + 1] = '${FIXED_WINDOW_EXPIRY_FIELD}'
 fields[2 * n + 2] = string.format('%d', expire_at)
 redis.call('HSET', KEYS[1], unpack(fields, 1, 2 * n + 2))
-if extend then redis.call('PEXPIREAT', KEYS[1], fields[2 * n + 2]) end
+redis.call('PEXPIREAT', KEYS[1], fields[2 * n + 2])
 return reply
 `;
 

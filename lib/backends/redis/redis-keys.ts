@@ -16,12 +16,13 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   that the script extends the expiry only when a later window starts instead of reading the TTL
  *   on every call. No unit name contains `:`, so the field never collides with a unit. It is not
  *   written under the `testClock` test hook (no expiry then).
- * - `<prefix>{<user>}s:<scope><method>:<unit>` (sorted set, `SlidingRedisBackend`): the log of
- *   one unit, one entry per admitted request still in the window, score = its time in µs,
- *   member = `<µs>-<sequence>`.
- * - `<prefix>{<user>}q:<scope><method>` (string, `SlidingRedisBackend`): the counter's sequence
- *   (`INCR`), which keeps log members unique even within one microsecond. It expires one longest
- *   window after it was created (not after the last request) and then starts again at 1.
+ * - `<prefix>{<user>}l:<scope><method>:<unit>` (list, `SlidingRedisBackend`): the log of one
+ *   unit, one entry per admitted request: the millisecond it was admitted in (Redis clock, as a
+ *   decimal integer), appended, so oldest first. Each request first drops from the head the
+ *   entries that left the window, so the list holds the requests of the last window (up to
+ *   `limit`) plus those that left it since the last request. (The sliding script before version 3
+ *   kept a sorted set under `s:` and a sequence under `q:`; the current one never reads those
+ *   keys, which expire by themselves.)
  *
  * `<unit>` is the unit name (`second` ... `month`), or `<unit>/<windowMs>` for a hand-built query
  * whose window is not the unit's standard one (as `MemoryBackend` keeps those apart too).
@@ -54,14 +55,13 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   per further unit; 16 of each figure are the recorded expiry, absent under the test clock); one
  *   hash per (user, counter) whatever the traffic;
  * - block: 72 bytes per blocked user;
- * - sliding log: 136 bytes for a (counter, unit) log holding one request, plus about 32 bytes per
- *   further request inside the window while the log holds at most 128 entries (100 entries: 3.7
- *   KB); above 128 Redis converts it to a skiplist at about 113 bytes per entry (1,000 entries:
- *   113 KB). So a log costs up to about `limit` entries per unit: prefer the fixed window for
- *   large limits. Plus one 88-byte sequence key per counter.
- * Keys expire with their longest window (blocks with the block; a sliding counter's sequence key
- * one longest window after it was created), so idle users cost nothing (except under the
- * `testClock` test hook, which turns expiry off).
+ * - sliding log: 216 bytes for a (counter, unit) log holding one request, then about 10 bytes
+ *   per further request in the window, at any length (100 entries: 1,208 bytes; 1,000 entries:
+ *   10,464 bytes; 2,000: 20,744). So a log costs up to about `limit` entries per unit: the fixed
+ *   window stays smaller for large limits.
+ * Keys expire with their longest window (blocks with the block, a sliding log one window after its
+ * newest entry), so idle users cost nothing (except under the `testClock` test hook, which turns
+ * expiry off).
  *
  * @module
  */
@@ -175,17 +175,7 @@ export function fixedWindowKeyAt(start: string, part: string): string {
   return `${start}f:${part}`;
 }
 
-/** `<prefix>{<user>}q:<scope><method>`: the sequence that keeps sliding-log members unique. */
-export function slidingSequenceKey(prefix: string, counter: RateLimitCounter): string {
-  return slidingSequenceKeyAt(userKeyStart(prefix, counter.user), counterPart(counter));
-}
-
-/** {@link slidingSequenceKey} from the user's {@link userKeyStart} and the {@link counterPart}. */
-export function slidingSequenceKeyAt(start: string, part: string): string {
-  return `${start}q:${part}`;
-}
-
-/** `<prefix>{<user>}s:<scope><method>:<unit>`: the sliding log of one unit of one counter. */
+/** `<prefix>{<user>}l:<scope><method>:<unit>`: the sliding log of one unit of one counter. */
 export function slidingLogKey(
   prefix: string,
   counter: RateLimitCounter,
@@ -199,7 +189,7 @@ export function slidingLogKey(
  * {@link unitName}.
  */
 export function slidingLogKeyAt(start: string, part: string, name: string): string {
-  return `${start}s:${part}:${name}`;
+  return `${start}l:${part}:${name}`;
 }
 
 /**

@@ -49,13 +49,14 @@ local now = math.floor(now_us / 1000)
 `;
 
 /**
- * Consume scripts, right after the prelude: when the user is blocked (KEYS[2] holds the block's
- * end, in ms, while one is active), rejects at once with the time left, looking at no unit.
+ * Consume scripts, right after the prelude and a `local block_key` naming the user's block key
+ * (each script has its own key order): when the user is blocked (the key holds the block's end,
+ * in ms, while one is active), rejects at once with the time left, looking at no unit.
  * Then declares `worst, wait`: the exhausted unit with the longest wait so far (0: none) and that
  * wait in ms, which the script updates with {@link LUA_EXHAUSTED}.
  */
 export const LUA_BLOCK_CHECK = `
-local block = redis.call('GET', KEYS[2])
+local block = redis.call('GET', block_key)
 if block then
   local stop = tonumber(block)
   if stop and stop > now then return {0, math.ceil(stop - now), 1, 0} end
@@ -71,7 +72,7 @@ export const LUA_EXHAUSTED = `
 if unit_wait > 0 and (worst == 0 or unit_wait > wait) then worst, wait = i, unit_wait end`;
 
 /**
- * Consume scripts, once a unit is exhausted (ARGV[2] = block ms, KEYS[2] = the block key): starts
+ * Consume scripts, once a unit is exhausted (ARGV[2] = block ms, `block_key` = the block key): starts
  * the user's block when the rule has one (`PX` only reclaims the key afterwards) and writes the
  * head of the rejection into `reply[1..4]`; the script then writes each unit's state after it.
  */
@@ -81,9 +82,9 @@ local block_ms = tonumber(ARGV[2])
 if block_ms > 0 then
   local block_end = string.format('%d', now + block_ms)
   if expires then
-    redis.call('SET', KEYS[2], block_end, 'PX', ARGV[2])
+    redis.call('SET', block_key, block_end, 'PX', ARGV[2])
   else
-    redis.call('SET', KEYS[2], block_end)
+    redis.call('SET', block_key, block_end)
   end
   blocked = 1
   if block_ms > wait then wait = block_ms end

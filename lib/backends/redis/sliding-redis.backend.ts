@@ -15,34 +15,33 @@ import {
   isStandardWindow,
   slidingLogKey,
   slidingLogKeyAt,
-  slidingSequenceKey,
-  slidingSequenceKeyAt,
   unitName,
   userKeyStart,
 } from './redis-keys.js';
 import { SLIDING_WINDOW_CONSUME_LUA, SLIDING_WINDOW_RESET_LUA } from './sliding-window.lua.js';
 
-// V2: the sequence key keeps the TTL it was created with. A new name, so that a client shared by
-// two versions of this package runs each version's own script.
+// V3: the logs are lists of milliseconds under a key kind of their own (`l:`), with no sequence
+// key. A new name, so that a client shared by two versions of this package runs each version's
+// own script (with its own arguments); the new key kind keeps either version from meeting the
+// other's keys (a sorted set read as a list would fail with WRONGTYPE).
 const CONSUME: ScriptDefinition = {
-  name: 'nestjsRateLimitSlidingV2',
+  name: 'nestjsRateLimitSlidingV3',
   lua: SLIDING_WINDOW_CONSUME_LUA,
 };
 const RESET: ScriptDefinition = {
-  name: 'nestjsRateLimitSlidingResetV2',
+  name: 'nestjsRateLimitSlidingResetV3',
   lua: SLIDING_WINDOW_RESET_LUA,
 };
 
-/** Where the consume script's arguments go in the ioredis call (see sliding-window.lua.ts). */
-const SEQUENCE_KEY = 1;
-const BLOCK_KEY = 2;
-const FIRST_LOG_KEY = 3;
+/** Where the consume script's keys go in the ioredis call (see sliding-window.lua.ts). */
+const BLOCK_KEY = 1;
+const FIRST_LOG_KEY = 2;
 
 /** What the consume call needs for one `limits`, computed once per array. */
 interface ConsumeTemplate {
   /**
-   * The call's arguments with the per-request slots (keys, clock, block) left empty: 2 + n keys,
-   * the sequence, the block, the n logs, the clock, the block, then each unit's limit and window.
+   * The call's arguments with the per-request slots (keys, clock, block) left empty: 1 + n keys
+   * (the block, the n logs), the clock, the block, then each unit's limit and window.
    */
   readonly argv: readonly (string | number)[];
   /** Each unit's name, for its log's key. */
@@ -52,7 +51,7 @@ interface ConsumeTemplate {
 }
 
 function consumeTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
-  const argv: (string | number)[] = [2 + limits.length, '', ''];
+  const argv: (string | number)[] = [1 + limits.length, ''];
   for (let i = 0; i < limits.length; i++) argv.push('');
   argv.push('', 0);
   for (const limit of limits) argv.push(redisArg(limit.limit), redisArg(limit.windowMs));
@@ -74,14 +73,16 @@ const MAX_EXTRA_WINDOWS = 64;
 /**
  * Exact sliding windows in Redis (or Redis Cluster): a unit admits a request at millisecond `t`
  * when fewer than `limit` admitted requests fall in `(t - window, t]` (whole milliseconds, like
- * `MemoryBackend`; the log keeps microseconds only to order its entries), so there is no burst at
- * a window boundary. A rejected request is logged nowhere; when a unit is full, the wait is the
- * time until enough of its oldest entries leave the window for one more request. Blocks, the
- * one-script-call decision, Redis time and the key guarantees are as in `RedisBackend`.
+ * `MemoryBackend`), so there is no burst at a window boundary. A rejected request is logged
+ * nowhere; when a unit is full, the wait is the time until enough of its oldest entries leave the
+ * window for one more request. Blocks, the one-script-call decision, Redis time and the key
+ * guarantees are as in `RedisBackend`.
  *
- * Keys: one sorted set per (counter, unit) holding the admitted requests still inside the window
- * (so up to `limit` entries), expiring one window after the last admitted request, and one small
- * sequence key per counter that keeps log members unique; see `redis-keys.ts` for the memory.
+ * Keys: one list per (counter, unit) holding the millisecond of each admitted request of the last
+ * window (so up to `limit` entries, about 10 bytes each), oldest first, expiring one window after
+ * the last admitted request; see `redis-keys.ts` for the layout and the memory.
+ * Entries are in order while Redis's clock moves forward; if it is set back, the limiter gets
+ * stricter until the entries logged before leave, never looser (see sliding-window.lua.ts).
  */
 export class SlidingRedisBackend extends RedisBackendBase {
   /** Non-standard windows seen in this process, so `reset()` can name their logs. */
@@ -107,7 +108,6 @@ export class SlidingRedisBackend extends RedisBackendBase {
     const argv = template.argv.slice();
     const start = userKeyStart(this.prefix, counter.user);
     const part = counterPart(counter);
-    argv[SEQUENCE_KEY] = slidingSequenceKeyAt(start, part);
     argv[BLOCK_KEY] = blockKeyAt(start);
     for (let i = 0; i < names.length; i++) {
       argv[FIRST_LOG_KEY + i] = slidingLogKeyAt(start, part, names[i]!);
@@ -124,7 +124,7 @@ export class SlidingRedisBackend extends RedisBackendBase {
    * @returns whether any log still held a request inside its window
    */
   override async reset(counter: RateLimitCounter): Promise<boolean> {
-    const keys = [slidingSequenceKey(this.prefix, counter)];
+    const keys: string[] = [];
     const args: number[] = [];
     for (const window of [...STANDARD_WINDOWS, ...this.extraWindows.values()]) {
       keys.push(slidingLogKey(this.prefix, counter, window));

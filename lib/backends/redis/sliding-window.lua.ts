@@ -1,42 +1,61 @@
 import { LUA_BLOCK_CHECK, LUA_EXHAUSTED, LUA_PRELUDE, LUA_REJECT } from './shared.lua.js';
 
+/** Entries the first `LRANGE` reads when the head of a log has left the window. */
+const SLIDING_TRIM_FIRST_CHUNK = 32;
+
+/** Most entries one `LRANGE` reads; the chunks double from {@link SLIDING_TRIM_FIRST_CHUNK}. */
+const SLIDING_TRIM_MAX_CHUNK = 1024;
+
 /**
  * Decides one request with exact sliding windows (a log of admitted requests per unit), every
  * unit and the block in one atomic step.
  *
- * KEYS[1] = the counter's sequence key, KEYS[2] = the user's block key, KEYS[2+i] = the log
- * (sorted set, score = request time in µs) of unit i. ARGV[1] = the test clock (µs) or `''` for
- * Redis's `TIME`, ARGV[2] = block length (whole ms, 0 for none), then for each unit i:
- * ARGV[1+2i] = its limit, ARGV[2+2i] = its window (ms).
+ * KEYS[1] = the user's block key, KEYS[1+i] = the log (a list, see redis-keys.ts) of unit i.
+ * ARGV[1] = the test clock (µs) or `''` for Redis's `TIME`, ARGV[2] = block length (whole ms, 0
+ * for none), then for each unit i: ARGV[1+2i] = its limit, ARGV[2+2i] = its window (ms).
  *
- * Decisions use whole milliseconds, like `MemoryBackend`: an entry logged during millisecond `s`
- * counts for a request at `now` while `s > now - window`, and leaves the window at `s + window`.
- * The µs scores only order the log. A unit admits a request when fewer than `limit` entries are in
- * its window. When it is full, the wait is the time until enough old entries leave for one more
- * request: the entry at index `count - limit` (oldest first) leaves at its millisecond + the
- * window. Rejected requests add nothing to any log. Members are `<µs>-<sequence>`, unique even
- * within one microsecond.
+ * A log holds one entry per admitted request: the millisecond (`now`, as `%d`) it was admitted in,
+ * appended with `RPUSH`, so the list is oldest first while the clock moves forward (Redis's
+ * `TIME`, or a test clock that never goes back). An entry of millisecond `s` counts for a request
+ * at `now` while `s > now - window`, and leaves the window at `s + window` (whole milliseconds,
+ * like `MemoryBackend`). A unit admits a request when fewer than `limit` entries are in its window.
+ * When it is full, the wait is the time until enough old entries leave for one more request: the
+ * entry at index `count - limit` (oldest first) leaves at its millisecond + the window. Rejected
+ * requests add nothing to any log. Requests of one millisecond are equal entries, each counted.
  *
  * Reply: `{allowed, retryAfterMs, blocked, unit index (1-based, 0 for none)}`, followed by
  * `remaining, resetMs` for each unit unless an earlier block decided. `resetMs` is the time until
  * the unit admits a request again when it is full, else until its oldest entry leaves (the full
  * window for an empty log).
  *
- * Commands, per unit: `ZREMRANGEBYSCORE` (drop what left the window), `ZCARD`, and one `ZRANGE`
- * for the one entry the reply needs (the entry at `count - limit` when full, else the oldest; none
- * for an empty log), its time read from the member; when admitted, `ZADD` and `PEXPIRE` (the log
- * lives one window past its newest entry). Once per call: `TIME`, `GET` (the block) and, when
- * admitted, `INCR` of the sequence. The oldest entry after an admission is the older of the
- * oldest read before and the new one, so no second `ZRANGE` is needed.
+ * Commands, per unit with a limit above 0 (a limit of 0 rejects without reading its log):
+ * `LINDEX 0` (the head). While the head is inside the window, nothing left it: `LLEN` gives the
+ * count. Otherwise entries left: `LRANGE` reads the entries after the head in chunks (32, then
+ * doubling up to 1024) until one is inside the window, and `LTRIM` drops everything before it
+ * (`DEL` when no entry is left); the count is then known from the chunk when the chunk reached the
+ * end of the list (always for a log of up to 32 entries), else read with `LLEN`. Only when the
+ * log holds more than `limit` entries (a limit lowered, or the clock set back), one more `LINDEX`
+ * for the entry at `count - limit`; the oldest entry, which the reply needs otherwise, is known
+ * already. When admitted, `RPUSH` and `PEXPIRE` (the log lives one window past its newest entry).
+ * Once per call: `TIME` and `GET` (the block). So an admitted request costs 6 commands for one
+ * unit while nothing leaves its window, and 8 (7 for a short log) when some entries left.
  *
- * The sequence only has to keep members apart within one microsecond, so it gets its TTL (the
- * longest window of the call) when `INCR` creates it, and is not extended: when it expires, the
- * next admission starts a new sequence at 1, at a later microsecond than every member logged
- * under the old one (Redis's clock moved on), so no member repeats. This saves a `PTTL` and a
- * `PEXPIRE` per decision.
+ * When the clock steps back (Redis's `TIME` set back, or a test clock that goes back), entries are
+ * appended behind later ones and the list is no longer sorted. Nothing fails, and the limiter
+ * only gets stricter, never looser: the trim stops at the first entry still inside the window, so
+ * entries behind it that left the window stay, and are counted, until it leaves. The trim only
+ * ever drops entries that left the window, so the count is never below that of an exact log fed
+ * the same requests (which, like the sorted log before, forgets for good what left the window at
+ * some request, however far the clock steps back later). A full unit's wait is then at least the
+ * time until the head of the list leaves (the earliest the count can fall), so it is never 0 or
+ * negative; entries of instants after `now` count, and wait until they leave, as before. Key
+ * expiry, which runs on Redis's clock, is the exception, as it was for the sorted log: a log
+ * expires one window after its last admission, which after Redis's clock is set back can come
+ * before its entries of later instants leave the window.
  */
 export const SLIDING_WINDOW_CONSUME_LUA = `${LUA_PRELUDE}
 -- 1. The user's block, from any counter.
+local block_key = KEYS[1]
 ${LUA_BLOCK_CHECK}
 local n = (#ARGV - 2) / 2
 if n == 0 then return {1, 0, 0, 0} end
@@ -46,29 +65,59 @@ if n == 0 then return {1, 0, 0, 0} end
 -- its count and the millisecond of the one entry its reply needs (false: an empty log or a limit
 -- of 0), which saves two tables.
 local reply = {1, 0, 0, 0, 0, 0}
-local longest = 0
 for i = 1, n do
-  local key = KEYS[2 + i]
   local limit = tonumber(ARGV[1 + 2 * i])
   local window_ms = tonumber(ARGV[2 + 2 * i])
-  if window_ms > longest then longest = window_ms end
-  -- Out: entries whose millisecond is at most now - window, i.e. scores below this bound (µs).
-  local first_in_us = (math.floor(now - window_ms) + 1) * 1000
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('(%d', first_in_us))
-  local count = redis.call('ZCARD', key)
-  local mark = false
-  if count > 0 and limit > 0 then
-    -- Full: the entry at count - limit, whose leaving makes room for one more request. Else the
-    -- oldest, for the reset time.
-    local index = '0'
-    if count > limit then index = string.format('%d', count - limit) end
-    local member = redis.call('ZRANGE', key, index, index)[1]
-    -- Its time, from the member (\`<µs>-<sequence>\`, logged under the same µs as its score)
-    -- rather than WITHSCORES, whose reply Redis would format from a double.
-    local dash = string.find(member, '-', 1, true)
-    local us = dash and tonumber(string.sub(member, 1, dash - 1))
-    if not us then us = tonumber(redis.call('ZSCORE', key, member)) end
-    mark = math.floor(us / 1000)
+  local count, mark = 0, false
+  if limit > 0 then
+    local key = KEYS[1 + i]
+    -- In the window: entries of a millisecond above this. (An entry that is not a number, which
+    -- this script never writes, reads as 0: out, and dropped.)
+    local out = now - window_ms
+    local head = redis.call('LINDEX', key, '0')
+    if head then
+      mark = tonumber(head) or 0
+      if mark > out then
+        count = redis.call('LLEN', key) -- nothing left the window
+      else
+        -- The head left: find the first entry still in, reading the entries after the head in
+        -- chunks that double (one small read when only a few left, few reads for a long backlog).
+        mark = false
+        local first, size, length = 1, ${SLIDING_TRIM_FIRST_CHUNK}, false
+        repeat
+          local chunk = redis.call('LRANGE', key, string.format('%d', first),
+            string.format('%d', first + size - 1))
+          for j = 1, #chunk do
+            local s = tonumber(chunk[j]) or 0
+            if s > out then
+              mark = s
+              count = first + j - 1 -- for now, the index of that entry
+              break
+            end
+          end
+          if #chunk < size then length = first + #chunk end -- the chunk reached the end
+          first = first + size
+          if size < ${SLIDING_TRIM_MAX_CHUNK} then size = size * 2 end
+        until mark or length
+        if not mark then
+          redis.call('DEL', key) -- every entry left
+        else
+          redis.call('LTRIM', key, string.format('%d', count), '-1')
+          if length then
+            count = length - count
+          else
+            count = redis.call('LLEN', key)
+          end
+        end
+      end
+      -- mark is now the first entry (the oldest while the clock moved forward; false for an empty
+      -- log). Full beyond the limit: the entry at count - limit, whose leaving makes room for one
+      -- more request (never earlier than the first, which only a clock set back could make it).
+      if count > limit then
+        local at = tonumber(redis.call('LINDEX', key, string.format('%d', count - limit))) or 0
+        if at > mark then mark = at end
+      end
+    end
   end
   reply[3 + 2 * i], reply[4 + 2 * i] = count, mark
   local unit_wait = 0
@@ -96,20 +145,15 @@ if worst > 0 then
   return reply
 end
 
--- 4. Admitted: log it in every unit under one unique member.
-local sequence = redis.call('INCR', KEYS[1])
-if sequence == 1 and expires then
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(longest)))
-end
-local score = string.format('%d', now_us)
-local member = string.format('%d-%d', now_us, sequence)
+-- 4. Admitted: log it in every unit (every limit is above 0 here, and every count below it).
+local entry = string.format('%d', now)
 for i = 1, n do
-  local key = KEYS[2 + i]
+  local key = KEYS[1 + i]
   local window_ms = tonumber(ARGV[2 + 2 * i])
-  redis.call('ZADD', key, score, member)
+  redis.call('RPUSH', key, entry)
   -- Every entry leaves within a window of this newest one.
   if expires then redis.call('PEXPIRE', key, string.format('%d', math.ceil(window_ms))) end
-  -- The oldest entry now: the oldest before, or this one (for an empty log, or a clock set back).
+  -- The oldest entry now: the first before, or this one (for an empty log, or a clock set back).
   local count, oldest = reply[3 + 2 * i], reply[4 + 2 * i]
   if not oldest or oldest > now then oldest = now end
   reply[3 + 2 * i] = tonumber(ARGV[1 + 2 * i]) - (count + 1)
@@ -119,18 +163,19 @@ return reply
 `;
 
 /**
- * Forgets one counter's logs. KEYS[1] = the counter's sequence key, KEYS[1+i] = a log;
- * ARGV[1] = the test clock (µs) or `''`, ARGV[1+i] = the window (ms) of log i. Returns 1 when a
- * log held an entry still inside its window, else 0; every key is deleted either way.
+ * Forgets one counter's logs. KEYS[i] = a log; ARGV[1] = the test clock (µs) or `''`,
+ * ARGV[1+i] = the window (ms) of log i. Returns 1 when a log held an entry still inside its window,
+ * else 0; every log is deleted either way. A log's newest entry is its last (`LINDEX -1`) while the
+ * clock moves forward; after a clock set back, an entry in the window that is not the last can go
+ * unreported (the log is deleted all the same).
  */
 export const SLIDING_WINDOW_RESET_LUA = `${LUA_PRELUDE}
 local live = 0
-for i = 2, #KEYS do
-  if live == 0 then
-    local first_in_us = (math.floor(now - tonumber(ARGV[i])) + 1) * 1000
-    if redis.call('ZCOUNT', KEYS[i], string.format('%d', first_in_us), '+inf') > 0 then
-      live = 1
-    end
+for i = 1, #KEYS do
+  local newest = redis.call('LINDEX', KEYS[i], '-1')
+  if newest and (tonumber(newest) or 0) > now - tonumber(ARGV[1 + i]) then
+    live = 1
+    break
   end
 end
 redis.call('DEL', unpack(KEYS))
