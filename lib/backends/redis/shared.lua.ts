@@ -72,9 +72,9 @@ export const LUA_EXHAUSTED = `
 if unit_wait > 0 and (worst == 0 or unit_wait > wait) then worst, wait = i, unit_wait end`;
 
 /**
- * Consume scripts, once a unit is exhausted (ARGV[2] = block ms, `block_key` = the block key): starts
- * the user's block when the rule has one (`PX` only reclaims the key afterwards) and writes the
- * head of the rejection into `reply[1..4]`; the script then writes each unit's state after it.
+ * Consume scripts, once a unit is exhausted (ARGV[2] = block ms, `block_key` = the block key):
+ * starts the user's block when the rule has one (`PX` only reclaims the key afterwards) and writes
+ * the head of the rejection into `reply[1..4]`; the script then writes each unit's state after it.
  */
 export const LUA_REJECT = `
 local blocked = 0
