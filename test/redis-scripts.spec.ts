@@ -5,7 +5,7 @@
  * places exactly) and TTL, and the batching of concurrent calls into one socket write. Decisions
  * themselves are covered by test/conformance and test/redis-backends.spec.ts.
  */
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { UnitLimit } from '../lib/rules/rule-units.js';
 import type { ConsumeQuery, RateLimitCounter } from '../lib/backends/rate-limit.backend.js';
@@ -14,6 +14,10 @@ import {
   FIXED_WINDOW_EXPIRY_FIELD,
   slidingLogKey,
 } from '../lib/backends/redis/redis-keys.js';
+import type {
+  RedisBackendClient,
+  RedisBackendOptions,
+} from '../lib/backends/redis/redis-backend.base.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
 import { startOwnedRedisServer, type OwnedRedisServerHandle } from './support/redis-harness.js';
@@ -66,6 +70,17 @@ function freshPrefix(): string {
   return `scripts${run}:`;
 }
 
+/** A backend of class `Backend` on `client`, under a prefix of its own, closed after all tests. */
+function backendOn<B extends { close(): Promise<void> }>(
+  Backend: new (client: RedisBackendClient, options: RedisBackendOptions) => B,
+  client: RedisBackendClient,
+  options: Omit<RedisBackendOptions, 'prefix'> = {},
+): B {
+  const backend = new Backend(client, { ...options, prefix: freshPrefix() });
+  backends.push(backend);
+  return backend;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The commands `work` made the server run (inside scripts too), minus the observer's INFO. */
@@ -85,8 +100,7 @@ describe('RedisBackend script', () => {
   it('runs TIME, GET, HMGET and HSET per decision; PEXPIREAT only when a later window starts', async () => {
     const node = await client();
     const observer = await client();
-    const backend = new RedisBackend(node, { prefix: freshPrefix() });
-    backends.push(backend);
+    const backend = backendOn(RedisBackend, node);
     const short = unit('second', 1_000, 100); // a hand-built 100 ms window
     const q = query([short, unit('minute', 1_000)]);
     await backend.consume(query([short], counter('warm-up'))); // EVAL: loads the script
@@ -122,8 +136,7 @@ describe('RedisBackend script', () => {
 
   it('never moves the expiry earlier, whatever units a request counts', async () => {
     const node = await client();
-    const backend = new RedisBackend(node, { prefix: freshPrefix() });
-    backends.push(backend);
+    const backend = backendOn(RedisBackend, node);
     const c = counter();
     const key = fixedWindowKey(backend['prefix'], c);
     await backend.consume(query([unit('hour', 5)], c));
@@ -145,8 +158,7 @@ describe('RedisBackend script', () => {
 
   it('records no expiry under a test clock', async () => {
     const node = await client();
-    const backend = new RedisBackend(node, { prefix: freshPrefix(), testClock: () => 1.7e12 });
-    backends.push(backend);
+    const backend = backendOn(RedisBackend, node, { testClock: () => 1.7e12 });
     const q = query([unit('minute', 5)]);
     await backend.consume(q);
     const key = fixedWindowKey(backend['prefix'], q.counter);
@@ -159,8 +171,7 @@ describe('SlidingRedisBackend script', () => {
   it('runs 6 commands per admitted decision on one unit while nothing leaves the window', async () => {
     const node = await client();
     const observer = await client();
-    const backend = new SlidingRedisBackend(node, { prefix: freshPrefix() });
-    backends.push(backend);
+    const backend = backendOn(SlidingRedisBackend, node);
     const q = query([unit('minute', 1_000)]);
     await backend.consume(q);
     const n = 10;
@@ -190,11 +201,7 @@ describe('SlidingRedisBackend script', () => {
     });
 
     beforeEach(() => {
-      backend = new SlidingRedisBackend(node, {
-        prefix: freshPrefix(),
-        testClock: () => 1.7e12 + now,
-      });
-      backends.push(backend);
+      backend = backendOn(SlidingRedisBackend, node, { testClock: () => 1.7e12 + now });
     });
 
     /** Admits one request of `q` at each of `times` (ms after the start), in order. */
@@ -318,8 +325,7 @@ describe('SlidingRedisBackend script', () => {
 
   it('expires a log one window after its newest entry, and writes no other key', async () => {
     const node = await client();
-    const backend = new SlidingRedisBackend(node, { prefix: freshPrefix() });
-    backends.push(backend);
+    const backend = backendOn(SlidingRedisBackend, node);
     const window = unit('second', 100, 300); // a hand-built 300 ms window
     const q = query([window]);
     const log = slidingLogKey(backend['prefix'], q.counter, window);
@@ -345,11 +351,7 @@ describe('SlidingRedisBackend script', () => {
 
 describe('write batching', () => {
   it('sends the calls of one loop iteration in one write on its own client, each decided once', async () => {
-    const backend = new RedisBackend(
-      { host: server.host, port: server.port },
-      { prefix: freshPrefix() },
-    );
-    backends.push(backend);
+    const backend = backendOn(RedisBackend, { host: server.host, port: server.port });
     const q = query([unit('minute', 1_000)]);
     await backend.consume(q);
     const node = (await backend.getClient()) as unknown as Redis;
@@ -373,8 +375,7 @@ describe('write batching', () => {
     'never corks a client passed in (enableAutoPipelining: %s): it stays the application’s',
     async (enableAutoPipelining) => {
       const node = await client({ enableAutoPipelining });
-      const backend = new SlidingRedisBackend(node, { prefix: freshPrefix() });
-      backends.push(backend);
+      const backend = backendOn(SlidingRedisBackend, node);
       const cork = jest.spyOn(node.stream, 'cork');
       const results = await Promise.all(
         Array.from({ length: 20 }, () => backend.consume(query([unit('minute', 100)]))),
