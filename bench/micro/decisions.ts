@@ -164,6 +164,30 @@ function memoryPeerSubjects(): Record<string, (keys: number) => Promise<AsyncSub
   };
 }
 
+/**
+ * A peer subject keyed by user id: `decide(user, reject)` makes one call for that user and calls
+ * `reject` when the peer turned it down. The peer's own promise is returned as it is, with no
+ * wrapper of ours around it, so the harness adds the same (nothing) to every peer.
+ */
+function keyedSubject(
+  name: string,
+  keys: number,
+  decide: (user: string, reject: () => void) => Promise<unknown>,
+  close: () => Promise<void>,
+): AsyncSubject {
+  const names = Array.from({ length: keys }, (_, i) => userId(i));
+  let rejected = 0;
+  const reject = (): void => {
+    rejected++;
+  };
+  return {
+    name,
+    decide: (key) => decide(names[key % keys]!, reject),
+    rejected: () => rejected,
+    close,
+  };
+}
+
 /** A rate-limiter-flexible limiter (memory or Redis): `consume()` rejects when over the limit. */
 function rateLimiterFlexibleSubject(
   name: string,
@@ -171,17 +195,7 @@ function rateLimiterFlexibleSubject(
   keys: number,
   close: () => Promise<void>,
 ): AsyncSubject {
-  const names = Array.from({ length: keys }, (_, i) => userId(i));
-  let rejected = 0;
-  return {
-    name,
-    decide: (key) =>
-      limiter.consume(names[key % keys]!).catch(() => {
-        rejected++;
-      }),
-    rejected: () => rejected,
-    close,
-  };
+  return keyedSubject(name, keys, (user, reject) => limiter.consume(user).catch(reject), close);
 }
 
 /** A @nestjs/throttler storage (its own, or the Redis one): `increment()` as its guard calls it. */
@@ -191,23 +205,16 @@ function throttlerStorageSubject(
   keys: number,
   close: () => Promise<void>,
 ): AsyncSubject {
-  const names = Array.from({ length: keys }, (_, i) => userId(i));
-  let rejected = 0;
-  return {
+  const windowMs = WINDOW_SECONDS * 1000;
+  return keyedSubject(
     name,
-    decide: async (key) => {
-      const record = await storage.increment(
-        names[key % keys]!,
-        WINDOW_SECONDS * 1000,
-        LIMIT,
-        WINDOW_SECONDS * 1000,
-        'default',
-      );
-      if (record.isBlocked) rejected++;
+    keys,
+    async (user, reject) => {
+      const record = await storage.increment(user, windowMs, LIMIT, windowMs, 'default');
+      if (record.isBlocked) reject();
     },
-    rejected: () => rejected,
     close,
-  };
+  );
 }
 
 /** Sends one message to the driver; resolves once it has left (so none is lost on exit). */
