@@ -337,6 +337,20 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       );
     });
 
+    it('reports one unit alike whether its reply fits in one integer or not', async () => {
+      // An admitted request under one unit comes back packed into one integer when that is exact:
+      // 10 a minute fits, 4,000,000,000 a month (a product above 2^53) takes the table reply.
+      for (const limit of [unit('minute', 10), unit('month', 4_000_000_000)]) {
+        const q = query([limit], counter(`user-${limit.unit}`));
+        expect(await consumeAt(1_000, q)).toEqual(
+          admitted(state(limit, limit.limit - 1, limit.windowMs)),
+        );
+        expect(await consumeAt(1_250, q)).toEqual(
+          admitted(state(limit, limit.limit - 2, limit.windowMs - 250)),
+        );
+      }
+    });
+
     describe('blocks', () => {
       const second = unit('second', 1);
 
@@ -1195,6 +1209,32 @@ describe('script reply parsing', () => {
     [0, 0, 1, 0], // blocked without a wait
   ])('throws on the malformed consume reply %p', (reply) => {
     expect(() => parseConsumeReply('RedisBackend', reply, limits)).toThrow(
+      /RedisBackend: unexpected reply/,
+    );
+  });
+
+  it('unpacks the one integer of an admitted request under one unit', () => {
+    const minute = unit('minute', 10);
+    expect(parseConsumeReply('X', 59_000 * 11 + 9, [minute])).toEqual({
+      allowed: true,
+      retryAfterMs: 0,
+      blocked: false,
+      unit: undefined,
+      units: [{ unit: 'minute', limit: 10, windowMs: MINUTE, remaining: 9, resetMs: 59_000 }],
+    });
+    expect(parseConsumeReply('X', 1 * 11 + 0, [minute]).units).toEqual([
+      { unit: 'minute', limit: 10, windowMs: MINUTE, remaining: 0, resetMs: 1 },
+    ]);
+  });
+
+  it.each([
+    [59_000 * 11 + 9, limits], // two units never pack
+    [-1, [unit('minute', 10)]],
+    [1.5, [unit('minute', 10)]],
+    [2 ** 53, [unit('minute', 10)]], // beyond what packs exactly
+    [59_000 * 11 + 9, [{ ...unit('minute', 10), limit: 9.5 }]], // a limit that cannot pack
+  ])('throws on the malformed packed reply %p', (reply, units) => {
+    expect(() => parseConsumeReply('RedisBackend', reply, units)).toThrow(
       /RedisBackend: unexpected reply/,
     );
   });

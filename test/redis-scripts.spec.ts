@@ -349,6 +349,41 @@ describe('SlidingRedisBackend script', () => {
   });
 });
 
+describe('script calls', () => {
+  type AnyBackend = RedisBackend | SlidingRedisBackend;
+  it.each<[string, new (client: RedisBackendClient, options: RedisBackendOptions) => AnyBackend]>([
+    ['RedisBackend', RedisBackend],
+    ['SlidingRedisBackend', SlidingRedisBackend],
+  ])(
+    '%s sends EVALSHA, EVAL only after NOSCRIPT, and gets one integer for an admitted one-unit decision',
+    async (_name, Backend) => {
+      const node = await client();
+      const backend = backendOn(Backend, node);
+      const call = jest.spyOn(node as unknown as { call(...args: unknown[]): unknown }, 'call');
+      const commands = (): unknown[] => call.mock.calls.map((args) => args[0]);
+      const replies = (): Promise<unknown[]> =>
+        Promise.all(call.mock.results.map((result) => result.value));
+      const one = query([unit('minute', 10)]);
+
+      await node.script('FLUSH'); // Redis forgets every script, as after a restart
+      expect(await backend.consume(one)).toMatchObject({
+        allowed: true,
+        units: [{ remaining: 9 }],
+      });
+      expect(commands()).toEqual(['evalsha', 'eval']);
+
+      call.mockClear();
+      expect(await backend.consume(one)).toMatchObject({ units: [{ remaining: 8 }] });
+      await backend.consume(query([unit('second', 10), unit('minute', 10)], counter('bob')));
+      expect(commands()).toEqual(['evalsha', 'evalsha']);
+      const [packed, table] = await replies();
+      expect(typeof packed).toBe('number');
+      expect(Array.isArray(table)).toBe(true);
+      call.mockRestore();
+    },
+  );
+});
+
 describe('write batching', () => {
   it('sends the calls of one loop iteration in one write on its own client, each decided once', async () => {
     const backend = backendOn(RedisBackend, { host: server.host, port: server.port });

@@ -1,5 +1,11 @@
 import { FIXED_WINDOW_EXPIRY_FIELD } from './redis-keys.js';
-import { LUA_BLOCK_CHECK, LUA_EXHAUSTED, LUA_PRELUDE, LUA_REJECT } from './shared.lua.js';
+import {
+  LUA_BLOCK_CHECK,
+  LUA_EXHAUSTED,
+  LUA_PRELUDE,
+  LUA_REJECT,
+  luaAdmittedReturn,
+} from './shared.lua.js';
 
 /**
  * Decides one request with fixed windows, every unit and the block in one atomic step.
@@ -13,7 +19,7 @@ import { LUA_BLOCK_CHECK, LUA_EXHAUSTED, LUA_PRELUDE, LUA_REJECT } from './share
  * A window starts with the first admitted request after the previous one ended and covers
  * `[start, start + window)` in whole milliseconds. Reply: `{allowed, retryAfterMs, blocked, unit
  * index (1-based, 0 for none)}`, followed by `remaining, resetMs` for each unit unless an earlier
- * block decided.
+ * block decided; admitted under one unit, the packed integer of {@link luaAdmittedReturn}.
  *
  * Commands: `TIME`, `GET` (the block), one `HMGET` (every unit and the hash's recorded expiry)
  * and, when admitted, one `HSET`. The hash must outlive its longest live window. Rather than
@@ -102,23 +108,20 @@ for i = 1, n do
 end
 -- The hash lives as long as its longest live window. A window that was live already is covered:
 -- the request that started it made the hash live that long. So only a new window can need more,
--- and only when it ends after the recorded expiry.
-local expire_at = now + math.ceil(keep)
-if not expires or not started then
-  redis.call('HSET', KEYS[1], unpack(fields, 1, 2 * n))
-  return reply
+-- and only when it ends after the recorded expiry (none: a new hash), which the write then moves.
+local size, expire_at = 2 * n, false
+if expires and started then
+  local stop = now + math.ceil(keep)
+  recorded = tonumber(recorded)
+  if not recorded or stop > recorded then
+    expire_at = string.format('%d', stop)
+    fields[size + 1], fields[size + 2] = '${FIXED_WINDOW_EXPIRY_FIELD}', expire_at
+    size = size + 2
+  end
 end
-recorded = tonumber(recorded)
-if recorded and expire_at <= recorded then
-  redis.call('HSET', KEYS[1], unpack(fields, 1, 2 * n))
-  return reply
-end
--- A new hash, or a new window that outlasts the recorded expiry.
-fields[2 * n + 1] = '${FIXED_WINDOW_EXPIRY_FIELD}'
-fields[2 * n + 2] = string.format('%d', expire_at)
-redis.call('HSET', KEYS[1], unpack(fields, 1, 2 * n + 2))
-redis.call('PEXPIREAT', KEYS[1], fields[2 * n + 2])
-return reply
+redis.call('HSET', KEYS[1], unpack(fields, 1, size))
+if expire_at then redis.call('PEXPIREAT', KEYS[1], expire_at) end
+${luaAdmittedReturn('4')}
 `;
 
 /**

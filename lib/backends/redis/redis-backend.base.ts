@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import {
   describeValue,
   optionFailure,
@@ -51,10 +52,31 @@ export interface RedisBackendOptions {
  */
 export type RedisBackendClient = RedisClientLike | string | RedisConnectionOptions;
 
-/** A Lua script registered on the client under a name unique to this library and version. */
+/**
+ * A Lua script the backends run. Redis caches scripts by the SHA1 of their text, which is also how
+ * `EVALSHA` names them, so two versions of this package sharing a Redis each run their own.
+ */
 export interface ScriptDefinition {
-  readonly name: string;
   readonly lua: string;
+  /** SHA1 of `lua`, in hex. */
+  readonly sha: string;
+}
+
+/** A script and its SHA1, computed once when the module loads. */
+export function defineScript(lua: string): ScriptDefinition {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/**
+ * Where a script call's first key goes in its arguments: they are the command (`evalsha`, or
+ * `eval` after `NOSCRIPT`), the SHA1 (or the script), the number of keys, the keys, the clock slot
+ * (see {@link RedisBackendBase.send}), then the script's own arguments.
+ */
+export const SCRIPT_FIRST_KEY = 3;
+
+/** The start of a script call's arguments, up to its first key. */
+export function scriptArgv(script: ScriptDefinition, keys: number): (string | number)[] {
+  return ['evalsha', script.sha, keys];
 }
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['prefix', 'testClock']);
@@ -73,10 +95,7 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
  */
 const MAX_TEST_CLOCK_MS = Math.floor(Number.MAX_SAFE_INTEGER / 1000) - 1;
 
-const UNBLOCK_SCRIPT: ScriptDefinition = { name: 'nestjsRateLimitUnblockV1', lua: UNBLOCK_LUA };
-
-/** A script registered with `defineCommand`, as ioredis adds it to the client. */
-type ScriptCommand = (this: RedisClientLike, ...argv: (string | number)[]) => Promise<unknown>;
+const UNBLOCK_SCRIPT = defineScript(UNBLOCK_LUA);
 
 /** Statuses in which a client is still making its first connection. */
 const CONNECTING = new Set(['wait', 'connecting', 'connect']);
@@ -108,12 +127,19 @@ function waitForEvent(
   });
 }
 
+/** An ioredis client: `defineCommand` is ioredis's own, `call` what the backends send with. */
 function isClient(value: unknown): value is RedisClientLike {
   return (
     typeof value === 'object' &&
     value !== null &&
-    typeof Reflect.get(value, 'defineCommand') === 'function'
+    typeof Reflect.get(value, 'defineCommand') === 'function' &&
+    typeof Reflect.get(value, 'call') === 'function'
   );
+}
+
+/** Redis's answer to `EVALSHA` when it does not have the script (a restart, `SCRIPT FLUSH`). */
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
 }
 
 /** Something with client-like methods but no `defineCommand` (node-redis, a wrapper...). */
@@ -143,8 +169,35 @@ function isFlag(value: unknown): value is 0 | 1 {
 }
 
 /**
+ * An admitted request's reply under one unit, packed by the script into `resetMs * (limit + 1) +
+ * remaining` (see `luaAdmittedReturn` in shared.lua.ts).
+ */
+function parsePackedReply(
+  backend: string,
+  reply: number,
+  limits: readonly UnitLimit[],
+): ConsumeResult {
+  const limit = limits.length === 1 ? limits[0]! : undefined;
+  if (limit === undefined || !isCount(reply) || !isCount(limit.limit)) {
+    throw malformed(backend, reply);
+  }
+  const remaining = reply % (limit.limit + 1);
+  const units: UnitState[] = [
+    {
+      unit: limit.unit,
+      limit: limit.limit,
+      windowMs: limit.windowMs,
+      remaining,
+      resetMs: (reply - remaining) / (limit.limit + 1),
+    },
+  ];
+  return { allowed: true, retryAfterMs: 0, blocked: false, unit: undefined, units };
+}
+
+/**
  * Turns a consume script's reply (`{allowed, retryAfterMs, blocked, unit index, then remaining
- * and resetMs per unit}`) into a {@link ConsumeResult}, checking every value.
+ * and resetMs per unit}`, or one integer for an admitted request under one unit) into a
+ * {@link ConsumeResult}, checking every value.
  *
  * @throws Error when the reply does not have that shape
  */
@@ -153,6 +206,7 @@ export function parseConsumeReply(
   reply: unknown,
   limits: readonly UnitLimit[],
 ): ConsumeResult {
+  if (typeof reply === 'number') return parsePackedReply(backend, reply, limits);
   if (!Array.isArray(reply) || reply.length < 4) throw malformed(backend, reply);
   const values: unknown[] = reply;
   // Indexed reads, not destructuring: this runs on every decision.
@@ -276,7 +330,6 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   protected readonly prefix: string;
   private readonly name: string;
   private readonly testClock: (() => number) | undefined;
-  private readonly scripts: readonly ScriptDefinition[];
   /** True when the backend created the client, so `close()` may quit it. */
   private readonly ownsClient: boolean;
   /** Set once the client is known (at once for a given client, after creation for an own one). */
@@ -286,8 +339,6 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   private firstConnection: Promise<void> | undefined;
   private firstConnectionDone = false;
   private closed = false;
-  /** Each script's command on the client, looked up on its first call rather than on every one. */
-  private readonly commands = new Map<ScriptDefinition, ScriptCommand>();
   /** The socket corked until the loop's next check phase, if any (see {@link holdWrites}). */
   private heldStream: { uncork(): void } | undefined;
   /** Uncorks {@link heldStream}; one function per backend, so scheduling it allocates nothing. */
@@ -299,20 +350,17 @@ export abstract class RedisBackendBase extends RateLimitBackend {
 
   /**
    * @param name the concrete class name, for messages
-   * @param scripts the scripts this backend calls, registered on the client once
    * @param client an ioredis `Redis` or `Cluster`, or a URL / options to create one from
    * @param options prefix and test hooks
    * @throws RateLimitConfigError (`RATE_LIMIT_INVALID_OPTION`) when an argument is invalid
    */
   protected constructor(
     name: string,
-    scripts: readonly ScriptDefinition[],
     client: RedisBackendClient,
     options: RedisBackendOptions | undefined,
   ) {
     super();
     this.name = name;
-    this.scripts = [...scripts, UNBLOCK_SCRIPT];
     const fail: FailOption = optionFailure(name);
 
     // Checked because JavaScript callers (or `as` casts) can pass anything.
@@ -344,7 +392,6 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     if (isClient(source)) {
       this.ownsClient = false;
       this.client = source;
-      this.defineScripts(source);
       this.clientPromise = Promise.resolve(source);
       this.warnAboutOfflineQueue(source);
     } else if (
@@ -357,7 +404,6 @@ export abstract class RedisBackendBase extends RateLimitBackend {
       this.ownsClient = true;
       this.clientPromise = createOwnClient(source as string | RedisConnectionOptions).then(
         (created) => {
-          this.defineScripts(created);
           this.client = created;
           if (this.closed) created.disconnect(); // close() ran while it was being created
           return created;
@@ -422,16 +468,17 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /**
-   * Runs one registered script: exactly one `EVALSHA` (or `EVAL` the first time on a connection,
-   * and once more after `NOSCRIPT`, which ran nothing). The first argument is the test clock's
-   * reading in whole microseconds, or `''` for the script to read Redis's `TIME`.
+   * Runs one script: exactly one `EVALSHA`, or two when Redis answers `NOSCRIPT` (it has not seen
+   * the script since it started, or its scripts were flushed), which runs nothing: then `EVAL`
+   * sends the script itself, and Redis caches it for every later `EVALSHA`. The script's first
+   * argument is the test clock's reading in whole microseconds, or `''` for Redis's `TIME`.
    */
   protected call(
     script: ScriptDefinition,
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<unknown> {
-    const argv: (string | number)[] = [keys.length];
+    const argv = scriptArgv(script, keys.length);
     for (const key of keys) argv.push(key);
     argv.push('');
     for (const arg of args) argv.push(arg);
@@ -439,20 +486,16 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /**
-   * {@link call} for callers that build the arguments themselves, as the ioredis command takes
-   * them: `argv` = the number of keys, the keys, a slot for the clock (filled here, right before
-   * sending), then the script's own arguments. `argv` is handed to ioredis as it is, so build a
-   * fresh array per call. The consume paths use this to send without copying the arguments.
+   * {@link call} for callers that build the arguments themselves: `argv` = {@link scriptArgv},
+   * the keys, a slot for the clock (filled here, right before sending), then the script's own
+   * arguments. Build a fresh array per call: the `NOSCRIPT` retry rewrites its first two slots.
+   * The consume paths use this to send without copying the arguments.
    */
   protected send(script: ScriptDefinition, argv: (string | number)[]): Promise<unknown> {
     const client = this.client;
     // Usual case: the client is there and has connected once; nothing to wait for.
     if (client === undefined || !this.firstConnectionDone) return this.sendWhenReady(script, argv);
-    try {
-      return this.sendNow(client, script, argv);
-    } catch (error) {
-      return Promise.reject(error); // as from an async function: callers handle one way only
-    }
+    return this.evaluate(client, script, argv);
   }
 
   private async sendWhenReady(
@@ -461,26 +504,31 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   ): Promise<unknown> {
     const client = this.client ?? (await this.clientPromise);
     if (!this.firstConnectionDone) await this.waitForFirstConnection(client);
-    return await this.sendNow(client, script, argv);
+    return await this.evaluate(client, script, argv);
   }
 
-  private sendNow(
+  /**
+   * Sends `argv` through ioredis's generic `call`, the path of its plain commands. Its scripting
+   * commands (`defineCommand`) cost more client CPU per call: they copy the arguments twice, add a
+   * promise and a closure to catch `NOSCRIPT`, and send the whole script, not its SHA1, as the
+   * first command on every new connection. The retry after `NOSCRIPT` is here instead.
+   */
+  private async evaluate(
     client: RedisClientLike,
     script: ScriptDefinition,
     argv: (string | number)[],
   ): Promise<unknown> {
-    let command = this.commands.get(script);
-    if (command === undefined) {
-      const found: unknown = Reflect.get(client, script.name);
-      if (typeof found !== 'function') {
-        throw new Error(`${this.name}: the Redis client has no "${script.name}" command`);
-      }
-      command = found as ScriptCommand;
-      this.commands.set(script, command);
-    }
-    argv[1 + (argv[0] as number)] = this.testClockUs();
+    argv[SCRIPT_FIRST_KEY + (argv[SCRIPT_FIRST_KEY - 1] as number)] = this.testClockUs();
     if (this.heldStream === undefined) this.holdWrites(client);
-    return command.apply(client, argv);
+    try {
+      return await client.call(...argv);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      argv[0] = 'eval';
+      argv[1] = script.lua;
+      if (this.heldStream === undefined) this.holdWrites(client);
+      return await client.call(...argv);
+    }
   }
 
   /**
@@ -488,8 +536,8 @@ export abstract class RedisBackendBase extends RateLimitBackend {
    * every command sent in the meantime (the decisions of every request that the current loop
    * iteration handles) leaves in one write, instead of one write, and one system call on each
    * side, per command. That is when ioredis's auto-pipelining sends its batch too, but for about
-   * half its client CPU per call: each command still takes ioredis's plain path (its promise,
-   * `EVALSHA` or `EVAL`, the `NOSCRIPT` retry) and only the moment of the write changes. Other
+   * half its client CPU per call: each command still takes ioredis's plain path (one command
+   * object and its promise) and only the moment of the write changes. Other
    * commands sent on the client in that window wait for the same write (less than one loop
    * iteration), in order. Only for a single-node client the backend created itself and that has no
    * auto-pipelining (which batches by itself); a `Cluster` routes each command to a node of its own
@@ -539,10 +587,6 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     const whole = Math.floor(ms);
     const micros = Math.min(999, Math.floor((ms - whole) * 1000));
     return String(whole * 1000 + micros);
-  }
-
-  private defineScripts(client: RedisClientLike): void {
-    for (const script of this.scripts) client.defineCommand(script.name, { lua: script.lua });
   }
 
   /**

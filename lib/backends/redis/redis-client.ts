@@ -32,13 +32,12 @@ export interface RedisClientLike {
    */
   readonly stream?: { cork(): void; uncork(): void } | undefined;
   /**
-   * Registers a Lua script as a command (`EVALSHA`, falling back to `EVAL` after `NOSCRIPT`) under
-   * `name`; the backends call it as `client[name](numberOfKeys, ...keys, ...args)`.
+   * Sends one command, its name first (ioredis's generic `call`); the backends send their scripts
+   * with it (`EVALSHA`, and `EVAL` after `NOSCRIPT`).
    */
-  defineCommand(
-    name: string,
-    definition: { lua: string; numberOfKeys?: number; readOnly?: boolean },
-  ): void;
+  call(...commandAndArgs: (string | number)[]): Promise<unknown>;
+  /** ioredis's own way to register a script; only its presence is checked, to tell ioredis apart. */
+  defineCommand(name: string, definition: { lua: string }): void;
   /** Connects a client created with `lazyConnect`. */
   connect?(): Promise<void>;
   /** Closes gracefully, after pending replies. */

@@ -2,12 +2,14 @@ import type { UnitLimit } from '../../rules/rule-units.js';
 import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from '../rate-limit.backend.js';
 import { FIXED_WINDOW_CONSUME_LUA, FIXED_WINDOW_RESET_LUA } from './fixed-window.lua.js';
 import {
+  defineScript,
   RedisBackendBase,
   redisArg,
+  SCRIPT_FIRST_KEY,
+  scriptArgv,
   UnitArgsCache,
   type RedisBackendClient,
   type RedisBackendOptions,
-  type ScriptDefinition,
 } from './redis-backend.base.js';
 import {
   blockKeyAt,
@@ -20,30 +22,22 @@ import {
 
 export type { RedisBackendClient, RedisBackendOptions } from './redis-backend.base.js';
 
-// V2: the hash records its expiry and the arguments are grouped (names, limits, windows). A new
-// name, because a client shared by two versions of this package must not run one's arguments
-// through the other's script.
-const CONSUME: ScriptDefinition = {
-  name: 'nestjsRateLimitFixedV2',
-  lua: FIXED_WINDOW_CONSUME_LUA,
-};
-const RESET: ScriptDefinition = {
-  name: 'nestjsRateLimitFixedResetV2',
-  lua: FIXED_WINDOW_RESET_LUA,
-};
+const CONSUME = defineScript(FIXED_WINDOW_CONSUME_LUA);
+const RESET = defineScript(FIXED_WINDOW_RESET_LUA);
 
-/** Where the consume script's arguments go in the ioredis call (see fixed-window.lua.ts). */
-const HASH_KEY = 1;
-const BLOCK_KEY = 2;
-const BLOCK_MS = 4;
+/** Where the consume script's arguments go in the call (see fixed-window.lua.ts). */
+const HASH_KEY = SCRIPT_FIRST_KEY;
+const BLOCK_KEY = SCRIPT_FIRST_KEY + 1;
+const BLOCK_MS = SCRIPT_FIRST_KEY + 3;
 
 /**
  * The consume call's arguments for one `limits`, with the per-request slots (keys, clock, block)
- * left empty: 2 keys, the two keys, the clock, the block, then every unit's field name, every
- * limit, every window. Copied per call, then filled in.
+ * left empty: the script and 2 keys, the two keys, the clock, the block, then every unit's field
+ * name, every limit, every window. Copied per call, then filled in.
  */
 function consumeTemplate(limits: readonly UnitLimit[]): readonly (string | number)[] {
-  const argv: (string | number)[] = [2, '', '', '', 0];
+  const argv = scriptArgv(CONSUME, 2);
+  argv.push('', '', '', 0);
   for (const limit of limits) argv.push(unitName(limit));
   for (const limit of limits) argv.push(redisArg(limit.limit));
   for (const limit of limits) argv.push(redisArg(limit.windowMs));
@@ -81,7 +75,7 @@ export class RedisBackend extends RedisBackendBase {
    * @throws RateLimitConfigError (`RATE_LIMIT_INVALID_OPTION`) when an argument is invalid
    */
   constructor(client: RedisBackendClient, options?: RedisBackendOptions) {
-    super('RedisBackend', [CONSUME, RESET], client, options);
+    super('RedisBackend', client, options);
   }
 
   /** Decides one request in one script call. See `RateLimitBackend` for the contract. */

@@ -2,12 +2,14 @@ import type { UnitLimit } from '../../rules/rule-units.js';
 import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS } from '../../rules/rule-units.js';
 import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from '../rate-limit.backend.js';
 import {
+  defineScript,
   RedisBackendBase,
   redisArg,
+  SCRIPT_FIRST_KEY,
+  scriptArgv,
   UnitArgsCache,
   type RedisBackendClient,
   type RedisBackendOptions,
-  type ScriptDefinition,
 } from './redis-backend.base.js';
 import {
   blockKeyAt,
@@ -20,28 +22,19 @@ import {
 } from './redis-keys.js';
 import { SLIDING_WINDOW_CONSUME_LUA, SLIDING_WINDOW_RESET_LUA } from './sliding-window.lua.js';
 
-// V3: the logs are lists of milliseconds under a key kind of their own (`l:`), with no sequence
-// key. A new name, so that a client shared by two versions of this package runs each version's
-// own script (with its own arguments); the new key kind keeps either version from meeting the
-// other's keys (a sorted set read as a list would fail with WRONGTYPE).
-const CONSUME: ScriptDefinition = {
-  name: 'nestjsRateLimitSlidingV3',
-  lua: SLIDING_WINDOW_CONSUME_LUA,
-};
-const RESET: ScriptDefinition = {
-  name: 'nestjsRateLimitSlidingResetV3',
-  lua: SLIDING_WINDOW_RESET_LUA,
-};
+const CONSUME = defineScript(SLIDING_WINDOW_CONSUME_LUA);
+const RESET = defineScript(SLIDING_WINDOW_RESET_LUA);
 
-/** Where the consume script's keys go in the ioredis call (see sliding-window.lua.ts). */
-const BLOCK_KEY = 1;
-const FIRST_LOG_KEY = 2;
+/** Where the consume script's keys go in the call (see sliding-window.lua.ts). */
+const BLOCK_KEY = SCRIPT_FIRST_KEY;
+const FIRST_LOG_KEY = SCRIPT_FIRST_KEY + 1;
 
 /** What the consume call needs for one `limits`, computed once per array. */
 interface ConsumeTemplate {
   /**
-   * The call's arguments with the per-request slots (keys, clock, block) left empty: 1 + n keys
-   * (the block, the n logs), the clock, the block, then each unit's limit and window.
+   * The call's arguments with the per-request slots (keys, clock, block) left empty: the script
+   * and 1 + n keys, the keys (the block, the n logs), the clock, the block, then each unit's limit
+   * and window.
    */
   readonly argv: readonly (string | number)[];
   /** Each unit's name, for its log's key. */
@@ -51,7 +44,8 @@ interface ConsumeTemplate {
 }
 
 function consumeTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
-  const argv: (string | number)[] = [1 + limits.length, ''];
+  const argv = scriptArgv(CONSUME, 1 + limits.length);
+  argv.push(''); // the block key
   for (let i = 0; i < limits.length; i++) argv.push('');
   argv.push('', 0);
   for (const limit of limits) argv.push(redisArg(limit.limit), redisArg(limit.windowMs));
@@ -97,7 +91,7 @@ export class SlidingRedisBackend extends RedisBackendBase {
    * @throws RateLimitConfigError (`RATE_LIMIT_INVALID_OPTION`) when an argument is invalid
    */
   constructor(client: RedisBackendClient, options?: RedisBackendOptions) {
-    super('SlidingRedisBackend', [CONSUME, RESET], client, options);
+    super('SlidingRedisBackend', client, options);
   }
 
   /** Decides one request in one script call. See `RateLimitBackend` for the contract. */

@@ -1,4 +1,10 @@
-import { LUA_BLOCK_CHECK, LUA_EXHAUSTED, LUA_PRELUDE, LUA_REJECT } from './shared.lua.js';
+import {
+  LUA_BLOCK_CHECK,
+  LUA_EXHAUSTED,
+  LUA_PRELUDE,
+  LUA_REJECT,
+  luaAdmittedReturn,
+} from './shared.lua.js';
 
 /** Entries the first `LRANGE` reads when the head of a log has left the window. */
 const SLIDING_TRIM_FIRST_CHUNK = 32;
@@ -24,7 +30,8 @@ const SLIDING_TRIM_MAX_CHUNK = 1024;
  * requests add nothing to any log. Requests of one millisecond are equal entries, each counted.
  *
  * Reply: `{allowed, retryAfterMs, blocked, unit index (1-based, 0 for none)}`, followed by
- * `remaining, resetMs` for each unit unless an earlier block decided. `resetMs` is the time until
+ * `remaining, resetMs` for each unit unless an earlier block decided (admitted under one unit, the
+ * packed integer of {@link luaAdmittedReturn}). `resetMs` is the time until
  * the unit admits a request again when it is full, else until its oldest entry leaves (the full
  * window for an empty log).
  *
@@ -151,15 +158,20 @@ for i = 1, n do
   local key = KEYS[1 + i]
   local window_ms = tonumber(ARGV[2 + 2 * i])
   redis.call('RPUSH', key, entry)
-  -- Every entry leaves within a window of this newest one.
-  if expires then redis.call('PEXPIRE', key, string.format('%d', math.ceil(window_ms))) end
+  -- Every entry leaves within a window of this newest one. (A whole window, as a rule's always
+  -- is, goes as it came, saving a string.format.)
+  if expires then
+    local ttl = ARGV[2 + 2 * i]
+    if window_ms ~= math.floor(window_ms) then ttl = string.format('%d', math.ceil(window_ms)) end
+    redis.call('PEXPIRE', key, ttl)
+  end
   -- The oldest entry now: the first before, or this one (for an empty log, or a clock set back).
   local count, oldest = reply[3 + 2 * i], reply[4 + 2 * i]
   if not oldest or oldest > now then oldest = now end
   reply[3 + 2 * i] = tonumber(ARGV[1 + 2 * i]) - (count + 1)
   reply[4 + 2 * i] = math.ceil(oldest + window_ms - now)
 end
-return reply
+${luaAdmittedReturn('3')}
 `;
 
 /**
