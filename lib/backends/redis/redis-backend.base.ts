@@ -537,9 +537,8 @@ export abstract class RedisBackendBase extends RateLimitBackend {
    * iteration handles) leaves in one write, instead of one write, and one system call on each
    * side, per command. That is when ioredis's auto-pipelining sends its batch too, but for about
    * half its client CPU per call: each command still takes ioredis's plain path (one command
-   * object and its promise) and only the moment of the write changes. Other
-   * commands sent on the client in that window wait for the same write (less than one loop
-   * iteration), in order. Only for a single-node client the backend created itself and that has no
+   * object and its promise) and only the moment of the write changes. Other commands sent on the
+   * client in that window wait for the same write (less than one loop iteration), in order. Only for a single-node client the backend created itself and that has no
    * auto-pipelining (which batches by itself); a `Cluster` routes each command to a node of its own
    * and sends as usual.
    */
