@@ -181,14 +181,15 @@ function parsePackedReply(
   if (limit === undefined || !isCount(reply) || !isCount(limit.limit)) {
     throw malformed(backend, reply);
   }
-  const remaining = reply % (limit.limit + 1);
+  const base = limit.limit + 1; // as the script packed it
+  const remaining = reply % base;
   const units: UnitState[] = [
     {
       unit: limit.unit,
       limit: limit.limit,
       windowMs: limit.windowMs,
       remaining,
-      resetMs: (reply - remaining) / (limit.limit + 1),
+      resetMs: (reply - remaining) / base,
     },
   ];
   return { allowed: true, retryAfterMs: 0, blocked: false, unit: undefined, units };
