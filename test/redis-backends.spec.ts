@@ -21,6 +21,7 @@ import type {
 } from '../lib/backends/rate-limit.backend.js';
 import { parseConsumeReply, parseFlagReply } from '../lib/backends/redis/redis-backend.base.js';
 import { blockKey, fixedWindowKey, slidingLogKey } from '../lib/backends/redis/redis-keys.js';
+import { TEST_CLOCK_EXPIRY_OFFSET_MS } from '../lib/backends/redis/shared.lua.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
 import type { RateLimitUnit, UnitLimit } from '../lib/rules/rule-units.js';
@@ -429,13 +430,28 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       expect(await consumeAt(0, q)).toEqual(blockedEarlier(5 * SECOND));
     });
 
-    it('sets no expiry on its keys under a test clock (Redis would expire them on its own clock)', async () => {
-      const q = query([unit('second', 1), unit('minute', 5)], counter(), 3 * SECOND);
+    it("keeps its keys from expiring on Redis's own clock under a test clock", async () => {
+      const second = unit('second', 1);
+      const minute = unit('minute', 5);
+      const q = query([second, minute], counter(), 3 * SECOND);
       await consumeAt(0, q);
       await consumeAt(0, q); // a block
       const keys = await keysUnder(nodes, prefix);
-      expect(keys).toHaveLength(kind === 'fixed' ? 2 : 3); // sliding: a log per unit
-      for (const key of keys) expect([key, await client.pttl(key)]).toEqual([key, -1]);
+      // Windows and the block end in virtual time, shifted centuries past any real clock
+      // (shared.lua.ts); sliding logs get no expiry at all.
+      const ends = new Map<string, number>([[blockKey(prefix, q.counter.user), 3 * SECOND]]);
+      if (kind === 'fixed') {
+        ends.set(fixedWindowKey(prefix, q.counter, second), SECOND);
+        ends.set(fixedWindowKey(prefix, q.counter, minute), MINUTE);
+      } else {
+        ends.set(slidingLogKey(prefix, q.counter, second), -1);
+        ends.set(slidingLogKey(prefix, q.counter, minute), -1);
+      }
+      expect(keys).toEqual([...ends.keys()].sort());
+      for (const [key, end] of ends) {
+        const at = end < 0 ? -1 : START_MS + end + TEST_CLOCK_EXPIRY_OFFSET_MS;
+        expect([key, await client.call('PEXPIRETIME', key)]).toEqual([key, at]);
+      }
     });
 
     it('keeps hostile user ids apart, every key of a call in one slot', async () => {
@@ -477,14 +493,12 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       const expected = new Set<string>();
       for (const user of users) {
         const c = counter(user, scope);
-        const keys =
-          kind === 'fixed'
-            ? [fixedWindowKey(prefix, c), blockKey(prefix, user)]
-            : [
-                slidingLogKey(prefix, c, limits[0]!),
-                slidingLogKey(prefix, c, limits[1]!),
-                blockKey(prefix, user),
-              ];
+        const unitKey = kind === 'fixed' ? fixedWindowKey : slidingLogKey;
+        const keys = [
+          unitKey(prefix, c, limits[0]!),
+          unitKey(prefix, c, limits[1]!),
+          blockKey(prefix, user),
+        ];
         const slots = new Set<number>();
         for (const key of keys) {
           expected.add(key);
@@ -501,7 +515,7 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       // The calls touched exactly those keys, plus the two counters of `v`.
       const found = await keysUnder(nodes, prefix);
       const zoneKeys = found.filter((key) => key.includes('{=v}'));
-      expect(zoneKeys).toHaveLength(kind === 'fixed' ? 2 : 4);
+      expect(zoneKeys).toHaveLength(4);
       expect(found.filter((key) => !key.includes('{=v}'))).toEqual([...expected].sort());
     });
 
@@ -516,8 +530,12 @@ describe.each(redis.topologies)('on a $name', (topology) => {
         rejected(MINUTE - 3, 'minute', [state(minute, 0, MINUTE - 3)]),
       );
       if (kind === 'fixed') {
-        const stored = await client.hget(fixedWindowKey(prefix, q.counter), 'minute');
-        expect(stored).toBe(`3:${START_MS + MINUTE}`);
+        const key = fixedWindowKey(prefix, q.counter, minute);
+        expect(await client.get(key)).toBe('3');
+        // The window's end, in virtual time, shifted far past any real clock (shared.lua.ts).
+        expect(await client.call('PEXPIRETIME', key)).toBe(
+          START_MS + MINUTE + TEST_CLOCK_EXPIRY_OFFSET_MS,
+        );
       } else {
         expect(await client.llen(slidingLogKey(prefix, q.counter, minute))).toBe(3);
       }
@@ -937,7 +955,7 @@ describe('without a test clock', () => {
     // The keys expire with the window or the block, on Redis's clock.
     for (const { name, prefix, one, nodes } of instances) {
       const keys = await keysUnder(nodes, prefix);
-      expect({ name, keys: keys.length }).toEqual({ name, keys: 2 }); // a hash or a log, a block
+      expect({ name, keys: keys.length }).toEqual({ name, keys: 2 }); // a window or a log, a block
       for (const key of keys) {
         const ttl = await one.pttl(key);
         const most = key.endsWith('}b') ? 500 : SECOND;
@@ -954,8 +972,9 @@ describe('without a test clock', () => {
     expect(await each(({ pair }) => pair[1].consume(q))).toEqual(
       instances.map(() => admitted(state(second, 0, SECOND))),
     );
-    // On the single node, each of the 6 script calls read Redis's TIME once.
-    expect(((await commandCalls(observer)).get('time') ?? 0) - timeBefore).toBe(6);
+    // On the single node, each of the sliding backend's 3 script calls read Redis's TIME once;
+    // the fixed window's read none: its windows and blocks are keys that Redis's clock expires.
+    expect(((await commandCalls(observer)).get('time') ?? 0) - timeBefore).toBe(3);
   });
 });
 

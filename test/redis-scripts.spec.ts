@@ -1,19 +1,17 @@
 /**
  * What the consume scripts cost Redis and what they leave behind, on a real server and Redis's
- * own clock (the test clock turns expiry off): the commands each decision runs, the fixed-window
- * hash's recorded expiry, the sliding logs' trimming (under a test clock, whose time a test
- * places exactly) and TTL, and the batching of concurrent calls into one socket write. Decisions
- * themselves are covered by test/conformance and test/redis-backends.spec.ts.
+ * own clock (the test clock replaces it with virtual expiries): the commands each decision runs,
+ * the fixed windows and blocks as keys that live exactly as long, the sliding logs' trimming
+ * (under a test clock, whose time a test places exactly) and TTL, and the batching of concurrent
+ * calls into one socket write. Decisions themselves are covered by test/conformance and
+ * test/redis-backends.spec.ts.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { UnitLimit } from '../lib/rules/rule-units.js';
 import type { ConsumeQuery, RateLimitCounter } from '../lib/backends/rate-limit.backend.js';
-import {
-  fixedWindowKey,
-  FIXED_WINDOW_EXPIRY_FIELD,
-  slidingLogKey,
-} from '../lib/backends/redis/redis-keys.js';
+import { blockKey, fixedWindowKey, slidingLogKey } from '../lib/backends/redis/redis-keys.js';
+import { TEST_CLOCK_EXPIRY_OFFSET_MS } from '../lib/backends/redis/shared.lua.js';
 import type {
   RedisBackendClient,
   RedisBackendOptions,
@@ -97,73 +95,108 @@ async function commandsDuring(observer: Redis, work: () => Promise<void>): Promi
 }
 
 describe('RedisBackend script', () => {
-  it('runs TIME, GET, HMGET and HSET per decision; PEXPIREAT only when a later window starts', async () => {
+  it('runs MGET, then PTTL and INCR per running window, or SET PX per window that starts', async () => {
     const node = await client();
     const observer = await client();
     const backend = backendOn(RedisBackend, node);
-    const short = unit('second', 1_000, 100); // a hand-built 100 ms window
-    const q = query([short, unit('minute', 1_000)]);
-    await backend.consume(query([short], counter('warm-up'))); // EVAL: loads the script
+    const q = query([unit('second', 1_000), unit('minute', 1_000)]);
+    await backend.consume(query([unit('minute', 5)], counter('warm-up'))); // EVAL: loads the script
 
-    // A new hash: it records, and gets, the minute's end as its expiry.
+    // Both windows start: no key to look at, two to write.
     expect(await commandsDuring(observer, async () => void (await backend.consume(q)))).toEqual({
       evalsha: 1,
-      time: 1,
-      get: 1,
-      hmget: 1,
-      hset: 1,
-      pexpireat: 1,
+      mget: 1,
+      set: 2,
     });
     const n = 10;
     const steady = await commandsDuring(observer, async () => {
       for (let i = 0; i < n; i++) expect((await backend.consume(q)).allowed).toBe(true);
     });
-    expect(steady).toEqual({ evalsha: n, time: n, get: n, hmget: n, hset: n });
-    // A new 100 ms window ends long before the minute: the expiry stays.
-    await sleep(150);
-    const key = fixedWindowKey(backend['prefix'], q.counter);
-    const expiry = await node.pexpiretime(key);
-    expect(await commandsDuring(observer, async () => void (await backend.consume(q)))).toEqual({
-      evalsha: 1,
-      time: 1,
-      get: 1,
-      hmget: 1,
-      hset: 1,
+    // No TIME: Redis's clock is each window's expiry.
+    expect(steady).toEqual({ evalsha: n, mget: n, pttl: 2 * n, incr: 2 * n });
+    // One unit: the same three commands, answered before the general loop (one integer).
+    const one = query([unit('minute', 1_000)], counter('bob'));
+    await backend.consume(one);
+    const single = await commandsDuring(observer, async () => {
+      for (let i = 0; i < n; i++) {
+        expect(await backend.consume(one)).toMatchObject({ units: [{ remaining: 998 - i }] });
+      }
     });
-    expect(await node.pexpiretime(key)).toBe(expiry);
-    expect(Number(await node.hget(key, FIXED_WINDOW_EXPIRY_FIELD))).toBe(expiry);
+    expect(single).toEqual({ evalsha: n, mget: n, pttl: n, incr: n });
   });
 
-  it('never moves the expiry earlier, whatever units a request counts', async () => {
+  it("keeps each window in a key that lives exactly as long, on Redis's clock", async () => {
     const node = await client();
     const backend = backendOn(RedisBackend, node);
-    const c = counter();
-    const key = fixedWindowKey(backend['prefix'], c);
-    await backend.consume(query([unit('hour', 5)], c));
-    const hour = await node.pexpiretime(key);
-    const ttl = await node.pttl(key);
-    expect(ttl).toBeGreaterThan(3_590_000);
-    expect(ttl).toBeLessThanOrEqual(3_600_000);
-    // A rule sharing the zone with only a short unit (100 ms here, so the test waits little for
-    // Redis's real clock): the hour's count must survive that unit's next window.
-    await backend.consume(query([unit('second', 5, 100)], c));
-    await sleep(120);
-    await backend.consume(query([unit('second', 5, 100)], c));
-    expect(await node.pexpiretime(key)).toBe(hour);
-    expect(await backend.consume(query([unit('hour', 5)], c))).toMatchObject({
+    const short = unit('second', 2, 500); // a hand-built 500 ms window, so the test waits little
+    const q = query([short, unit('minute', 10)]);
+    const key = fixedWindowKey(backend['prefix'], q.counter, short);
+    const minuteKey = fixedWindowKey(backend['prefix'], q.counter, q.limits[1]!);
+
+    const first = await backend.consume(q);
+    const left = await node.pttl(key);
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(500);
+    expect(first.units[0]!.resetMs).toBeGreaterThanOrEqual(left);
+    expect(first.units[0]!.resetMs).toBeLessThanOrEqual(500);
+    expect(await node.get(key)).toBe('1');
+    expect(await node.pttl(minuteKey)).toBeGreaterThan(59_000);
+
+    await backend.consume(q);
+    const rejected = await backend.consume(q);
+    expect(rejected).toMatchObject({ allowed: false, unit: 'second' });
+    expect(rejected.retryAfterMs).toBeGreaterThan(0);
+    expect(rejected.retryAfterMs).toBeLessThanOrEqual(left);
+    expect(await node.get(key)).toBe('2'); // the rejection counted nothing
+    expect(await node.get(minuteKey)).toBe('2');
+
+    await sleep(550); // the window ends: Redis removes its key, and the next request starts one
+    expect(await node.exists(key)).toBe(0);
+    expect(await backend.consume(q)).toMatchObject({
       allowed: true,
-      units: [{ unit: 'hour', remaining: 3 }],
+      units: [{ remaining: 1 }, { remaining: 7 }],
     });
+    expect(await node.get(key)).toBe('1');
   });
 
-  it('records no expiry under a test clock', async () => {
+  it('starts a block as a key that lives as long as the block, which unblock() removes', async () => {
     const node = await client();
-    const backend = backendOn(RedisBackend, node, { testClock: () => 1.7e12 });
-    const q = query([unit('minute', 5)]);
+    const backend = backendOn(RedisBackend, node);
+    const q = { ...query([unit('minute', 1)]), blockMs: 90_000 };
+    const block = blockKey(backend['prefix'], q.counter.user);
     await backend.consume(q);
-    const key = fixedWindowKey(backend['prefix'], q.counter);
-    expect(await node.hgetall(key)).toEqual({ minute: `1:${1.7e12 + 60_000}` });
-    expect(await node.pttl(key)).toBe(-1);
+    expect(await backend.consume(q)).toMatchObject({ allowed: false, blocked: true });
+    const left = await node.pttl(block);
+    expect(left).toBeGreaterThan(89_000);
+    expect(left).toBeLessThanOrEqual(90_000);
+    const during = await backend.consume(q);
+    expect(during).toMatchObject({ allowed: false, blocked: true, units: [] });
+    expect(during.retryAfterMs).toBeLessThanOrEqual(left);
+    expect(during.retryAfterMs).toBeGreaterThan(89_000);
+    expect(await backend.unblock(q.counter.user)).toBe(true);
+    expect(await node.exists(block)).toBe(0);
+    expect(await backend.unblock(q.counter.user)).toBe(false);
+  });
+
+  it('under a test clock, gives windows and blocks their end in virtual time, far past any real one', async () => {
+    const node = await client();
+    let now = 1.7e12;
+    const backend = backendOn(RedisBackend, node, { testClock: () => now });
+    const q = { ...query([unit('minute', 1)]), blockMs: 5_000 };
+    const key = fixedWindowKey(backend['prefix'], q.counter, q.limits[0]!);
+    const block = blockKey(backend['prefix'], q.counter.user);
+    await backend.consume(q);
+    expect(await node.get(key)).toBe('1');
+    expect(await node.pexpiretime(key)).toBe(1.7e12 + 60_000 + TEST_CLOCK_EXPIRY_OFFSET_MS);
+    now += 10;
+    expect(await backend.consume(q)).toMatchObject({ allowed: false, blocked: true });
+    expect(await node.pexpiretime(block)).toBe(1.7e12 + 10 + 5_000 + TEST_CLOCK_EXPIRY_OFFSET_MS);
+    // The window ends in virtual time, whatever the real clock did meanwhile.
+    now = 1.7e12 + 60_000;
+    expect(await backend.consume({ ...q, blockMs: 0 })).toMatchObject({
+      allowed: true,
+      units: [{ remaining: 0, resetMs: 60_000 }],
+    });
   });
 });
 
@@ -181,7 +214,7 @@ describe('SlidingRedisBackend script', () => {
     expect(steady).toEqual({
       evalsha: n,
       time: n,
-      get: n, // the block
+      pttl: n, // the block
       lindex: n, // the head, inside the window
       llen: n, // the count
       rpush: n,
@@ -253,7 +286,7 @@ describe('SlidingRedisBackend script', () => {
           allowed: true,
           commands: {
             evalsha: 1,
-            get: 1,
+            pexpiretime: 1,
             lindex: 1,
             lrange: reads,
             ltrim: 1,
@@ -274,7 +307,7 @@ describe('SlidingRedisBackend script', () => {
       expect(await decideAt(20_000, q)).toEqual({
         allowed: true,
         // 2,999 entries after the head: chunks 32, 64, ..., 1024, the 7th one short.
-        commands: { evalsha: 1, get: 1, lindex: 1, lrange: 7, del: 1, rpush: 1 },
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, lrange: 7, del: 1, rpush: 1 },
         length: 1,
       });
     });
@@ -284,7 +317,7 @@ describe('SlidingRedisBackend script', () => {
       await admitAt(q, [0, 100, 200, 300, 400, 500]);
       expect(await decideAt(1_250, q)).toEqual({
         allowed: true,
-        commands: { evalsha: 1, get: 1, lindex: 1, lrange: 1, ltrim: 1, rpush: 1 },
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, lrange: 1, ltrim: 1, rpush: 1 },
         length: 4, // 300, 400, 500 ms and this one
       });
     });
@@ -295,13 +328,13 @@ describe('SlidingRedisBackend script', () => {
       // Full at its limit: the wait comes from the oldest entry, the head, read already.
       expect(await decideAt(10, query([unit('minute', 4)]), minute)).toEqual({
         allowed: false,
-        commands: { evalsha: 1, get: 1, lindex: 1, llen: 1 },
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, llen: 1 },
         length: 4,
       });
       // Above it: one more LINDEX.
       expect(await decideAt(10, query([unit('minute', 2)]), minute)).toEqual({
         allowed: false,
-        commands: { evalsha: 1, get: 1, lindex: 2, llen: 1 },
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 2, llen: 1 },
         length: 4,
       });
     });
@@ -312,12 +345,12 @@ describe('SlidingRedisBackend script', () => {
       const q = query([second, unit('hour', 0)]);
       expect(await decideAt(2, q)).toEqual({
         allowed: false,
-        commands: { evalsha: 1, get: 1, lindex: 1, llen: 1 }, // the second's log only
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, llen: 1 }, // the second's log only
         length: 2,
       });
       expect(await decideAt(3, query([unit('hour', 0)]), second)).toEqual({
         allowed: false,
-        commands: { evalsha: 1, get: 1 },
+        commands: { evalsha: 1, pexpiretime: 1 },
         length: 2,
       });
     });

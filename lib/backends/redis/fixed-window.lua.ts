@@ -1,144 +1,134 @@
-import { FIXED_WINDOW_EXPIRY_FIELD } from './redis-keys.js';
 import {
-  LUA_BLOCK_CHECK,
   LUA_EXHAUSTED,
-  LUA_PRELUDE,
   LUA_REJECT,
+  LUA_TEST_CLOCK,
   luaAdmittedReturn,
+  luaBlockCheck,
+  luaPackedReturn,
+  luaSetExpiring,
+  luaTimeLeft,
 } from './shared.lua.js';
+
+/**
+ * Sets the Lua variables `count, left` (the names given) for unit `i` (a Lua expression): its
+ * count and the time its window has left in ms, or 0 and 0 when none is running (or the key holds
+ * something this script never writes). Needs `values` from the script's `MGET`.
+ */
+function luaReadWindow(count: string, left: string, i: string): string {
+  return `${count}, ${left} = tonumber(values[1 + ${i}]), 0
+if ${count} then
+  ${luaTimeLeft(left, `KEYS[1 + ${i}]`)}
+end
+if ${left} <= 0 then ${count}, ${left} = 0, 0 end`;
+}
 
 /**
  * Decides one request with fixed windows, every unit and the block in one atomic step.
  *
- * KEYS[1] = the counter's hash (field per unit: `<count>:<window end ms>`; see redis-keys.ts),
- * KEYS[2] = the user's block key. ARGV[1] = the test clock (µs) or `''` for Redis's `TIME`,
- * ARGV[2] = block length (whole ms, 0 for none), then for n units: ARGV[3 .. 2+n] = their field
- * names, ARGV[3+n .. 2+2n] = their limits, ARGV[3+2n .. 2+3n] = their windows (ms). The names come
- * first and together so that `HMGET` can take them straight from ARGV.
+ * KEYS[1] = the user's block key, KEYS[1+i] = the window of unit i (a string holding its count,
+ * see redis-keys.ts). ARGV[1] = the test clock (µs) or `''`, ARGV[2] = block length (whole ms, 0
+ * for none), then for n units: ARGV[2+i] = the limit of unit i, ARGV[2+n+i] = its window (whole
+ * ms, at least 1; the backend rounds a fractional window up, which decides exactly as the
+ * fractional one would in whole-millisecond time).
  *
- * A window starts with the first admitted request after the previous one ended and covers
- * `[start, start + window)` in whole milliseconds. Reply: `{allowed, retryAfterMs, blocked, unit
- * index (1-based, 0 for none)}`, followed by `remaining, resetMs` for each unit unless an earlier
- * block decided; admitted under one unit, the packed integer of {@link luaAdmittedReturn}.
+ * A window is a key that lives exactly as long as the window (see shared.lua.ts): the first
+ * admitted request after the previous window ended writes `1` with `PX <window>`, later ones
+ * `INCR` it (which keeps its expiry), and the time it has left is its `PTTL`. So a window covers
+ * `[start, start + window)` in whole milliseconds of Redis's clock, and Redis reclaims it the
+ * moment it ends. Reply: `{allowed, retryAfterMs, blocked, unit index (1-based, 0 for none)}`,
+ * followed by `remaining, resetMs` for each unit unless an earlier block decided; admitted under
+ * one unit, the packed integer of {@link luaAdmittedReturn}.
  *
- * Commands: `TIME`, `GET` (the block), one `HMGET` (every unit and the hash's recorded expiry)
- * and, when admitted, one `HSET`. The hash must outlive its longest live window. Rather than
- * reading its TTL on every call, the hash records the expiry it was given (field
- * {@link FIXED_WINDOW_EXPIRY_FIELD}, ms on Redis's clock), and the script calls `PEXPIREAT` only
- * when a window starts that ends after that expiry (while windows run on, the expiry already
- * covers them). The expiry never moves earlier, so a unit that only some of the rules sharing a
- * zone count keeps its hash alive until its own window ends. A hash without the field is a new
- * one: every window this script starts outside tests records it. (No released version wrote
- * hashes without it, so the script need not read a TTL to respect one it did not set.)
+ * Commands: one `MGET` (the block and every unit), then a `PTTL` for each of those that exists
+ * and, when admitted, an `INCR` per running window or a `SET` per window that starts. An admitted
+ * request in a running one-unit window costs `MGET`, `PTTL`, `INCR`: no `TIME`, and no number
+ * parsed from or formatted into text but the count. That case, the decision a limiter makes most,
+ * is answered before the general loop, with no table (about half a microsecond of Redis's CPU less
+ * per call, measured with `INFO commandstats` on 100,000 keys).
  */
-export const FIXED_WINDOW_CONSUME_LUA = `${LUA_PRELUDE}
--- 1. The user's block, from any counter.
-local block_key = KEYS[2]
-${LUA_BLOCK_CHECK}
-local n = (#ARGV - 2) / 3
+export const FIXED_WINDOW_CONSUME_LUA = `${LUA_TEST_CLOCK}
+-- 1. One read for the block and every unit: values[1] = the block, values[1 + i] = unit i.
+local values = redis.call('MGET', unpack(KEYS))
+${luaBlockCheck('KEYS[1]', 'values[1]')}
+local n = (#ARGV - 2) / 2
 if n == 0 then return {1, 0, 0, 0} end
 
--- 2. Look at every unit before changing any, so a rejected request counts nothing. One read:
--- stored[1] = the hash's recorded expiry, stored[1 + i] = unit i.
-local stored = redis.call('HMGET', KEYS[1], '${FIXED_WINDOW_EXPIRY_FIELD}', unpack(ARGV, 3, 2 + n))
-local recorded = stored[1] -- read as a number only when a window starts
+-- 2. Unit 1 first. Under one unit, a running window with room left (the decision a limiter makes
+-- most) is counted and answered here, without the reply table and the loop below.
+local count1, left1
+${luaReadWindow('count1', 'left1', '1')}
+if n == 1 and left1 > 0 then
+  local limit = tonumber(ARGV[3])
+  if count1 < limit then
+    redis.call('INCR', KEYS[2])
+    ${luaPackedReturn('limit', 'limit - count1 - 1', 'left1')}
+    return {1, 0, 0, 0, limit - count1 - 1, left1}
+  end
+end
+
+-- 3. Look at every unit before changing any, so a rejected request counts nothing.
 -- The reply, sized for one unit (more grow it). Until the decision is known, unit i's slots hold
--- its count and window end (false: no live window), which saves two tables.
+-- its count and the time its window has left (0: none running), which saves two tables.
 local reply = {1, 0, 0, 0, 0, 0}
 for i = 1, n do
-  local limit = tonumber(ARGV[2 + n + i])
-  local count, stop = 0, false
-  local value = stored[1 + i]
-  if value then
-    local sep = string.find(value, ':', 1, true)
-    if sep then
-      count = tonumber(string.sub(value, 1, sep - 1))
-      stop = tonumber(string.sub(value, sep + 1))
-    end
+  local limit = tonumber(ARGV[2 + i])
+  local count, left = count1, left1
+  if i > 1 then
+    ${luaReadWindow('count', 'left', 'i')}
   end
-  if count == nil or not stop or stop <= now then
-    count, stop = 0, false -- no live window
-  end
-  reply[3 + 2 * i], reply[4 + 2 * i] = count, stop
+  reply[3 + 2 * i], reply[4 + 2 * i] = count, left
   local unit_wait = 0
   if limit == 0 then
-    unit_wait = tonumber(ARGV[2 + 2 * n + i])
-  elseif stop and count >= limit then
-    unit_wait = stop - now
+    unit_wait = tonumber(ARGV[2 + n + i])
+  elseif left > 0 and count >= limit then
+    unit_wait = left
   end
   ${LUA_EXHAUSTED}
 end
 
--- 3. Rejected: count nothing, maybe block the user, report the longest wait.
+-- 4. Rejected: count nothing, maybe block the user, report the longest wait.
 if worst > 0 then
   ${LUA_REJECT}
   for i = 1, n do
-    local limit = tonumber(ARGV[2 + n + i])
-    local count, stop = reply[3 + 2 * i], reply[4 + 2 * i]
-    if stop then
-      reply[3 + 2 * i] = math.max(0, limit - count)
-      reply[4 + 2 * i] = math.ceil(stop - now)
+    local limit = tonumber(ARGV[2 + i])
+    if reply[4 + 2 * i] > 0 then
+      reply[3 + 2 * i] = math.max(0, limit - reply[3 + 2 * i])
     else
-      reply[3 + 2 * i] = limit
-      reply[4 + 2 * i] = math.ceil(tonumber(ARGV[2 + 2 * n + i]))
+      reply[3 + 2 * i], reply[4 + 2 * i] = limit, tonumber(ARGV[2 + n + i])
     end
   end
   return reply
 end
 
--- 4. Admitted: count it in every unit. The HMGET reply, read already, becomes HSET's arguments.
-local fields = stored
-local keep = 0 -- the longest time left in a live window, ms
-local started = false -- whether a window starts
+-- 5. Admitted: count it in every unit, starting the windows that are not running.
 for i = 1, n do
-  local count, stop = reply[3 + 2 * i] + 1, reply[4 + 2 * i]
-  if not stop then
-    count, stop = 1, now + tonumber(ARGV[2 + 2 * n + i])
-    started = true
-  end
-  fields[2 * i - 1] = ARGV[2 + i]
-  if stop == math.floor(stop) then
-    fields[2 * i] = string.format('%d:%d', count, stop)
+  local key, left = KEYS[1 + i], reply[4 + 2 * i]
+  if left > 0 then
+    redis.call('INCR', key)
   else
-    fields[2 * i] = string.format('%d:%.17g', count, stop) -- a fractional window
+    ${luaSetExpiring('key', "'1'", `ARGV[2 + n + i]`)}
+    left = tonumber(ARGV[2 + n + i])
   end
-  reply[3 + 2 * i] = tonumber(ARGV[2 + n + i]) - count
-  reply[4 + 2 * i] = math.ceil(stop - now)
-  if stop - now > keep then keep = stop - now end
+  reply[3 + 2 * i] = tonumber(ARGV[2 + i]) - (reply[3 + 2 * i] + 1)
+  reply[4 + 2 * i] = left
 end
--- The hash lives as long as its longest live window. A window that was live already is covered:
--- the request that started it made the hash live that long. So only a new window can need more,
--- and only when it ends after the recorded expiry (none: a new hash), which the write then moves.
-local size, expire_at = 2 * n, false
-if expires and started then
-  local stop = now + math.ceil(keep)
-  recorded = tonumber(recorded)
-  if not recorded or stop > recorded then
-    expire_at = string.format('%d', stop)
-    fields[size + 1], fields[size + 2] = '${FIXED_WINDOW_EXPIRY_FIELD}', expire_at
-    size = size + 2
-  end
-end
-redis.call('HSET', KEYS[1], unpack(fields, 1, size))
-if expire_at then redis.call('PEXPIREAT', KEYS[1], expire_at) end
-${luaAdmittedReturn('4')}
+${luaAdmittedReturn('3')}
 `;
 
 /**
- * Forgets every unit of one counter. KEYS[1] = the counter's hash; ARGV[1] = the test clock (µs)
- * or `''`. Returns 1 when a live window existed, else 0; the hash is deleted either way. (The
- * recorded-expiry field holds no `:`, so it never counts as a window.)
+ * Forgets one counter's windows. KEYS[i] = a unit's window; ARGV[1] = the test clock (µs) or
+ * `''`. Returns 1 when one of them was running, else 0; every key is deleted either way.
  */
-export const FIXED_WINDOW_RESET_LUA = `${LUA_PRELUDE}
+export const FIXED_WINDOW_RESET_LUA = `${LUA_TEST_CLOCK}
 local live = 0
-for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
-  local sep = string.find(value, ':', 1, true)
-  local stop = sep and tonumber(string.sub(value, sep + 1))
-  if stop and stop > now then
+for i = 1, #KEYS do
+  local left
+  ${luaTimeLeft('left', 'KEYS[i]')}
+  if left > 0 then
     live = 1
     break
   end
 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', unpack(KEYS))
 return live
 `;

@@ -6,7 +6,7 @@ import {
   rejectUnknownKeys,
   type FailOption,
 } from '../../config-validation.js';
-import type { UnitLimit } from '../../rules/rule-units.js';
+import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS, type UnitLimit } from '../../rules/rule-units.js';
 import {
   RateLimitBackend,
   type ConsumeQuery,
@@ -19,7 +19,7 @@ import {
   type RedisClientLike,
   type RedisConnectionOptions,
 } from './redis-client.js';
-import { blockKey, DEFAULT_KEY_PREFIX } from './redis-keys.js';
+import { blockKey, DEFAULT_KEY_PREFIX, unitName } from './redis-keys.js';
 import { UNBLOCK_LUA } from './shared.lua.js';
 
 /** Options of `RedisBackend` and `SlidingRedisBackend`. Every option is optional. */
@@ -33,14 +33,16 @@ export interface RedisBackendOptions {
   readonly prefix?: string;
   /**
    * Test hook: the time in milliseconds (fractions allowed) the scripts use INSTEAD of Redis's
-   * `TIME`. Never set it in production; without it, time always comes from Redis.
+   * clock (its `TIME`, and its key expiry for windows and blocks). Never set it in production;
+   * without it, time always comes from Redis.
    *
    * Called once per script call, right before it is sent; the script decides at exactly that
    * instant (truncated to the millisecond, as `MemoryBackend` truncates its clock), so a test
    * moves time by changing what it returns, never by sleeping, and gets the same decisions and
-   * waits every run. It must not go backwards. Keys then get no expiry (Redis would expire them
-   * on its real clock, which the test clock does not follow): use it on a test Redis only.
-   * @default none (Redis's `TIME`)
+   * waits every run. It must not go backwards. Windows and blocks then expire in that virtual
+   * time only (Redis sees expiries centuries away) and sliding logs never: use it on a test Redis
+   * only, and see shared.lua.ts.
+   * @default none (Redis's clock)
    */
   readonly testClock?: () => number;
 }
@@ -105,6 +107,18 @@ const warnedClients = new WeakSet<object>();
 
 /** Shared by every result decided by an earlier block, which lists no unit. */
 const NO_UNITS: readonly UnitState[] = Object.freeze([]);
+
+/** A unit's window, as far as its key's name is concerned. */
+type UnitWindow = Pick<UnitLimit, 'unit' | 'windowMs'>;
+
+/** Every unit with its standard window: what `reset()` always clears. */
+const STANDARD_WINDOWS: readonly UnitWindow[] = RATE_LIMIT_UNITS.map((unit) => ({
+  unit,
+  windowMs: UNIT_WINDOW_SECONDS[unit] * 1000,
+}));
+
+/** Most non-standard windows remembered for `reset()`; only hand-built queries create them. */
+const MAX_EXTRA_WINDOWS = 64;
 
 /** Longest `close()` waits for the client to end after `QUIT` or a disconnect. */
 const CLOSE_TIMEOUT_MS = 1_000;
@@ -331,6 +345,8 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   protected readonly prefix: string;
   private readonly name: string;
   private readonly testClock: (() => number) | undefined;
+  /** Non-standard windows seen in this process, so `reset()` can name their keys. */
+  private readonly extraWindows = new Map<string, UnitWindow>();
   /** True when the backend created the client, so `close()` may quit it. */
   private readonly ownsClient: boolean;
   /** Set once the client is known (at once for a given client, after creation for an own one). */
@@ -382,7 +398,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
       fail(
         'testClock',
         `must be a function returning the time in milliseconds for the scripts to use instead ` +
-          `of Redis's TIME (a test hook); leave it unset in production. ` +
+          `of Redis's clock (a test hook); leave it unset in production. ` +
           `Got ${describeValue(testClock)}.`,
       );
     }
@@ -553,6 +569,27 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     stream.cork();
     this.heldStream = stream;
     setImmediate(this.releaseWrites);
+  }
+
+  /**
+   * Notes the units among `extra` (those of a query whose window is not their unit's standard
+   * one: hand-built queries only), so that {@link resetWindows} covers their keys too.
+   */
+  protected rememberWindows(extra: readonly UnitLimit[]): void {
+    for (const limit of extra) {
+      const name = unitName(limit);
+      if (this.extraWindows.has(name) || this.extraWindows.size >= MAX_EXTRA_WINDOWS) continue;
+      this.extraWindows.set(name, { unit: limit.unit, windowMs: limit.windowMs });
+    }
+  }
+
+  /**
+   * The windows `reset()` clears, since a counter keeps one key per unit: every unit's standard
+   * window (all that `Rule`s use) and the other window lengths this process has used for a
+   * hand-built query (at most 64).
+   */
+  protected resetWindows(): UnitWindow[] {
+    return [...STANDARD_WINDOWS, ...this.extraWindows.values()];
   }
 
   /** Parses an unblock or reset script's reply. */

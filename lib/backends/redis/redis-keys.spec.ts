@@ -146,7 +146,10 @@ describe('redis keys', () => {
       const c = counter('203.0.113.7');
       expect(DEFAULT_KEY_PREFIX).toBe('rl:');
       expect(blockKey('rl:', '203.0.113.7')).toBe('rl:{=203.0.113.7}b');
-      expect(fixedWindowKey('rl:', c)).toBe('rl:{=203.0.113.7}f:7:path:/a1:*');
+      expect(fixedWindowKey('rl:', c, minute)).toBe('rl:{=203.0.113.7}w:7:path:/a1:*:minute');
+      expect(fixedWindowKey('rl:', c, { unit: 'second', windowMs: 250 })).toBe(
+        'rl:{=203.0.113.7}w:7:path:/a1:*:second/250',
+      );
       expect(slidingLogKey('rl:', c, minute)).toBe('rl:{=203.0.113.7}l:7:path:/a1:*:minute');
       expect(slidingLogKey('rl:', c, { unit: 'minute', windowMs: 30_000 })).toBe(
         'rl:{=203.0.113.7}l:7:path:/a1:*:minute/30000',
@@ -160,7 +163,7 @@ describe('redis keys', () => {
           const c = counter(user, scope, '{GET}');
           const keys = [
             blockKey('app:rl:', user),
-            fixedWindowKey('app:rl:', c),
+            fixedWindowKey('app:rl:', c, minute),
             slidingLogKey('app:rl:', c, minute),
           ];
           for (const key of keys) {
@@ -179,10 +182,11 @@ describe('redis keys', () => {
         for (const scope of parts) {
           for (const method of parts) {
             const c = counter(user, scope, method);
-            keys.add(fixedWindowKey('rl:', c));
+            keys.add(fixedWindowKey('rl:', c, minute));
+            keys.add(fixedWindowKey('rl:', c, { unit: 'minute', windowMs: 1 }));
             keys.add(slidingLogKey('rl:', c, minute));
             keys.add(slidingLogKey('rl:', c, { unit: 'minute', windowMs: 1 }));
-            count += 3;
+            count += 4;
           }
         }
         keys.add(blockKey('rl:', user));
@@ -192,10 +196,10 @@ describe('redis keys', () => {
 
       const a = counter('d', 'zone:a:b', 'c');
       const b = counter('d', 'zone:a', 'b:c');
-      expect(fixedWindowKey('rl:', a)).not.toBe(fixedWindowKey('rl:', b));
+      expect(fixedWindowKey('rl:', a, minute)).not.toBe(fixedWindowKey('rl:', b, minute));
       // A user that closes the tag early cannot pose as another user's counter.
-      expect(fixedWindowKey('rl:', counter('x}f:7:path:/a1:*'))).not.toBe(
-        fixedWindowKey('rl:', counter('x')),
+      expect(fixedWindowKey('rl:', counter('x}w:7:path:/a1:*'), minute)).not.toBe(
+        fixedWindowKey('rl:', counter('x'), minute),
       );
     });
   });

@@ -14,6 +14,7 @@ import {
 import {
   blockKeyAt,
   counterPart,
+  nonStandardWindows,
   fixedWindowKey,
   fixedWindowKeyAt,
   unitName,
@@ -25,23 +26,37 @@ export type { RedisBackendClient, RedisBackendOptions } from './redis-backend.ba
 const CONSUME = defineScript(FIXED_WINDOW_CONSUME_LUA);
 const RESET = defineScript(FIXED_WINDOW_RESET_LUA);
 
-/** Where the consume script's arguments go in the call (see fixed-window.lua.ts). */
-const HASH_KEY = SCRIPT_FIRST_KEY;
-const BLOCK_KEY = SCRIPT_FIRST_KEY + 1;
-const BLOCK_MS = SCRIPT_FIRST_KEY + 3;
+/** Where the consume script's keys go in the call (see fixed-window.lua.ts). */
+const BLOCK_KEY = SCRIPT_FIRST_KEY;
+const FIRST_WINDOW_KEY = SCRIPT_FIRST_KEY + 1;
 
-/**
- * The consume call's arguments for one `limits`, with the per-request slots (keys, clock, block)
- * left empty: the script and 2 keys, the two keys, the clock, the block, then every unit's field
- * name, every limit, every window. Copied per call, then filled in.
- */
-function consumeTemplate(limits: readonly UnitLimit[]): readonly (string | number)[] {
-  const argv = scriptArgv(CONSUME, 2);
-  argv.push('', '', '', 0);
-  for (const limit of limits) argv.push(unitName(limit));
+/** What the consume call needs for one `limits`, computed once per array. */
+interface ConsumeTemplate {
+  /**
+   * The call's arguments with the per-request slots (keys, clock, block) left empty: the script
+   * and 1 + n keys, the keys (the block, the n windows), the clock, the block, then every limit,
+   * then every window (whole ms, rounded up).
+   */
+  readonly argv: readonly (string | number)[];
+  /** Each unit's name, for its window's key. */
+  readonly names: readonly string[];
+  /** The units whose window is not their standard one (hand-built queries), for `reset()`. */
+  readonly extra: readonly UnitLimit[];
+}
+
+function consumeTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
+  const argv = scriptArgv(CONSUME, 1 + limits.length);
+  for (let i = 0; i <= limits.length; i++) argv.push(''); // the keys
+  argv.push('', 0);
   for (const limit of limits) argv.push(redisArg(limit.limit));
-  for (const limit of limits) argv.push(redisArg(limit.windowMs));
-  return argv;
+  // A key lives whole milliseconds; in whole-millisecond time a fractional window ends with the
+  // millisecond it rounds up to.
+  for (const limit of limits) argv.push(redisArg(Math.ceil(limit.windowMs)));
+  return {
+    argv,
+    names: limits.map(unitName),
+    extra: nonStandardWindows(limits),
+  };
 }
 
 /**
@@ -52,12 +67,14 @@ function consumeTemplate(limits: readonly UnitLimit[]): readonly (string | numbe
  * across every counter, and is not extended by requests made while blocked.
  *
  * Each decision is one Lua script call (`EVALSHA`, reloaded transparently after `NOSCRIPT`) that
- * covers the block and every unit atomically. Time comes from Redis (`TIME`), never from the
- * application servers. All keys of one call share the user's hash tag, so they live in one slot
- * of a Cluster, and no user id, scope or method can reach into another counter's key.
+ * covers the block and every unit atomically. Time comes from Redis, never from the application
+ * servers: a window is a key that lives exactly as long as the window (`PX`), so Redis's own
+ * clock ends it and tells how long it has left. All keys of one call share the user's hash tag, so
+ * they live in one slot of a Cluster, and no user id, scope or method can reach into another
+ * counter's key.
  *
- * Keys: one hash per counter (`<prefix>{<user>}f:...`, a field per unit holding its count and
- * window end), expiring with its longest live window, and one key per blocked user; see
+ * Keys: one string per running (counter, unit) window (`<prefix>{<user>}w:...`, holding its
+ * count), and one per blocked user, each expiring when its window or block ends; see
  * `redis-keys.ts` for the layout and the memory each key costs.
  *
  * @example
@@ -81,19 +98,28 @@ export class RedisBackend extends RedisBackendBase {
   /** Decides one request in one script call. See `RateLimitBackend` for the contract. */
   override async consume(query: ConsumeQuery): Promise<ConsumeResult> {
     const { counter } = query;
-    const argv = this.templates.get(query.limits).slice();
+    const template = this.templates.get(query.limits);
+    const { names } = template;
+    const argv = template.argv.slice();
     const start = userKeyStart(this.prefix, counter.user);
-    argv[HASH_KEY] = fixedWindowKeyAt(start, counterPart(counter));
+    const part = counterPart(counter);
     argv[BLOCK_KEY] = blockKeyAt(start);
-    argv[BLOCK_MS] = RedisBackendBase.blockArg(query.blockMs);
+    for (let i = 0; i < names.length; i++) {
+      argv[FIRST_WINDOW_KEY + i] = fixedWindowKeyAt(start, part, names[i]!);
+    }
+    argv[FIRST_WINDOW_KEY + names.length + 1] = RedisBackendBase.blockArg(query.blockMs);
+    if (template.extra.length > 0) this.rememberWindows(template.extra);
     return this.parseConsume(await this.send(CONSUME, argv), query);
   }
 
   /**
-   * Forgets every unit of one counter (one script call). The user's block, if any, stays.
-   * @returns whether a live window existed in any unit
+   * Forgets one counter's window in every unit (one script call). The user's block, if any,
+   * stays. Covers the standard window of every unit (all that `Rule`s use) and any other window
+   * length this process has used for a hand-built query.
+   * @returns whether a window was running in any unit
    */
   override async reset(counter: RateLimitCounter): Promise<boolean> {
-    return this.parseFlag(await this.call(RESET, [fixedWindowKey(this.prefix, counter)], []));
+    const keys = this.resetWindows().map((window) => fixedWindowKey(this.prefix, counter, window));
+    return this.parseFlag(await this.call(RESET, keys, []));
   }
 }

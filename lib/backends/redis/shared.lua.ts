@@ -1,69 +1,108 @@
 /**
- * Lua shared by the scripts of both Redis backends: the clock and the user's block.
+ * Lua shared by the scripts of both Redis backends: the clock, key lifetimes and the user's block.
  *
- * Time comes from Redis (`TIME`), never from the application servers. The one exception is the
- * `testClock` test hook: the backend then passes the time itself as ARGV[1] (whole microseconds)
- * and the script uses it instead of `TIME`, so a test decides exactly when each call happens.
- * ARGV[1] is the empty string otherwise (always, in production).
+ * Time comes from Redis, never from the application servers, in two ways:
  *
- * Every decision is made in whole milliseconds (`now`, the time truncated to the millisecond, as
- * `MemoryBackend` truncates its clock): window ends, block ends and the sliding logs' timestamps
- * are stored as values and compared with it, so the same sequence of times always gives the same
- * decisions and the same waits. Key expiry (`PEXPIRE`, `PEXPIREAT`, `PX`) only reclaims memory and
- * never decides a request. Under a test clock keys get no expiry at all: Redis expires keys on its
- * own real clock, which a test clock does not follow, so a key could otherwise vanish before its
- * window ended in test time.
+ * - Key expiry. A fixed window and a block are a key that lives exactly as long as they do
+ *   (`SET ... PX`), so whether one is still running, and how long it has left, is the key's
+ *   `PTTL` on Redis's clock. Redis's expiry is exact to the millisecond: a key set at `t` with
+ *   `PX w` is gone from `t + w` on (it still exists, with a `PTTL` of 0, during millisecond
+ *   `t + w`, which the scripts count as ended), so a window covers `[t, t + w)` in whole
+ *   milliseconds, as in `MemoryBackend`. Inside a script Redis expires keys against the time the
+ *   script started, so one decision sees one instant.
+ * - `TIME`, where a script needs the instant itself: the sliding logs store when each request was
+ *   admitted.
+ *
+ * Why expiry rather than `TIME` plus stored window ends: `TIME` and the parsing and formatting of
+ * stored times cost a script more than its reads and writes do (measured with `INFO
+ * commandstats`: `TIME` alone about 0.65 µs, as much as `MGET` of two keys; see bench/RESULTS.md),
+ * and a limiter's fixed window needs neither, since Redis already keeps each key's end.
+ *
+ * The `testClock` test hook replaces both with a virtual clock: the backend passes the time itself
+ * as ARGV[1] (whole microseconds; ARGV[1] is `''` otherwise, always in production), the scripts
+ * read it as `test_now` (whole ms, `false` in production), and keys that carry a lifetime get an
+ * absolute expiry of `test_now + lifetime +` {@link TEST_CLOCK_EXPIRY_OFFSET_MS} (`PXAT`), read
+ * back with `PEXPIRETIME`. The offset puts those expiries centuries after any real clock, so Redis
+ * never expires them on its own, and the time left is computed on the virtual clock alone: the
+ * same decisions for the same sequence of times, however long a test takes. The scripts' logic is
+ * the same in both modes; only {@link luaTimeLeft} and {@link luaSetExpiring} branch. (Sliding
+ * logs get no expiry under the test clock: only their entries decide, and nothing reads their
+ * TTL.)
  *
  * The consume scripts run on every decision, so they are written for Redis's CPU, which a script
  * spends mostly on its `redis.call`s (each about as costly as a small command from a client) and
  * on allocations (every Lua table, string and closure goes through Redis's allocator and Lua's
  * collector). Hence: as few commands as the decision needs, tables reused where one is already at
- * hand, numbers formatted with one `string.format`, and the shared pieces below spliced in as code
- * rather than defined as `local function`s, since Lua 5.1 allocates a new closure for each of those
- * on every run, used or not.
+ * hand, and the shared pieces below spliced in as code rather than defined as `local function`s,
+ * since Lua 5.1 allocates a new closure for each of those on every run, used or not.
  *
- * Numbers Redis stores are written with `string.format('%d')`: all are integers (but a window
- * end under a fractional window, which gets `%.17g`), and Lua 5.1 formats `%d` through a C
+ * Numbers Redis stores are written with `string.format('%d')`: Lua 5.1 formats `%d` through a C
  * `long`, exact below 2^63 and much cheaper than a floating-point format such as `%.0f`
  * (`tostring` would also cut them to 14 digits). Numbers go to `redis.call` as such strings too:
  * Redis 7.0 turns a Lua number argument into text with `%.17g`.
+ *
+ * Redis 7.0 or later: `PEXPIRETIME` (test clock only) is 7.0's, `SET ... PXAT` 6.2's.
  *
  * @module
  */
 
 /**
- * What every script starts with: `now` (the time in whole ms) and `expires` (whether keys get a
- * TTL). ARGV[1] is reserved for the test clock.
+ * Added to a virtual expiry under the test clock, in ms: 2^44 ms is about 557 years, so an expiry
+ * written for any test time (at least 0) lies after any real clock this code meets, and virtual
+ * time plus the offset stays an exact integer in Lua's doubles (the test clock is capped near
+ * 2^53 µs, about 9e12 ms).
  */
-export const LUA_PRELUDE = `
-local now, expires
-if ARGV[1] == '' then
-  -- Seconds and microseconds, as strings that the arithmetic converts: exact, since seconds * 1000
-  -- stays far below 2^53.
-  local t = redis.call('TIME')
-  now = t[1] * 1000 + math.floor(t[2] / 1000)
-  expires = true
-else
-  now = math.floor(tonumber(ARGV[1]) / 1000) -- the test clock, in whole µs
-  expires = false
-end
+export const TEST_CLOCK_EXPIRY_OFFSET_MS = 2 ** 44;
+
+/** Every script starts with this: `test_now`, the test clock in whole ms, or `false`. */
+export const LUA_TEST_CLOCK = `
+local test_now = false
+if ARGV[1] ~= '' then test_now = math.floor(tonumber(ARGV[1]) / 1000) end
 `;
 
 /**
- * Consume scripts, right after the prelude and a `local block_key` naming the user's block key
- * (each script has its own key order): when the user is blocked (the key holds the block's end,
- * in ms, while one is active), rejects at once with the time left, looking at no unit.
+ * Sets the Lua variable `target` to the time `key` has left, in ms on the clock in use: Redis's
+ * (`PTTL`) or the test clock's. At most 0 means the key is gone, has no expiry, or (test clock)
+ * expired in virtual time, and the scripts treat all three as "not running".
+ */
+export function luaTimeLeft(target: string, key: string): string {
+  return `if test_now then
+  ${target} = redis.call('PEXPIRETIME', ${key}) - ${TEST_CLOCK_EXPIRY_OFFSET_MS} - test_now
+else
+  ${target} = redis.call('PTTL', ${key})
+end`;
+}
+
+/**
+ * Writes `value` to `key`, to live `ms` milliseconds (Lua expressions; `ms` a whole number of at
+ * least 1, as a string or a number) on the clock in use.
+ */
+export function luaSetExpiring(key: string, value: string, ms: string): string {
+  return `if test_now then
+  redis.call('SET', ${key}, ${value}, 'PXAT',
+    string.format('%d', test_now + ${ms} + ${TEST_CLOCK_EXPIRY_OFFSET_MS}))
+else
+  redis.call('SET', ${key}, ${value}, 'PX', ${ms})
+end`;
+}
+
+/**
+ * Consume scripts, first: when the user's block key (Lua expression `key`) is running, rejects at
+ * once with the time it has left, looking at no unit. `present` is a Lua condition that is false
+ * only when the key is known to be missing (a script that read it already skips a command).
  * Then declares `worst, wait`: the exhausted unit with the longest wait so far (0: none) and that
  * wait in ms, which the script updates with {@link LUA_EXHAUSTED}.
  */
-export const LUA_BLOCK_CHECK = `
-local block = redis.call('GET', block_key)
-if block then
-  local stop = tonumber(block)
-  if stop and stop > now then return {0, math.ceil(stop - now), 1, 0} end
+export function luaBlockCheck(key: string, present: string): string {
+  return `
+if ${present} then
+  local block_left
+  ${luaTimeLeft('block_left', key)}
+  if block_left > 0 then return {0, block_left, 1, 0} end
 end
 local worst, wait = 0, 0
 `;
+}
 
 /**
  * Consume scripts: reports unit `i` as exhausted for `unit_wait` ms (a local both must set); the
@@ -73,20 +112,16 @@ export const LUA_EXHAUSTED = `
 if unit_wait > 0 and (worst == 0 or unit_wait > wait) then worst, wait = i, unit_wait end`;
 
 /**
- * Consume scripts, once a unit is exhausted (ARGV[2] = block ms, `block_key` = the block key):
- * starts the user's block when the rule has one (`PX` only reclaims the key afterwards) and writes
- * the head of the rejection into `reply[1..4]`; the script then writes each unit's state after it.
+ * Consume scripts, once a unit is exhausted (ARGV[2] = block ms, `KEYS[1]` = the block key in both
+ * scripts): starts the user's block when the rule has one (a key living exactly as long as the
+ * block; its value says nothing) and writes the head of the rejection into `reply[1..4]`; the
+ * script then writes each unit's state after it.
  */
 export const LUA_REJECT = `
 local blocked = 0
 local block_ms = tonumber(ARGV[2])
 if block_ms > 0 then
-  local block_end = string.format('%d', now + block_ms)
-  if expires then
-    redis.call('SET', block_key, block_end, 'PX', ARGV[2])
-  else
-    redis.call('SET', block_key, block_end)
-  end
+  ${luaSetExpiring('KEYS[1]', "'1'", 'ARGV[2]')}
   blocked = 1
   if block_ms > wait then wait = block_ms end
 end
@@ -94,33 +129,41 @@ reply[1], reply[2], reply[3], reply[4] = 0, math.ceil(wait), blocked, worst
 `;
 
 /**
- * Consume scripts, admitted, at the end: returns the reply. With one unit (`n == 1`) whose limit
- * is ARGV[`limitArg`], that is one integer, `resetMs * (limit + 1) + remaining`, whenever it is
- * exact (below 2^53: a limit of 1,000,000 leaves room for windows of 104 days, so for any unit up
- * to a month; a limit of 100,000,000 for windows of 25 hours). The backend unpacks it with the
- * limit it sent (see `parseConsumeReply`). Why: Redis turns a Lua table into a reply for about
- * half a microsecond, as much as two commands and a tenth of the whole script, ioredis decodes an
- * integer for less than an array, and an admitted request under one unit is the decision a
- * limiter makes most. Other replies keep the table, `reply`.
+ * Returns, when it is exact (below 2^53, with a whole `limit`), the one integer `reset * (limit +
+ * 1) + remaining` that stands for an admitted request under one unit (Lua expressions; `limit` is
+ * the unit's limit as a number). The backend unpacks it with the limit it sent (see
+ * `parseConsumeReply`). A limit of 1,000,000 leaves room for windows of 104 days, so for any unit
+ * up to a month; a limit of 100,000,000 for windows of 25 hours. Why: Redis turns a Lua table
+ * into a reply for about half a microsecond, as much as two commands, ioredis decodes an integer
+ * for less than an array, and an admitted request under one unit is the decision a limiter makes
+ * most. When it is not exact, the script goes on to return the table.
+ */
+export function luaPackedReturn(limit: string, remaining: string, reset: string): string {
+  return `local base = ${limit} + 1
+local packed = ${reset} * base + ${remaining}
+if packed < 9007199254740992 and base == math.floor(base) then return packed end`;
+}
+
+/**
+ * Consume scripts, admitted, at the end: returns the reply, `reply`, or with one unit (`n == 1`)
+ * whose limit is ARGV[`limitArg`], the integer of {@link luaPackedReturn} when it is exact.
  */
 export function luaAdmittedReturn(limitArg: string): string {
   return `
 if n == 1 then
-  local base = tonumber(ARGV[${limitArg}]) + 1
-  local packed = reply[6] * base + reply[5]
-  if packed < 9007199254740992 and base == math.floor(base) then return packed end
+  ${luaPackedReturn(`tonumber(ARGV[${limitArg}])`, 'reply[5]', 'reply[6]')}
 end
 return reply`;
 }
 
 /**
  * Lifts a user's block. KEYS[1] = the block key; ARGV[1] = the test clock (µs) or `''`.
- * Returns 1 when a block was still active, else 0; the key is deleted either way.
+ * Returns 1 when a block was still running, else 0; the key is deleted either way.
  */
-export const UNBLOCK_LUA = `${LUA_PRELUDE}
-local value = redis.call('GET', KEYS[1])
+export const UNBLOCK_LUA = `${LUA_TEST_CLOCK}
+local left
+${luaTimeLeft('left', 'KEYS[1]')}
 redis.call('DEL', KEYS[1])
-local stop = value and tonumber(value)
-if stop and stop > now then return 1 end
+if left > 0 then return 1 end
 return 0
 `;

@@ -1,5 +1,4 @@
 import type { UnitLimit } from '../../rules/rule-units.js';
-import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS } from '../../rules/rule-units.js';
 import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from '../rate-limit.backend.js';
 import {
   defineScript,
@@ -14,7 +13,7 @@ import {
 import {
   blockKeyAt,
   counterPart,
-  isStandardWindow,
+  nonStandardWindows,
   slidingLogKey,
   slidingLogKeyAt,
   unitName,
@@ -52,17 +51,9 @@ function consumeTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
   return {
     argv,
     names: limits.map(unitName),
-    extra: limits.filter((limit) => !isStandardWindow(limit)),
+    extra: nonStandardWindows(limits),
   };
 }
-
-/** Every unit with its standard window: what `reset()` always clears. */
-const STANDARD_WINDOWS: readonly Pick<UnitLimit, 'unit' | 'windowMs'>[] = RATE_LIMIT_UNITS.map(
-  (unit) => ({ unit, windowMs: UNIT_WINDOW_SECONDS[unit] * 1000 }),
-);
-
-/** Most non-standard windows remembered for `reset()`; only hand-built queries create them. */
-const MAX_EXTRA_WINDOWS = 64;
 
 /**
  * Exact sliding windows in Redis (or Redis Cluster): a unit admits a request at millisecond `t`
@@ -79,8 +70,6 @@ const MAX_EXTRA_WINDOWS = 64;
  * stricter until the entries logged before leave, never looser (see sliding-window.lua.ts).
  */
 export class SlidingRedisBackend extends RedisBackendBase {
-  /** Non-standard windows seen in this process, so `reset()` can name their logs. */
-  private readonly extraWindows = new Map<string, Pick<UnitLimit, 'unit' | 'windowMs'>>();
   /** Each rule's call arguments, computed once per `limits` array. */
   private readonly templates = new UnitArgsCache(consumeTemplate);
 
@@ -107,7 +96,7 @@ export class SlidingRedisBackend extends RedisBackendBase {
       argv[FIRST_LOG_KEY + i] = slidingLogKeyAt(start, part, names[i]!);
     }
     argv[FIRST_LOG_KEY + names.length + 1] = RedisBackendBase.blockArg(query.blockMs);
-    for (const limit of template.extra) this.rememberWindow(limit);
+    if (template.extra.length > 0) this.rememberWindows(template.extra);
     return this.parseConsume(await this.send(CONSUME, argv), query);
   }
 
@@ -120,16 +109,10 @@ export class SlidingRedisBackend extends RedisBackendBase {
   override async reset(counter: RateLimitCounter): Promise<boolean> {
     const keys: string[] = [];
     const args: number[] = [];
-    for (const window of [...STANDARD_WINDOWS, ...this.extraWindows.values()]) {
+    for (const window of this.resetWindows()) {
       keys.push(slidingLogKey(this.prefix, counter, window));
       args.push(window.windowMs);
     }
     return this.parseFlag(await this.call(RESET, keys, args));
-  }
-
-  private rememberWindow(limit: UnitLimit): void {
-    const name = `${limit.unit}/${limit.windowMs}`;
-    if (this.extraWindows.has(name) || this.extraWindows.size >= MAX_EXTRA_WINDOWS) return;
-    this.extraWindows.set(name, { unit: limit.unit, windowMs: limit.windowMs });
   }
 }

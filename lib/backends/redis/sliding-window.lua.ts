@@ -1,10 +1,25 @@
 import {
-  LUA_BLOCK_CHECK,
   LUA_EXHAUSTED,
-  LUA_PRELUDE,
   LUA_REJECT,
+  LUA_TEST_CLOCK,
   luaAdmittedReturn,
+  luaBlockCheck,
 } from './shared.lua.js';
+
+/**
+ * What the sliding scripts start with: `now`, the time in whole ms (Redis's `TIME`, truncated to
+ * the millisecond as `MemoryBackend` truncates its clock, or the test clock). The log entries and
+ * the window comparisons use it.
+ */
+const LUA_SLIDING_CLOCK = `${LUA_TEST_CLOCK}
+local now = test_now
+if not now then
+  -- Seconds and microseconds, as strings that the arithmetic converts: exact, since seconds * 1000
+  -- stays far below 2^53.
+  local t = redis.call('TIME')
+  now = t[1] * 1000 + math.floor(t[2] / 1000)
+end
+`;
 
 /** Entries the first `LRANGE` reads when the head of a log has left the window. */
 const SLIDING_TRIM_FIRST_CHUNK = 32;
@@ -44,8 +59,9 @@ const SLIDING_TRIM_MAX_CHUNK = 1024;
  * log holds more than `limit` entries (a limit lowered, or the clock set back), one more `LINDEX`
  * for the entry at `count - limit`; the oldest entry, which the reply needs otherwise, is known
  * already. When admitted, `RPUSH` and `PEXPIRE` (the log lives one window past its newest entry).
- * Once per call: `TIME` and `GET` (the block). So an admitted request costs 6 commands for one
- * unit while nothing leaves its window, and 8 (7 for a short log) when some entries left.
+ * Once per call: `TIME` and `PTTL` (the block: a key that lives as long as the block, see
+ * shared.lua.ts). So an admitted request costs 6 commands for one unit while nothing leaves its
+ * window, and 8 (7 for a short log) when some entries left.
  *
  * When the clock steps back (Redis's `TIME` set back, or a test clock that goes back), entries are
  * appended behind later ones and the list is no longer sorted. Nothing fails, and the limiter
@@ -60,10 +76,9 @@ const SLIDING_TRIM_MAX_CHUNK = 1024;
  * expires one window after its last admission, which after Redis's clock is set back can come
  * before its entries of later instants leave the window.
  */
-export const SLIDING_WINDOW_CONSUME_LUA = `${LUA_PRELUDE}
+export const SLIDING_WINDOW_CONSUME_LUA = `${LUA_SLIDING_CLOCK}
 -- 1. The user's block, from any counter.
-local block_key = KEYS[1]
-${LUA_BLOCK_CHECK}
+${luaBlockCheck('KEYS[1]', 'true')}
 local n = (#ARGV - 2) / 2
 if n == 0 then return {1, 0, 0, 0} end
 
@@ -160,7 +175,7 @@ for i = 1, n do
   redis.call('RPUSH', key, entry)
   -- Every entry leaves within a window of this newest one. (A whole window, as a rule's always
   -- is, goes as it came, saving a string.format.)
-  if expires then
+  if not test_now then
     local ttl = ARGV[2 + 2 * i]
     if window_ms ~= math.floor(window_ms) then ttl = string.format('%d', math.ceil(window_ms)) end
     redis.call('PEXPIRE', key, ttl)
@@ -181,7 +196,7 @@ ${luaAdmittedReturn('3')}
  * clock moves forward; after a clock set back, an entry in the window that is not the last can go
  * unreported (the log is deleted all the same).
  */
-export const SLIDING_WINDOW_RESET_LUA = `${LUA_PRELUDE}
+export const SLIDING_WINDOW_RESET_LUA = `${LUA_SLIDING_CLOCK}
 local live = 0
 for i = 1, #KEYS do
   local newest = redis.call('LINDEX', KEYS[i], '-1')
