@@ -157,6 +157,11 @@ describe('RedisBackend script', () => {
       units: [{ remaining: 1 }, { remaining: 7 }],
     });
     expect(await node.get(key)).toBe('1');
+
+    // reset() finds both running windows by their time left, and removes them.
+    expect(await backend.reset(q.counter)).toBe(true);
+    expect(await node.exists(key, minuteKey)).toBe(0);
+    expect(await backend.reset(q.counter)).toBe(false);
   });
 
   it('starts a block as a key that lives as long as the block, which unblock() removes', async () => {

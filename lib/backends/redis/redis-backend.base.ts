@@ -488,7 +488,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
    * Runs one script: exactly one `EVALSHA`, or two when Redis answers `NOSCRIPT` (it has not seen
    * the script since it started, or its scripts were flushed), which runs nothing: then `EVAL`
    * sends the script itself, and Redis caches it for every later `EVALSHA`. The script's first
-   * argument is the test clock's reading in whole microseconds, or `''` for Redis's `TIME`.
+   * argument is the test clock's reading in whole microseconds, or `''` for Redis's clock.
    */
   protected call(
     script: ScriptDefinition,
@@ -608,7 +608,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /**
-   * The script's time argument: `''` (Redis's `TIME`) without a test clock, else its reading in
+   * The script's time argument: `''` (Redis's clock) without a test clock, else its reading in
    * whole microseconds, split so that the millisecond is exactly `Math.floor(reading)`, as
    * `MemoryBackend` truncates its clock (multiplying first could round up into the next one).
    */

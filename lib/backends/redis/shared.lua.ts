@@ -9,14 +9,15 @@
  *   `PX w` is gone from `t + w` on (it still exists, with a `PTTL` of 0, during millisecond
  *   `t + w`, which the scripts count as ended), so a window covers `[t, t + w)` in whole
  *   milliseconds, as in `MemoryBackend`. Inside a script Redis expires keys against the time the
- *   script started, so one decision sees one instant.
+ *   script started, so no key vanishes halfway through a decision (a `PTTL` of 0 or less read
+ *   from a key that is still there counts as ended all the same).
  * - `TIME`, where a script needs the instant itself: the sliding logs store when each request was
  *   admitted.
  *
  * Why expiry rather than `TIME` plus stored window ends: `TIME` and the parsing and formatting of
  * stored times cost a script more than its reads and writes do (measured with `INFO
- * commandstats`: `TIME` alone about 0.65 µs, as much as `MGET` of two keys; see bench/RESULTS.md),
- * and a limiter's fixed window needs neither, since Redis already keeps each key's end.
+ * commandstats`: `TIME` alone about 0.65 µs, as much as `MGET` of two keys), and a fixed window
+ * needs neither, since Redis already keeps each key's end.
  *
  * The `testClock` test hook replaces both with a virtual clock: the backend passes the time itself
  * as ARGV[1] (whole microseconds; ARGV[1] is `''` otherwise, always in production), the scripts
@@ -41,7 +42,8 @@
  * (`tostring` would also cut them to 14 digits). Numbers go to `redis.call` as such strings too:
  * Redis 7.0 turns a Lua number argument into text with `%.17g`.
  *
- * Redis 7.0 or later: `PEXPIRETIME` (test clock only) is 7.0's, `SET ... PXAT` 6.2's.
+ * Tested on Redis 7.0. The test clock needs 7.0 (`PEXPIRETIME`); production paths use older
+ * commands only (`MGET`, `PTTL`, `INCR`, `SET ... PX`, `TIME`, the list commands).
  *
  * @module
  */
