@@ -19,7 +19,15 @@ import {
   type RedisClientLike,
   type RedisConnectionOptions,
 } from './redis-client.js';
-import { blockKey, DEFAULT_KEY_PREFIX, unitName } from './redis-keys.js';
+import {
+  blockKey,
+  blockKeyAt,
+  counterPart,
+  DEFAULT_KEY_PREFIX,
+  nonStandardWindows,
+  unitName,
+  userKeyStart,
+} from './redis-keys.js';
 import { UNBLOCK_LUA } from './shared.lua.js';
 
 /** Options of `RedisBackend` and `SlidingRedisBackend`. Every option is optional. */
@@ -80,6 +88,39 @@ export const SCRIPT_FIRST_KEY = 3;
 export function scriptArgv(script: ScriptDefinition, keys: number): (string | number)[] {
   return ['evalsha', script.sha, keys];
 }
+
+/**
+ * What a consume call needs for one `limits`, computed once per array (see {@link UnitArgsCache}).
+ * Both consume scripts take the user's block key first, then one key per unit, then the clock,
+ * the block's length and their own per-unit arguments.
+ */
+export interface ConsumeTemplate {
+  /**
+   * The call's arguments with the per-request slots (keys, clock, block) left empty: the script
+   * and 1 + n keys, the keys (the block, then one per unit), the clock, the block, then the
+   * script's per-unit arguments.
+   */
+  readonly argv: readonly (string | number)[];
+  /** Each unit's name, for its key. */
+  readonly names: readonly string[];
+  /** The units whose window is not their standard one (hand-built queries), for `reset()`. */
+  readonly extra: readonly UnitLimit[];
+}
+
+/** A {@link ConsumeTemplate} for `script`, whose per-unit arguments for `limits` are `unitArgs`. */
+export function consumeTemplate(
+  script: ScriptDefinition,
+  limits: readonly UnitLimit[],
+  unitArgs: readonly (string | number)[],
+): ConsumeTemplate {
+  const argv = scriptArgv(script, 1 + limits.length);
+  for (let i = 0; i <= limits.length; i++) argv.push(''); // the keys
+  argv.push('', 0, ...unitArgs);
+  return { argv, names: limits.map(unitName), extra: nonStandardWindows(limits) };
+}
+
+/** Where a consume call's block key goes; the units' keys follow it. */
+const CONSUME_BLOCK_KEY = SCRIPT_FIRST_KEY;
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['prefix', 'testClock']);
 const OPTION_HINTS: Readonly<Record<string, string>> = {
@@ -572,10 +613,34 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /**
+   * Sends one consume call: `template`'s arguments with the user's block key, each unit's key
+   * (`unitKeyAt(<user key start>, <counter part>, <unit name>)`) and the block's length filled in.
+   */
+  protected async consumeWith(
+    script: ScriptDefinition,
+    template: ConsumeTemplate,
+    query: ConsumeQuery,
+    unitKeyAt: (start: string, part: string, name: string) => string,
+  ): Promise<ConsumeResult> {
+    const { counter } = query;
+    const { names } = template;
+    const argv = template.argv.slice();
+    const start = userKeyStart(this.prefix, counter.user);
+    const part = counterPart(counter);
+    argv[CONSUME_BLOCK_KEY] = blockKeyAt(start);
+    for (let i = 0; i < names.length; i++) {
+      argv[CONSUME_BLOCK_KEY + 1 + i] = unitKeyAt(start, part, names[i]!);
+    }
+    argv[CONSUME_BLOCK_KEY + names.length + 2] = RedisBackendBase.blockArg(query.blockMs);
+    if (template.extra.length > 0) this.rememberWindows(template.extra);
+    return this.parseConsume(await this.send(script, argv), query);
+  }
+
+  /**
    * Notes the units among `extra` (those of a query whose window is not their unit's standard
    * one: hand-built queries only), so that {@link resetWindows} covers their keys too.
    */
-  protected rememberWindows(extra: readonly UnitLimit[]): void {
+  private rememberWindows(extra: readonly UnitLimit[]): void {
     for (const limit of extra) {
       const name = unitName(limit);
       if (this.extraWindows.has(name) || this.extraWindows.size >= MAX_EXTRA_WINDOWS) continue;
@@ -598,12 +663,12 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /** Parses a consume script's reply. */
-  protected parseConsume(reply: unknown, query: ConsumeQuery): ConsumeResult {
+  private parseConsume(reply: unknown, query: ConsumeQuery): ConsumeResult {
     return parseConsumeReply(this.name, reply, query.limits);
   }
 
   /** The block length to send: whole milliseconds (a fraction is rounded up). */
-  protected static blockArg(blockMs: number): number {
+  private static blockArg(blockMs: number): number {
     return blockMs > 0 ? Math.ceil(blockMs) : 0;
   }
 

@@ -2,61 +2,32 @@ import type { UnitLimit } from '../../rules/rule-units.js';
 import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from '../rate-limit.backend.js';
 import { FIXED_WINDOW_CONSUME_LUA, FIXED_WINDOW_RESET_LUA } from './fixed-window.lua.js';
 import {
+  consumeTemplate,
   defineScript,
   RedisBackendBase,
   redisArg,
-  SCRIPT_FIRST_KEY,
-  scriptArgv,
   UnitArgsCache,
+  type ConsumeTemplate,
   type RedisBackendClient,
   type RedisBackendOptions,
 } from './redis-backend.base.js';
-import {
-  blockKeyAt,
-  counterPart,
-  nonStandardWindows,
-  fixedWindowKey,
-  fixedWindowKeyAt,
-  unitName,
-  userKeyStart,
-} from './redis-keys.js';
+import { fixedWindowKey, fixedWindowKeyAt } from './redis-keys.js';
 
 export type { RedisBackendClient, RedisBackendOptions } from './redis-backend.base.js';
 
 const CONSUME = defineScript(FIXED_WINDOW_CONSUME_LUA);
 const RESET = defineScript(FIXED_WINDOW_RESET_LUA);
 
-/** Where the consume script's keys go in the call (see fixed-window.lua.ts). */
-const BLOCK_KEY = SCRIPT_FIRST_KEY;
-const FIRST_WINDOW_KEY = SCRIPT_FIRST_KEY + 1;
-
-/** What the consume call needs for one `limits`, computed once per array. */
-interface ConsumeTemplate {
-  /**
-   * The call's arguments with the per-request slots (keys, clock, block) left empty: the script
-   * and 1 + n keys, the keys (the block, the n windows), the clock, the block, then every limit,
-   * then every window (whole ms, rounded up).
-   */
-  readonly argv: readonly (string | number)[];
-  /** Each unit's name, for its window's key. */
-  readonly names: readonly string[];
-  /** The units whose window is not their standard one (hand-built queries), for `reset()`. */
-  readonly extra: readonly UnitLimit[];
-}
-
-function consumeTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
-  const argv = scriptArgv(CONSUME, 1 + limits.length);
-  for (let i = 0; i <= limits.length; i++) argv.push(''); // the keys
-  argv.push('', 0);
-  for (const limit of limits) argv.push(redisArg(limit.limit));
-  // A key lives whole milliseconds; in whole-millisecond time a fractional window ends with the
-  // millisecond it rounds up to.
-  for (const limit of limits) argv.push(redisArg(Math.ceil(limit.windowMs)));
-  return {
-    argv,
-    names: limits.map(unitName),
-    extra: nonStandardWindows(limits),
-  };
+/**
+ * The consume call's arguments for one `limits` (see fixed-window.lua.ts): after the keys, the
+ * clock and the block, every limit, then every window in whole ms. A key lives whole milliseconds;
+ * in whole-millisecond time a fractional window ends with the millisecond it rounds up to.
+ */
+function fixedWindowTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
+  const args: string[] = [];
+  for (const limit of limits) args.push(redisArg(limit.limit));
+  for (const limit of limits) args.push(redisArg(Math.ceil(limit.windowMs)));
+  return consumeTemplate(CONSUME, limits, args);
 }
 
 /**
@@ -83,7 +54,7 @@ function consumeTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
  */
 export class RedisBackend extends RedisBackendBase {
   /** Each rule's call arguments, computed once per `limits` array. */
-  private readonly templates = new UnitArgsCache(consumeTemplate);
+  private readonly templates = new UnitArgsCache(fixedWindowTemplate);
 
   /**
    * @param client an ioredis `Redis` or `Cluster` (stays yours), or a URL / ioredis options from
@@ -96,20 +67,8 @@ export class RedisBackend extends RedisBackendBase {
   }
 
   /** Decides one request in one script call. See `RateLimitBackend` for the contract. */
-  override async consume(query: ConsumeQuery): Promise<ConsumeResult> {
-    const { counter } = query;
-    const template = this.templates.get(query.limits);
-    const { names } = template;
-    const argv = template.argv.slice();
-    const start = userKeyStart(this.prefix, counter.user);
-    const part = counterPart(counter);
-    argv[BLOCK_KEY] = blockKeyAt(start);
-    for (let i = 0; i < names.length; i++) {
-      argv[FIRST_WINDOW_KEY + i] = fixedWindowKeyAt(start, part, names[i]!);
-    }
-    argv[FIRST_WINDOW_KEY + names.length + 1] = RedisBackendBase.blockArg(query.blockMs);
-    if (template.extra.length > 0) this.rememberWindows(template.extra);
-    return this.parseConsume(await this.send(CONSUME, argv), query);
+  override consume(query: ConsumeQuery): Promise<ConsumeResult> {
+    return this.consumeWith(CONSUME, this.templates.get(query.limits), query, fixedWindowKeyAt);
   }
 
   /**
