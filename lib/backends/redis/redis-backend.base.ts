@@ -596,9 +596,9 @@ export abstract class RedisBackendBase extends RateLimitBackend {
    * side, per command. That is when ioredis's auto-pipelining sends its batch too, but for about
    * half its client CPU per call: each command still takes ioredis's plain path (one command
    * object and its promise) and only the moment of the write changes. Other commands sent on the
-   * client in that window wait for the same write (less than one loop iteration), in order. Only for a single-node client the backend created itself and that has no
-   * auto-pipelining (which batches by itself); a `Cluster` routes each command to a node of its own
-   * and sends as usual.
+   * client in that window wait for the same write (less than one loop iteration), in order. Only
+   * for a single-node client the backend created itself and that has no auto-pipelining (which
+   * batches by itself); a `Cluster` routes each command to a node of its own and sends as usual.
    */
   private holdWrites(client: RedisClientLike): void {
     // A client passed in stays the application's: its socket is never corked, since its other

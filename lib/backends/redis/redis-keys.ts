@@ -201,9 +201,7 @@ export function slidingLogKeyAt(start: string, part: string, name: string): stri
  * `<unit>/<windowMs>`, so windows of different lengths never share a count.
  */
 export function unitName(limit: Pick<UnitLimit, 'unit' | 'windowMs'>): string {
-  return limit.windowMs === UNIT_WINDOW_SECONDS[limit.unit] * 1000
-    ? limit.unit
-    : `${limit.unit}/${limit.windowMs}`;
+  return isStandardWindow(limit) ? limit.unit : `${limit.unit}/${limit.windowMs}`;
 }
 
 /** True when `unitName(limit)` is just the unit (the window is the unit's standard one). */
