@@ -206,25 +206,76 @@ describe('RedisBackend script', () => {
 });
 
 describe('SlidingRedisBackend script', () => {
-  it('runs 6 commands per admitted decision on one unit while nothing leaves the window', async () => {
+  it('appends at once under one unit while nothing leaves the window: 4 commands, no LLEN or PEXPIRE', async () => {
     const node = await client();
     const observer = await client();
     const backend = backendOn(SlidingRedisBackend, node);
     const q = query([unit('minute', 1_000)]);
-    await backend.consume(q);
+    await backend.consume(query([unit('minute', 5)], counter('warm-up'))); // EVAL: loads the script
+
+    // A new log: its head is missing, so the loop appends and sets the expiry.
+    expect(await commandsDuring(observer, async () => void (await backend.consume(q)))).toEqual({
+      evalsha: 1,
+      time: 1,
+      pttl: 1, // the block
+      lindex: 1, // the head: none
+      rpush: 1,
+      pexpire: 1, // two windows: the entry is the log's oldest
+    });
     const n = 10;
     const steady = await commandsDuring(observer, async () => {
-      for (let i = 0; i < n; i++) expect((await backend.consume(q)).allowed).toBe(true);
+      for (let i = 0; i < n; i++) {
+        expect(await backend.consume(q)).toMatchObject({ units: [{ remaining: 998 - i }] });
+      }
     });
-    expect(steady).toEqual({
-      evalsha: n,
-      time: n,
-      pttl: n, // the block
-      lindex: n, // the head, inside the window
-      llen: n, // the count
-      rpush: n,
-      pexpire: n, // the log's
+    // RPUSH's reply, the new length, is the count.
+    expect(steady).toEqual({ evalsha: n, time: n, pttl: n, lindex: n, rpush: n });
+  });
+
+  it('takes the entry of a rejected one-unit request back, leaving the log as it was', async () => {
+    const node = await client();
+    const observer = await client();
+    const backend = backendOn(SlidingRedisBackend, node);
+    const minute = unit('minute', 3);
+    const q = query([minute]);
+    for (let i = 0; i < 3; i++) expect((await backend.consume(q)).allowed).toBe(true);
+    const log = slidingLogKey(backend['prefix'], q.counter, minute);
+    const before = await node.lrange(log, 0, -1);
+    const expiry = await node.pexpiretime(log);
+
+    let result: Awaited<ReturnType<SlidingRedisBackend['consume']>> | undefined;
+    const commands = await commandsDuring(observer, async () => {
+      result = await backend.consume(q);
     });
+    expect(commands).toEqual({ evalsha: 1, time: 1, pttl: 1, lindex: 1, rpush: 1, rpop: 1 });
+    expect(result).toMatchObject({ allowed: false, units: [{ remaining: 0 }] });
+    // The wait is until the oldest entry leaves: at most a minute, more than 59 s this soon.
+    expect(result!.retryAfterMs).toBeLessThanOrEqual(60_000);
+    expect(result!.retryAfterMs).toBeGreaterThan(59_000);
+    expect(await node.lrange(log, 0, -1)).toEqual(before);
+    expect(await node.pexpiretime(log)).toBe(expiry);
+  });
+
+  it('reads each log with LLEN under several units, and appends only once all have room', async () => {
+    const node = await client();
+    const observer = await client();
+    const backend = backendOn(SlidingRedisBackend, node);
+    const second = unit('second', 1_000);
+    const minute = unit('minute', 2);
+    const q = query([second, minute]);
+    await backend.consume(q);
+    expect(
+      await commandsDuring(observer, async () => {
+        expect((await backend.consume(q)).allowed).toBe(true);
+      }),
+    ).toEqual({ evalsha: 1, time: 1, pttl: 1, lindex: 2, llen: 2, rpush: 2 });
+    // The minute is full: nothing is appended to either log.
+    expect(
+      await commandsDuring(observer, async () => {
+        expect((await backend.consume(q)).allowed).toBe(false);
+      }),
+    ).toEqual({ evalsha: 1, time: 1, pttl: 1, lindex: 2, llen: 2 });
+    expect(await node.llen(slidingLogKey(backend['prefix'], q.counter, second))).toBe(2);
   });
 
   describe('under a test clock', () => {
@@ -330,16 +381,17 @@ describe('SlidingRedisBackend script', () => {
     it('reads the entry at count - limit only for a log above its limit', async () => {
       const minute = unit('minute', 5);
       await admitAt(query([minute]), [0, 1, 2, 3]);
-      // Full at its limit: the wait comes from the oldest entry, the head, read already.
+      // Full at its limit: the one-unit path appends, takes the entry back, and the wait comes
+      // from the oldest entry, the head, read already.
       expect(await decideAt(10, query([unit('minute', 4)]), minute)).toEqual({
         allowed: false,
-        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, llen: 1 },
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, rpush: 1, rpop: 1 },
         length: 4,
       });
       // Above it: one more LINDEX.
       expect(await decideAt(10, query([unit('minute', 2)]), minute)).toEqual({
         allowed: false,
-        commands: { evalsha: 1, pexpiretime: 1, lindex: 2, llen: 1 },
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 2, rpush: 1, rpop: 1 },
         length: 4,
       });
     });
@@ -361,29 +413,68 @@ describe('SlidingRedisBackend script', () => {
     });
   });
 
-  it('expires a log one window after its newest entry, and writes no other key', async () => {
+  /** Redis's clock now, in whole ms. */
+  async function redisNow(node: Redis): Promise<number> {
+    const [seconds, micros] = await node.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+
+  // PEXPIRE counts from the script's start and the entry is TIME's millisecond, read a moment
+  // later: an expiry of two windows after an entry is that, give or take a few milliseconds of a
+  // busy machine.
+  const CLOCK_SLACK_MS = 5;
+
+  it('expires a log two windows after its oldest entry, moved only when that entry changes', async () => {
     const node = await client();
     const backend = backendOn(SlidingRedisBackend, node);
     const window = unit('second', 100, 300); // a hand-built 300 ms window
     const q = query([window]);
     const log = slidingLogKey(backend['prefix'], q.counter, window);
+    const entries = async (): Promise<number[]> => (await node.lrange(log, 0, -1)).map(Number);
 
     await backend.consume(q);
-    const [seconds, micros] = await node.time();
-    const first = await node.pexpiretime(log);
-    const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    expect(first).toBeGreaterThan(redisNow);
-    expect(first).toBeLessThanOrEqual(redisNow + 300);
+    const [first] = await entries();
+    const expiry = await node.pexpiretime(log);
+    expect(Math.abs(expiry - (first! + 600))).toBeLessThanOrEqual(CLOCK_SLACK_MS);
     await sleep(150);
-    await backend.consume(q);
-    expect(await node.pexpiretime(log)).toBeGreaterThan(first + 100); // extended
+    await backend.consume(q); // the head is inside the window: appended, expiry unchanged
+    expect(await node.pexpiretime(log)).toBe(expiry);
     expect(await node.keys(`${backend['prefix']}*`)).toEqual([log]);
-    // Both entries are still in the window (whole ms of Redis's clock), in order.
-    const entries = (await node.lrange(log, 0, -1)).map(Number);
-    expect(entries).toHaveLength(2);
-    expect(entries[1]! - entries[0]!).toBeGreaterThan(100);
-    await sleep(400);
-    expect(await node.exists(log)).toBe(0); // expired with its window
+    const [, second] = await entries();
+    expect(second! - first!).toBeGreaterThanOrEqual(150);
+
+    // Once the first entry left, the next request drops it, and the log now expires two windows
+    // after the second: one window after the newest entry at least, two at most.
+    await sleep(Math.max(0, first! + 300 - (await redisNow(node))) + 20);
+    await backend.consume(q);
+    const after = await entries();
+    expect(after).toHaveLength(2);
+    const [oldest, newest] = after;
+    expect(oldest).toBe(second);
+    const moved = await node.pexpiretime(log);
+    expect(Math.abs(moved - (second! + 600))).toBeLessThanOrEqual(CLOCK_SLACK_MS);
+    expect(moved).toBeGreaterThan(newest! + 300);
+    await sleep(Math.max(0, moved - (await redisNow(node))) + 20);
+    expect(await node.exists(log)).toBe(0);
+  });
+
+  it('moves the expiry when a rejected request drops the head, too', async () => {
+    const node = await client();
+    const backend = backendOn(SlidingRedisBackend, node);
+    const window = unit('second', 3, 300);
+    const log = slidingLogKey(backend['prefix'], counter(), window);
+    await backend.consume(query([window]));
+    await sleep(100);
+    await backend.consume(query([window]));
+    await backend.consume(query([window]));
+    const [first, second] = (await node.lrange(log, 0, -1)).map(Number);
+    await sleep(Math.max(0, first! + 300 - (await redisNow(node))) + 20);
+
+    // The limit lowered to 1: two entries are still in, so the request is rejected after the trim.
+    expect((await backend.consume(query([{ ...window, limit: 1 }]))).allowed).toBe(false);
+    expect((await node.lrange(log, 0, -1)).map(Number)[0]).toBe(second);
+    const moved = await node.pexpiretime(log);
+    expect(Math.abs(moved - (second! + 600))).toBeLessThanOrEqual(CLOCK_SLACK_MS);
   });
 });
 

@@ -58,9 +58,10 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   per further request in the window, at any length (100 entries: 1,208 bytes; 1,000 entries:
  *   10,464 bytes; 2,000: 20,744). So a log costs up to about `limit` entries per unit: the fixed
  *   window stays smaller for large limits.
- * Keys expire with their window (blocks with the block, a sliding log one window after its newest
- * entry), so idle users cost nothing. (Under the `testClock` test hook, windows and blocks expire
- * in virtual time only and sliding logs not at all; see shared.lua.ts.)
+ * Keys expire with their window (blocks with the block, a sliding log two windows after its oldest
+ * entry, so between one and two windows after its newest), so idle users cost nothing. (Under the
+ * `testClock` test hook, windows and blocks expire in virtual time only and sliding logs not at
+ * all; see shared.lua.ts.)
  *
  * @module
  */

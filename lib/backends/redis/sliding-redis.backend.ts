@@ -35,8 +35,9 @@ function slidingWindowTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
  * guarantees are as in `RedisBackend`.
  *
  * Keys: one list per (counter, unit) holding the millisecond of each admitted request of the last
- * window (so up to `limit` entries, about 10 bytes each), oldest first, expiring one window after
- * the last admitted request; see `redis-keys.ts` for the layout and the memory.
+ * window (so up to `limit` entries, about 10 bytes each), oldest first, expiring two windows after
+ * its oldest entry (between one and two windows after the last admitted request); see
+ * `redis-keys.ts` for the layout and the memory.
  * Entries are in order while Redis's clock moves forward; if it is set back, the limiter gets
  * stricter until the entries logged before leave, never looser (see sliding-window.lua.ts).
  */

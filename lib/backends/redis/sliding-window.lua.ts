@@ -4,6 +4,7 @@ import {
   LUA_TEST_CLOCK,
   luaAdmittedReturn,
   luaBlockCheck,
+  luaPackedReturn,
 } from './shared.lua.js';
 
 /**
@@ -50,18 +51,32 @@ const SLIDING_TRIM_MAX_CHUNK = 1024;
  * the unit admits a request again when it is full, else until its oldest entry leaves (the full
  * window for an empty log).
  *
+ * Expiry: a log expires two windows after its oldest entry (its head), so between one and two
+ * windows after its newest. The script sets that expiry only when the head changes: when the log
+ * starts (`PEXPIRE` of two windows) and when a trim drops the head (`PEXPIRE` to two windows after
+ * the new head), on a rejected request too. Between two such changes every append needs nothing:
+ * a request is appended without a trim only while the head is inside its window, so at most one
+ * window after the head, and its entry leaves the window by two windows after the head, when the
+ * log expires. (A log that expired one window after its newest entry would need a `PEXPIRE` on
+ * every admitted request; this one costs an idle log up to one more window of memory.)
+ *
  * Commands, per unit with a limit above 0 (a limit of 0 rejects without reading its log):
- * `LINDEX 0` (the head). While the head is inside the window, nothing left it: `LLEN` gives the
- * count. Otherwise entries left: `LRANGE` reads the entries after the head in chunks (32, then
- * doubling up to 1024) until one is inside the window, and `LTRIM` drops everything before it
- * (`DEL` when no entry is left); the count is then known from the chunk when the chunk reached the
- * end of the list (always for a log of up to 32 entries), else read with `LLEN`. Only when the
- * log holds more than `limit` entries (a limit lowered, or the clock set back), one more `LINDEX`
- * for the entry at `count - limit`; the oldest entry, which the reply needs otherwise, is known
- * already. When admitted, `RPUSH` and `PEXPIRE` (the log lives one window past its newest entry).
- * Once per call: `TIME` and `PTTL` (the block: a key that lives as long as the block, see
- * shared.lua.ts). So an admitted request costs 6 commands for one unit while nothing leaves its
- * window, and 8 (7 for a short log) when some entries left.
+ * `LINDEX 0` (the head). While the head is inside the window, nothing left it, and the count is
+ * the length: under one unit, the request is appended at once (`RPUSH`, whose reply is the new
+ * length) and taken back with `RPOP` when that length is above the limit; under several units,
+ * `LLEN` reads each one before any is appended. Otherwise entries left: `LRANGE` reads the entries
+ * after the head in chunks (32, then doubling up to 1024) until one is inside the window, `LTRIM`
+ * drops everything before it and `PEXPIRE` moves the expiry (`DEL` when no entry is left); the
+ * count is then known from the chunk when the chunk reached the end of the list (always for a log
+ * of up to 32 entries), else read with `LLEN`. Only when the log holds more than `limit` entries
+ * (a limit lowered, or the clock set back), one more `LINDEX` for the entry at `count - limit`;
+ * the oldest entry, which the reply needs otherwise, is known already. When admitted, `RPUSH`
+ * (and `PEXPIRE` for a log that starts). Once per call: `TIME` and `PTTL` (the block: a key that
+ * lives as long as the block, see shared.lua.ts). So a request under one unit while nothing
+ * leaves its window costs 4 commands when admitted (`TIME`, `PTTL`, `LINDEX`, `RPUSH`) and 5 when
+ * rejected (`RPOP` too): one fewer for the decision a limiter makes most, one more for a full
+ * log than reading `LLEN` first would cost. When some entries left, an admitted request costs 7
+ * or 8 commands.
  *
  * When the clock steps back (Redis's `TIME` set back, or a test clock that goes back), entries are
  * appended behind later ones and the list is no longer sorted. Nothing fails, and the limiter
@@ -73,8 +88,8 @@ const SLIDING_TRIM_MAX_CHUNK = 1024;
  * time until the head of the list leaves (the earliest the count can fall), so it is never 0 or
  * negative; entries of instants after `now` count, and wait until they leave, as before. Key
  * expiry, which runs on Redis's clock, is the exception, as it was for the sorted log: a log
- * expires one window after its last admission, which after Redis's clock is set back can come
- * before its entries of later instants leave the window.
+ * expires two windows after its head (set when the head changed), which after Redis's clock is
+ * set back can come before its entries of later instants leave the window.
  */
 export const SLIDING_WINDOW_CONSUME_LUA = `${LUA_SLIDING_CLOCK}
 -- 1. The user's block, from any counter.
@@ -82,7 +97,29 @@ ${luaBlockCheck('KEYS[1]', 'true')}
 local n = (#ARGV - 2) / 2
 if n == 0 then return {1, 0, 0, 0} end
 
--- 2. Drop entries that left their window, then look at every unit before changing any.
+-- 2. Unit 1's head (none read for a limit of 0). Under one unit, a head inside the window means
+-- nothing left it, so the request is appended at once and RPUSH's reply, the new length, is the
+-- count: the decision a limiter makes most, answered without LLEN, the reply table and the loop
+-- below. A full log takes the entry back (RPOP) and goes on to the loop with its count known.
+local head1, count1 = false, false
+if tonumber(ARGV[3]) > 0 then head1 = redis.call('LINDEX', KEYS[2], '0') end
+if n == 1 and head1 then
+  local limit, window_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local oldest = tonumber(head1) or 0
+  if oldest > now - window_ms then
+    local length = redis.call('RPUSH', KEYS[2], string.format('%d', now))
+    if length <= limit then
+      if oldest > now then oldest = now end -- a clock set back: this entry is the oldest
+      local remaining, reset = limit - length, math.ceil(oldest + window_ms - now)
+      ${luaPackedReturn('limit', 'remaining', 'reset')}
+      return {1, 0, 0, 0, remaining, reset}
+    end
+    redis.call('RPOP', KEYS[2])
+    count1 = length - 1
+  end
+end
+
+-- 3. Drop entries that left their window, then look at every unit before changing any.
 -- The reply, sized for one unit (more grow it). Until the decision is known, unit i's slots hold
 -- its count and the millisecond of the one entry its reply needs (false: an empty log or a limit
 -- of 0), which saves two tables.
@@ -96,11 +133,13 @@ for i = 1, n do
     -- In the window: entries of a millisecond above this. (An entry that is not a number, which
     -- this script never writes, reads as 0: out, and dropped.)
     local out = now - window_ms
-    local head = redis.call('LINDEX', key, '0')
+    local head = head1
+    if i > 1 then head = redis.call('LINDEX', key, '0') end
     if head then
       mark = tonumber(head) or 0
       if mark > out then
-        count = redis.call('LLEN', key) -- nothing left the window
+        -- Nothing left the window.
+        if i == 1 and count1 then count = count1 else count = redis.call('LLEN', key) end
       else
         -- The head left: find the first entry still in, reading the entries after the head in
         -- chunks that double (one small read when only a few left, few reads for a long backlog).
@@ -130,6 +169,10 @@ for i = 1, n do
           else
             count = redis.call('LLEN', key)
           end
+          -- A new oldest entry: the log now expires two windows after it.
+          if not test_now then
+            redis.call('PEXPIRE', key, string.format('%d', math.ceil(mark + 2 * window_ms - now)))
+          end
         end
       end
       -- mark is now the first entry (the oldest while the clock moved forward; false for an empty
@@ -151,7 +194,7 @@ for i = 1, n do
   ${LUA_EXHAUSTED}
 end
 
--- 3. Rejected: log nothing, maybe block the user, report the longest wait.
+-- 4. Rejected: log nothing, maybe block the user, report the longest wait.
 if worst > 0 then
   ${LUA_REJECT}
   for i = 1, n do
@@ -167,21 +210,19 @@ if worst > 0 then
   return reply
 end
 
--- 4. Admitted: log it in every unit (every limit is above 0 here, and every count below it).
+-- 5. Admitted: log it in every unit (every limit is above 0 here, and every count below it).
 local entry = string.format('%d', now)
 for i = 1, n do
   local key = KEYS[1 + i]
   local window_ms = tonumber(ARGV[2 + 2 * i])
+  local count, oldest = reply[3 + 2 * i], reply[4 + 2 * i]
   redis.call('RPUSH', key, entry)
-  -- Every entry leaves within a window of this newest one. (A whole window, as a rule's always
-  -- is, goes as it came, saving a string.format.)
-  if not test_now then
-    local ttl = ARGV[2 + 2 * i]
-    if window_ms ~= math.floor(window_ms) then ttl = string.format('%d', math.ceil(window_ms)) end
-    redis.call('PEXPIRE', key, ttl)
+  -- A new log (count 0: none, or every entry left): this entry is its oldest, so it expires two
+  -- windows from now.
+  if count == 0 and not test_now then
+    redis.call('PEXPIRE', key, string.format('%d', math.ceil(2 * window_ms)))
   end
   -- The oldest entry now: the first before, or this one (for an empty log, or a clock set back).
-  local count, oldest = reply[3 + 2 * i], reply[4 + 2 * i]
   if not oldest or oldest > now then oldest = now end
   reply[3 + 2 * i] = tonumber(ARGV[1 + 2 * i]) - (count + 1)
   reply[4 + 2 * i] = math.ceil(oldest + window_ms - now)
