@@ -206,7 +206,7 @@ describe('RedisBackend script', () => {
 });
 
 describe('SlidingRedisBackend script', () => {
-  it('appends at once under one unit while nothing leaves the window: 4 commands, no LLEN or PEXPIRE', async () => {
+  it('runs 5 commands per admitted one-unit decision while nothing leaves the window, no PEXPIRE', async () => {
     const node = await client();
     const observer = await client();
     const backend = backendOn(SlidingRedisBackend, node);
@@ -228,11 +228,11 @@ describe('SlidingRedisBackend script', () => {
         expect(await backend.consume(q)).toMatchObject({ units: [{ remaining: 998 - i }] });
       }
     });
-    // RPUSH's reply, the new length, is the count.
-    expect(steady).toEqual({ evalsha: n, time: n, pttl: n, lindex: n, rpush: n });
+    // The head is inside the window: the length is the count, and the expiry stays.
+    expect(steady).toEqual({ evalsha: n, time: n, pttl: n, lindex: n, llen: n, rpush: n });
   });
 
-  it('takes the entry of a rejected one-unit request back, leaving the log as it was', async () => {
+  it('rejects at a full one-unit log with 4 commands, writing nothing', async () => {
     const node = await client();
     const observer = await client();
     const backend = backendOn(SlidingRedisBackend, node);
@@ -247,7 +247,7 @@ describe('SlidingRedisBackend script', () => {
     const commands = await commandsDuring(observer, async () => {
       result = await backend.consume(q);
     });
-    expect(commands).toEqual({ evalsha: 1, time: 1, pttl: 1, lindex: 1, rpush: 1, rpop: 1 });
+    expect(commands).toEqual({ evalsha: 1, time: 1, pttl: 1, lindex: 1, llen: 1 });
     expect(result).toMatchObject({ allowed: false, units: [{ remaining: 0 }] });
     // The wait is until the oldest entry leaves: at most a minute, more than 59 s this soon.
     expect(result!.retryAfterMs).toBeLessThanOrEqual(60_000);
@@ -381,17 +381,16 @@ describe('SlidingRedisBackend script', () => {
     it('reads the entry at count - limit only for a log above its limit', async () => {
       const minute = unit('minute', 5);
       await admitAt(query([minute]), [0, 1, 2, 3]);
-      // Full at its limit: the one-unit path appends, takes the entry back, and the wait comes
-      // from the oldest entry, the head, read already.
+      // Full at its limit: the wait comes from the oldest entry, the head, read already.
       expect(await decideAt(10, query([unit('minute', 4)]), minute)).toEqual({
         allowed: false,
-        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, rpush: 1, rpop: 1 },
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, llen: 1 },
         length: 4,
       });
       // Above it: one more LINDEX.
       expect(await decideAt(10, query([unit('minute', 2)]), minute)).toEqual({
         allowed: false,
-        commands: { evalsha: 1, pexpiretime: 1, lindex: 2, rpush: 1, rpop: 1 },
+        commands: { evalsha: 1, pexpiretime: 1, lindex: 2, llen: 1 },
         length: 4,
       });
     });
