@@ -1,11 +1,14 @@
 /**
- * The time bound of BackendFailureHandler: one shared timer for every call in flight (see
- * SharedTimeout in failure-policy.ts). The policies themselves, over HTTP, are in
- * test/failure-policy.spec.ts.
+ * BackendFailureHandler's breaker, per partition of the backend (the whole backend, or one Redis
+ * Cluster hash slot): a failing partition sends only its own requests to the failure policy, and
+ * an outage is one warning and one recovery line however many partitions it touches. The time
+ * bound is in backend-watchdog.spec.ts; the policies over HTTP in test/failure-policy.spec.ts;
+ * a real cluster with a killed master in test/redis-cluster-failover.spec.ts.
  */
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { BackendFailureHandler, isFailureOutcome } from './failure-policy.js';
+import { MemoryBackend } from './memory.backend.js';
 import {
   RateLimitBackend,
   type ConsumeQuery,
@@ -13,29 +16,21 @@ import {
   type RateLimitCounter,
 } from './rate-limit.backend.js';
 
-const ADMITTED: ConsumeResult = {
-  allowed: true,
-  retryAfterMs: 0,
-  blocked: false,
-  unit: undefined,
-  units: [],
-};
+/** Users `dead-*` live on partitions that throw until healed; everyone else on a healthy one. */
+class PartitionedBackend extends RateLimitBackend {
+  readonly dead = new Set<string>();
+  readonly inner = new MemoryBackend({ sweepIntervalMs: 0, clock: () => 0 });
+  calls = 0;
 
-const QUERY: ConsumeQuery = {
-  counter: { user: 'u', scope: 'path:/', method: '*' },
-  limits: [{ unit: 'minute', limit: 1, windowMs: 60_000 }],
-  blockMs: 0,
-};
-
-/** A backend whose every call waits until the test settles it. */
-class ManualBackend extends RateLimitBackend {
-  readonly calls: {
-    resolve: (result: ConsumeResult) => void;
-    reject: (error: Error) => void;
-  }[] = [];
-
-  consume(): Promise<ConsumeResult> {
-    return new Promise((resolve, reject) => this.calls.push({ resolve, reject }));
+  override partitionOf(user: string): string {
+    return `part ${user.split('-')[1] ?? 'x'}`;
+  }
+  consume(query: ConsumeQuery): Promise<ConsumeResult> {
+    this.calls++;
+    if (this.dead.has(this.partitionOf(query.counter.user))) {
+      return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:7001'));
+    }
+    return Promise.resolve(this.inner.consume(query));
   }
   unblock(): boolean {
     return false;
@@ -45,121 +40,115 @@ class ManualBackend extends RateLimitBackend {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Settles `promise`'s outcome as a string, with the time it took, from `start`. */
-async function outcome(
-  promise: Promise<unknown> | unknown,
-  start: number,
-): Promise<{ what: string; ms: number }> {
-  const value = await promise;
-  const what =
-    typeof value === 'object' && value !== null && 'kind' in value
-      ? String((value as { kind: string }).kind)
-      : 'answer';
-  return { what, ms: performance.now() - start };
+function query(user: string): ConsumeQuery {
+  return {
+    counter: { user, scope: 'path:/', method: '*' },
+    limits: [{ unit: 'minute', limit: 2, windowMs: 60_000 }],
+    blockMs: 0,
+  };
 }
 
-describe('BackendFailureHandler time bound', () => {
+describe('BackendFailureHandler per partition', () => {
+  let now: number;
+  let warn: jest.SpiedFunction<Logger['warn']>;
+  let log: jest.SpiedFunction<Logger['log']>;
+
   beforeEach(() => {
-    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    now = 1_000_000;
+    jest.spyOn(Date, 'now').mockImplementation(() => now);
+    warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    log = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
   });
   afterEach(() => {
     jest.restoreAllMocks();
   });
 
-  it('times each call out at its own deadline, with one timer for all of them', async () => {
-    const backend = new ManualBackend();
-    const handler = new BackendFailureHandler(backend, {
-      failurePolicy: 'closed',
-      backendTimeoutMs: 80,
-    });
-    const setTimer = jest.spyOn(globalThis, 'setTimeout');
-    const start = performance.now();
-    const first = outcome(handler.consume(QUERY), start);
-    const answered = outcome(handler.consume(QUERY), start);
-    await sleep(40);
-    const later = outcome(handler.consume(QUERY), start);
-    // One timer for the three calls so far, armed for the oldest deadline.
-    expect(setTimer.mock.calls.filter(([, ms]) => ms === 80)).toHaveLength(1);
-    backend.calls[1]!.resolve(ADMITTED);
+  /** What the handler decided for `user`: allowed, rejected, or the policy's outcome. */
+  async function decide(handler: BackendFailureHandler, user: string): Promise<string> {
+    const result = await handler.consume(query(user));
+    if (isFailureOutcome(result)) return result.kind;
+    return result.allowed ? 'allowed' : 'rejected';
+  }
 
-    const [a, b, c] = await Promise.all([first, answered, later]);
-    expect(b.what).toBe('answer');
-    expect(b.ms).toBeLessThan(75);
-    expect(a.what).toBe('closed');
-    expect(a.ms).toBeGreaterThanOrEqual(75);
-    // The later call got its own 80 ms, not the first call's deadline.
-    expect(c.what).toBe('closed');
-    expect(c.ms).toBeGreaterThanOrEqual(115);
-    expect(c.ms).toBeLessThan(1_000);
-  });
-
-  it('ignores an answer or an error that arrives after the timeout', async () => {
-    const backend = new ManualBackend();
-    const handler = new BackendFailureHandler(backend, {
-      failurePolicy: 'closed',
-      backendTimeoutMs: 20,
-    });
-    const late = handler.consume(QUERY);
-    const lateError = handler.consume(QUERY);
-    const results = await Promise.all([late, lateError]);
-    expect(results.every((result) => isFailureOutcome(result))).toBe(true);
-    backend.calls[0]!.resolve(ADMITTED);
-    backend.calls[1]!.reject(new Error('too late')); // no unhandled rejection either
-    await sleep(5);
-    expect(await late).toEqual({ kind: 'closed' });
-  });
-
-  it('leaves no timer once nothing is in flight, and never holds the process open', async () => {
-    const backend = new ManualBackend();
-    const handler = new BackendFailureHandler(backend, { backendTimeoutMs: 10_000 });
-    const setTimer = jest.spyOn(globalThis, 'setTimeout');
-    const clearTimer = jest.spyOn(globalThis, 'clearTimeout');
-    const pending = [handler.consume(QUERY), handler.consume(QUERY)];
-    const armed = setTimer.mock.results.find((_, i) => setTimer.mock.calls[i]![1] === 10_000);
-    const timer = armed?.value as NodeJS.Timeout;
-    expect(timer.hasRef()).toBe(false);
-    backend.calls[0]!.resolve(ADMITTED);
-    await pending[0];
-    expect(clearTimer).not.toHaveBeenCalledWith(timer); // one call still in flight
-    backend.calls[1]!.resolve(ADMITTED);
-    expect(await pending[1]).toBe(ADMITTED);
-    expect(clearTimer).toHaveBeenCalledWith(timer);
-    // A new call arms a new timer.
-    const next = handler.consume(QUERY);
-    expect(setTimer.mock.calls.filter(([, ms]) => ms === 10_000)).toHaveLength(2);
-    backend.calls[2]!.resolve(ADMITTED);
-    expect(await next).toBe(ADMITTED);
-  });
-
-  it('keeps the queue about as long as the calls in flight, answers in or out of order', async () => {
-    const backend = new ManualBackend();
-    const handler = new BackendFailureHandler(backend, {
-      failurePolicy: 'closed',
-      backendTimeoutMs: 5_000,
-    });
-    const queueLength = (): number =>
-      (Reflect.get(Reflect.get(handler, 'deadlines') as object, 'queue') as unknown[]).length;
-    const results: Promise<unknown>[] = [];
-    const longest: number[] = [];
-    for (let round = 0; round < 50; round++) {
-      const from = backend.calls.length;
-      for (let i = 0; i < 100; i++) results.push(Promise.resolve(handler.consume(QUERY)));
-      // Answer the previous round's last call, then this round's calls but its last one, odd
-      // ones first: a call is always in flight, so the queue is never simply dropped.
-      if (from > 0) backend.calls[from - 1]!.resolve(ADMITTED);
-      const last = backend.calls.length - 1;
-      for (let i = from + 1; i < last; i += 2) backend.calls[i]!.resolve(ADMITTED);
-      for (let i = from; i < last; i += 2) backend.calls[i]!.resolve(ADMITTED);
-      await new Promise((resolve) => setImmediate(resolve));
-      longest.push(queueLength());
+  it('limits the users of healthy partitions while another partition is down', async () => {
+    const backend = new PartitionedBackend();
+    const handler = new BackendFailureHandler(backend, { failurePolicy: 'open' });
+    backend.dead.add('part 1');
+    const healthy: string[] = [];
+    const dying: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      dying.push(await decide(handler, 'u-1'));
+      healthy.push(await decide(handler, 'u-2'));
+      now += 100;
     }
-    backend.calls.at(-1)!.resolve(ADMITTED);
-    const all = await Promise.all(results);
-    expect(all.every((result) => result === ADMITTED)).toBe(true);
-    expect(Math.max(...longest)).toBeLessThanOrEqual(200);
-    expect(queueLength()).toBe(0);
+    expect(healthy).toEqual(['allowed', 'allowed', 'rejected', 'rejected', 'rejected', 'rejected']);
+    expect(dying).toEqual(['open', 'open', 'open', 'open', 'open', 'open']);
+    // The dead partition was tried at 0 ms, then again only after the 500 ms probe interval.
+    expect(backend.calls).toBe(6 + 2);
+    expect(warn.mock.calls.map(([message]) => String(message))).toEqual([
+      'The rate-limit backend failed for part 1 (Error: connect ECONNREFUSED 127.0.0.1:7001); ' +
+        'letting the requests that need it through unlimited until it answers again.',
+    ]);
+    expect(log).not.toHaveBeenCalled();
+  });
+
+  it('logs one warning however many partitions fail, and one line once none is failing', async () => {
+    const backend = new PartitionedBackend();
+    const handler = new BackendFailureHandler(backend, { failurePolicy: 'closed' });
+    for (const part of ['1', '2', '3']) backend.dead.add(`part ${part}`);
+    for (let round = 0; round < 4; round++) {
+      for (const part of ['1', '2', '3', '4']) await decide(handler, `u-${part}`);
+      now += 600; // every failing partition is probed again, and fails again
+    }
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(log).not.toHaveBeenCalled();
+    backend.dead.delete('part 1');
+    backend.dead.delete('part 2');
+    expect(await decide(handler, 'u-1')).toBe('allowed');
+    expect(await decide(handler, 'u-2')).toBe('allowed');
+    expect(log).not.toHaveBeenCalled(); // part 3 is still failing
+    backend.dead.delete('part 3');
+    expect(await decide(handler, 'u-3')).toBe('allowed');
+    expect(log.mock.calls.map(([message]) => String(message))).toEqual([
+      'The rate-limit backend answers again after 2.4 s; limiting as usual.',
+    ]);
+    // The next failure is a new outage, with its own warning.
+    backend.dead.add('part 4');
+    expect(await decide(handler, 'u-4')).toBe('closed');
+    expect(warn).toHaveBeenCalledTimes(2);
+  });
+
+  it('forgets a failing partition that no request has needed for a minute', async () => {
+    const backend = new PartitionedBackend();
+    const handler = new BackendFailureHandler(backend, { failurePolicy: 'open' });
+    backend.dead.add('part 1');
+    expect(await decide(handler, 'u-1')).toBe('open');
+    now += 59_000;
+    expect(await decide(handler, 'u-2')).toBe('allowed');
+    expect(log).not.toHaveBeenCalled();
+    now += 1_000;
+    expect(await decide(handler, 'u-2')).toBe('allowed');
+    // Nothing tells whether part 1 is back, but an outage that never ended would hide the
+    // warning of the next one.
+    expect(log).toHaveBeenCalledTimes(1);
+    expect(await decide(handler, 'u-1')).toBe('open');
+    expect(warn).toHaveBeenCalledTimes(2);
+  });
+
+  it('treats a backend without partitions as one: a failure sends every request to the policy', async () => {
+    const backend = new PartitionedBackend();
+    backend.partitionOf = () => '';
+    const handler = new BackendFailureHandler(backend, { failurePolicy: 'closed' });
+    backend.dead.add('');
+    expect(await decide(handler, 'u-1')).toBe('closed');
+    backend.dead.clear();
+    expect(await decide(handler, 'u-2')).toBe('closed'); // not probed again before 500 ms
+    now += 500;
+    expect(await decide(handler, 'u-2')).toBe('allowed');
+    expect(warn.mock.calls.map(([message]) => String(message))).toEqual([
+      'The rate-limit backend failed (Error: connect ECONNREFUSED 127.0.0.1:7001); ' +
+        'answering 503 to requests until it answers again.',
+    ]);
+    expect(log).toHaveBeenCalledTimes(1);
   });
 });

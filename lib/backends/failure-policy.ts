@@ -2,7 +2,10 @@ import { Logger } from '@nestjs/common';
 import { describeValue, optionFailure, type FailOption } from '../config-validation.js';
 import type { MaybePromise } from '../internal/maybe-promise.js';
 import { MemoryBackend } from './memory.backend.js';
+import { BackendWatchdog, WHOLE_BACKEND } from './backend-watchdog.js';
 import type { ConsumeQuery, ConsumeResult, RateLimitBackend } from './rate-limit.backend.js';
+
+export { BackendTimeoutError } from './backend-watchdog.js';
 
 /**
  * What to do with a request when the backend fails or does not answer in time:
@@ -18,7 +21,8 @@ export interface FailureHandlingOptions {
   /** @default 'open' */
   failurePolicy?: FailurePolicy;
   /**
-   * Longest a request waits for the backend, in ms, before the failure policy decides it.
+   * How long, in ms, the backend may give no answer at all while requests wait on it before the
+   * failure policy decides them (and the next 500 ms of requests that need the same part of it).
    * @default 250
    */
   backendTimeoutMs?: number;
@@ -26,158 +30,50 @@ export interface FailureHandlingOptions {
   fallbackBackend?: RateLimitBackend;
 }
 
-/** Thrown when the backend did not answer within `backendTimeoutMs`. */
-export class BackendTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`The rate-limit backend did not answer within ${ms} ms`);
-    this.name = 'BackendTimeoutError';
-  }
-}
-
 /** What the failure policy says for a request the backend could not decide. */
 export type FailureOutcome = { readonly kind: 'open' } | { readonly kind: 'closed' };
 
 const fail: FailOption = optionFailure('RateLimitModule');
 
-/** During an outage, how often one request is let through to the backend to see if it is back. */
+/** During an outage, how often one request per failing partition probes whether it is back. */
 const PROBE_INTERVAL_MS = 500;
+/**
+ * A failing partition that no request has needed for this long is forgotten: nothing tells
+ * whether it is back, and an outage that never ended would hide the warning of the next one.
+ */
+const FORGET_AFTER_MS = 60_000;
 const POLICIES: readonly unknown[] = ['open', 'closed', 'fallback'];
 
-/** A call waiting for the backend, with the rejection to apply if its deadline passes first. */
-interface PendingCall {
-  /** `performance.now()` after which the call times out. */
-  readonly deadline: number;
-  /** Rejects the caller's promise; cleared once the call settled either way. */
-  fail: ((error: BackendTimeoutError) => void) | undefined;
-}
-
-/**
- * One time bound, `ms`, for every call a {@link BackendFailureHandler} makes, kept with one timer
- * for all of them rather than a timer, a deadline promise, a `Promise.race` and a `finally` per
- * call (this runs on every request).
- *
- * Every call gets the same bound, so deadlines come in the order the calls started: the calls in
- * flight form a queue (FIFO), and the one timer is armed for the oldest deadline only. When it
- * fires, every call whose deadline has passed is rejected with {@link BackendTimeoutError}, and
- * the timer is armed again for the oldest call left. A call that settles in time is marked
- * settled, and the settled calls at the front of the queue are dropped at once (a backend mostly
- * answers in order, so the queue stays about as long as the calls in flight); an answer that
- * arrives after the timeout is ignored. Once no call is in flight the timer is cleared and the
- * queue emptied, so nothing is left pending and the process can exit; the timer is also unref'd,
- * so it never keeps the process alive by itself.
- */
-class SharedTimeout {
-  /** Calls in start (so deadline) order; the slots before `head` are settled. */
-  private queue: PendingCall[] = [];
-  private head = 0;
-  /** Calls not settled yet. */
-  private inFlight = 0;
-  private timer: NodeJS.Timeout | undefined;
-  /** The deadline the timer was armed for. */
-  private armedFor = 0;
-
-  constructor(private readonly ms: number) {}
-
-  /** `result`, or a {@link BackendTimeoutError} when it has not settled within `ms`. */
-  bound<T>(result: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const call: PendingCall = { deadline: performance.now() + this.ms, fail: reject };
-      this.queue.push(call);
-      this.inFlight++;
-      if (this.timer === undefined) this.arm(call.deadline, this.ms);
-      result.then(
-        (value) => {
-          if (this.settle(call)) resolve(value);
-        },
-        (error: unknown) => {
-          if (this.settle(call)) reject(error);
-        },
-      );
-    });
-  }
-
-  /** Marks `call` settled; false when it timed out already (its late answer is dropped). */
-  private settle(call: PendingCall): boolean {
-    if (call.fail === undefined) return false;
-    call.fail = undefined;
-    if (--this.inFlight === 0) this.idle();
-    else if (this.queue[this.head] === call) this.dropSettled();
-    return true;
-  }
-
-  /** Moves `head` past the settled calls at the front, and compacts the queue now and then. */
-  private dropSettled(): void {
-    const { queue } = this;
-    let head = this.head;
-    while (head < queue.length && queue[head]!.fail === undefined) head++;
-    // Compact once the settled slots are at least half the queue: amortised O(1) per call, and
-    // settled calls stay referenced for a short while only.
-    if (head >= 64 && head * 2 >= queue.length) {
-      queue.copyWithin(0, head);
-      queue.length -= head;
-      head = 0;
-    }
-    this.head = head;
-  }
-
-  private arm(deadline: number, delayMs: number): void {
-    this.armedFor = deadline;
-    this.timer = setTimeout(this.expire, Math.max(1, Math.ceil(delayMs)));
-    this.timer.unref();
-  }
-
-  /** Nothing in flight: no timer, no queue. */
-  private idle(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.queue = [];
-    this.head = 0;
-  }
-
-  /** The timer: rejects every call past its deadline, then waits for the oldest one left. */
-  private readonly expire = (): void => {
-    this.timer = undefined;
-    const now = performance.now();
-    // Due: every call whose deadline has passed, and the call the timer was armed for even if
-    // the clock reads a hair before its deadline (timers count whole milliseconds), so that each
-    // firing makes progress.
-    const due = Math.max(now, this.armedFor);
-    const { queue } = this;
-    while (this.head < queue.length) {
-      const call = queue[this.head]!;
-      const fail = call.fail;
-      if (fail !== undefined) {
-        if (call.deadline > due) break;
-        call.fail = undefined;
-        this.inFlight--;
-        fail(new BackendTimeoutError(this.ms));
-      }
-      this.head++;
-    }
-    if (this.inFlight === 0) {
-      this.idle();
-      return;
-    }
-    this.dropSettled(); // compacts; the front call is in flight
-    const next = this.queue[this.head]!.deadline;
-    this.arm(next, next - now);
-  };
+/** A partition of the backend that failed, and when to try it again. */
+interface FailingPartition {
+  /** `Date.now()` from which one request may probe the partition again. */
+  nextProbeAt: number;
+  /** `Date.now()` of its last failure. */
+  failedAt: number;
 }
 
 /**
  * Calls the backend with a time bound and applies the failure policy when it fails. It behaves
- * like a circuit breaker: after a failure, requests do not wait on the backend again until a
- * probe (one request every 500 ms) succeeds, so an outage costs each request at most one timeout
- * and limiting resumes within about half a second of the backend returning. It logs one warning
- * when an outage starts and one line when it ends, never one per request.
+ * like a circuit breaker per partition of the backend (the whole backend, or one Redis Cluster
+ * hash slot: see `RateLimitBackend.partitionOf`): after a failure, requests that need that
+ * partition do not wait on it again until a probe (one request every 500 ms) succeeds, so an
+ * outage costs each request at most one timeout and limiting resumes within about half a second
+ * of the partition returning, while the requests of healthy partitions are limited throughout.
+ *
+ * The time bound is on the backend's silence, not on each call's latency (see
+ * {@link BackendWatchdog}): a flood that keeps the application's event loop busy never looks like
+ * an outage. It logs one warning when an outage starts (the first partition fails) and one line
+ * when it ends (no partition is failing any more), never one per request or per partition.
  */
 export class BackendFailureHandler {
   private readonly logger = new Logger('RateLimit');
   private readonly policy: FailurePolicy;
   private readonly fallback: RateLimitBackend | undefined;
+  private readonly watchdog: BackendWatchdog;
+  /** The failing partitions; empty while the backend is healthy, the usual case. */
+  private readonly failing = new Map<string, FailingPartition>();
   private outageStartedAt: number | undefined;
-  private nextProbeAt = 0;
-  private readonly deadlines: SharedTimeout;
+  private nextForgetAt = 0;
 
   constructor(
     private readonly backend: RateLimitBackend,
@@ -197,43 +93,35 @@ export class BackendFailureHandler {
       );
     }
     this.policy = failurePolicy;
-    this.deadlines = new SharedTimeout(backendTimeoutMs);
+    this.watchdog = new BackendWatchdog(backendTimeoutMs);
     this.fallback =
       failurePolicy === 'fallback' ? (fallbackBackend ?? new MemoryBackend()) : undefined;
   }
 
   /**
-   * Decides `query` with the backend, or with the failure policy when the backend cannot. A
-   * synchronous backend's answer comes back synchronously.
+   * Decides `query` with the backend, or with the failure policy when the partition it needs is
+   * failing. A synchronous backend's answer comes back synchronously.
    */
   consume(query: ConsumeQuery): MaybePromise<ConsumeResult | FailureOutcome> {
-    if (this.outageStartedAt !== undefined && Date.now() < this.nextProbeAt) {
-      return this.onFailure(query);
+    // The partition is only worked out when something is failing, or for the time bound.
+    let partition: string | undefined;
+    if (this.failing.size !== 0) {
+      partition = this.backend.partitionOf(query.counter.user);
+      const failing = this.failing.get(partition);
+      if (failing !== undefined && Date.now() < failing.nextProbeAt) return this.onFailure(query);
     }
     let result: MaybePromise<ConsumeResult>;
     try {
       result = this.backend.consume(query);
     } catch (error) {
-      return this.onError(error, query);
+      return this.onError(error, query, partition);
     }
-    if (!(result instanceof Promise)) return this.onSuccess(result);
-    return this.deadlines.bound(result).then(
-      (answer) => this.onSuccess(answer),
-      (error: unknown) => this.onError(error, query),
+    if (!(result instanceof Promise)) return this.onSuccess(result, query, partition);
+    const part = partition ?? this.backend.partitionOf(query.counter.user);
+    return this.watchdog.bound(result, part).then(
+      (answer) => this.onSuccess(answer, query, part),
+      (error: unknown) => this.onError(error, query, part),
     );
-  }
-
-  private onSuccess(result: ConsumeResult): ConsumeResult {
-    if (this.outageStartedAt !== undefined) this.recovered();
-    return result;
-  }
-
-  private onError(
-    error: unknown,
-    query: ConsumeQuery,
-  ): MaybePromise<ConsumeResult | FailureOutcome> {
-    this.failed(error);
-    return this.onFailure(query);
   }
 
   /** Releases the fallback backend's timer, if one was created here. */
@@ -241,33 +129,71 @@ export class BackendFailureHandler {
     await this.fallback?.close();
   }
 
+  private onSuccess(
+    result: ConsumeResult,
+    query: ConsumeQuery,
+    partition: string | undefined,
+  ): ConsumeResult {
+    if (this.failing.size !== 0) {
+      this.recovered(partition ?? this.backend.partitionOf(query.counter.user));
+    }
+    return result;
+  }
+
+  private onError(
+    error: unknown,
+    query: ConsumeQuery,
+    partition: string | undefined,
+  ): MaybePromise<ConsumeResult | FailureOutcome> {
+    this.failed(error, partition ?? this.backend.partitionOf(query.counter.user));
+    return this.onFailure(query);
+  }
+
   private onFailure(query: ConsumeQuery): MaybePromise<ConsumeResult | FailureOutcome> {
     if (this.fallback) return this.fallback.consume(query);
     return this.policy === 'closed' ? CLOSED : OPEN;
   }
 
-  private failed(error: unknown): void {
+  private failed(error: unknown, partition: string): void {
     const now = Date.now();
-    this.nextProbeAt = now + PROBE_INTERVAL_MS;
+    const known = this.failing.get(partition);
+    if (known !== undefined) {
+      known.nextProbeAt = now + PROBE_INTERVAL_MS;
+      known.failedAt = now;
+      return;
+    }
+    this.failing.set(partition, { nextProbeAt: now + PROBE_INTERVAL_MS, failedAt: now });
     if (this.outageStartedAt !== undefined) return;
     this.outageStartedAt = now;
-    const what = FAILURE_BEHAVIOUR[this.policy];
+    const whole = partition === WHOLE_BACKEND;
+    const requests = whole ? 'requests' : 'the requests that need it';
     this.logger.warn(
-      `The rate-limit backend failed (${errorSummary(error)}); ${what} until it answers again.`,
+      `The rate-limit backend failed${whole ? '' : ` for ${partition}`} ` +
+        `(${errorSummary(error)}); ${FAILURE_BEHAVIOUR[this.policy](requests)} until it answers again.`,
     );
   }
 
-  private recovered(): void {
-    const seconds = ((Date.now() - this.outageStartedAt!) / 1000).toFixed(1);
+  /** A request of `partition` succeeded; the outage ends once no partition is failing. */
+  private recovered(partition: string): void {
+    this.failing.delete(partition);
+    const now = Date.now();
+    if (this.failing.size !== 0 && now >= this.nextForgetAt) {
+      this.nextForgetAt = now + PROBE_INTERVAL_MS;
+      for (const [stale, state] of this.failing) {
+        if (now - state.failedAt >= FORGET_AFTER_MS) this.failing.delete(stale);
+      }
+    }
+    if (this.failing.size !== 0 || this.outageStartedAt === undefined) return;
+    const seconds = ((now - this.outageStartedAt) / 1000).toFixed(1);
     this.outageStartedAt = undefined;
     this.logger.log(`The rate-limit backend answers again after ${seconds} s; limiting as usual.`);
   }
 }
 
-const FAILURE_BEHAVIOUR: Readonly<Record<FailurePolicy, string>> = {
-  open: 'letting requests through unlimited',
-  closed: 'answering 503',
-  fallback: 'limiting in process memory',
+const FAILURE_BEHAVIOUR: Readonly<Record<FailurePolicy, (requests: string) => string>> = {
+  open: (requests) => `letting ${requests} through unlimited`,
+  closed: (requests) => `answering 503 to ${requests}`,
+  fallback: (requests) => `limiting ${requests} in process memory`,
 };
 
 const OPEN: FailureOutcome = Object.freeze({ kind: 'open' });

@@ -78,6 +78,21 @@ export abstract class RateLimitBackend {
   abstract reset(counter: RateLimitCounter): boolean | Promise<boolean>;
 
   /**
+   * Which part of the store holds `user`'s counters and block, for a store whose parts fail on
+   * their own (a Redis Cluster: one hash slot, as every key of a user shares the user's hash tag).
+   * The failure policy keeps its state per part, so a dead node only sends the requests that need
+   * it to the failure policy, while the users of healthy nodes are still limited.
+   *
+   * Return a short, readable label (it appears in the outage warning); the set of labels must be
+   * small and bounded, as the failure policy keeps one entry per failing part. The default, `''`,
+   * is a store that fails as a whole.
+   * @param _user the caller, as in `RateLimitCounter.user`
+   */
+  partitionOf(_user: string): string {
+    return '';
+  }
+
+  /**
    * Releases what the backend itself owns (timers, connections it opened). Called when the Nest
    * application shuts down. Never closes a client the user passed in.
    */

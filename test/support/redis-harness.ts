@@ -880,10 +880,15 @@ function runRedisCli(args: readonly string[], timeoutMs: number): Promise<string
  * `redis-cli --cluster create`, and waits (15 s at most) until every node reports
  * `cluster_state:ok` with all 16384 slots assigned and all 3 nodes known.
  *
+ * @param options.extraArgs extra `redis-server` arguments for every node, e.g.
+ *   `['--cluster-require-full-coverage', 'no']` so the healthy masters keep serving their slots
+ *   while another master is down
  * @throws when `redis-server` or `redis-cli` is not on PATH (with an install hint), or the cluster
  *   does not form in time (with every node's `CLUSTER INFO` and output tail).
  */
-export async function startRedisCluster(): Promise<RedisClusterHandle> {
+export async function startRedisCluster(
+  options: { readonly extraArgs?: readonly string[] } = {},
+): Promise<RedisClusterHandle> {
   requireExecutable('redis-server');
   requireExecutable('redis-cli');
   const servers: OwnedRedisServer[] = [];
@@ -915,6 +920,7 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
             join(dir, 'nodes.conf'),
             '--cluster-node-timeout',
             String(CLUSTER_NODE_TIMEOUT_MS),
+            ...(options.extraArgs ?? []),
           ],
         }),
       );

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import calculateSlot from 'cluster-key-slot';
 import { createHash } from 'node:crypto';
 import {
   describeValue,
@@ -197,6 +198,11 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');
 }
 
+/** An ioredis `Cluster`: `nodes()` is its documented method, which a single-node `Redis` lacks. */
+function isClusterClient(client: RedisClientLike): boolean {
+  return typeof Reflect.get(client, 'nodes') === 'function';
+}
+
 /** Something with client-like methods but no `defineCommand` (node-redis, a wrapper...). */
 function looksLikeOtherClient(value: object): boolean {
   return ['sendCommand', 'quit', 'on', 'call'].some(
@@ -390,6 +396,8 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   private readonly extraWindows = new Map<string, UnitWindow>();
   /** True when the backend created the client, so `close()` may quit it. */
   private readonly ownsClient: boolean;
+  /** True for an ioredis `Cluster` (always one the user passed in: own clients are single-node). */
+  private readonly clustered: boolean;
   /** Set once the client is known (at once for a given client, after creation for an own one). */
   private client: RedisClientLike | undefined;
   private readonly clientPromise: Promise<RedisClientLike>;
@@ -449,6 +457,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     const source: unknown = client;
     if (isClient(source)) {
       this.ownsClient = false;
+      this.clustered = isClusterClient(source);
       this.client = source;
       this.clientPromise = Promise.resolve(source);
       this.warnAboutOfflineQueue(source);
@@ -460,6 +469,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
         !looksLikeOtherClient(source))
     ) {
       this.ownsClient = true;
+      this.clustered = false;
       this.clientPromise = createOwnClient(source as string | RedisConnectionOptions).then(
         (created) => {
           this.client = created;
@@ -494,6 +504,15 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   override async unblock(user: string): Promise<boolean> {
     const reply = await this.call(UNBLOCK_SCRIPT, [blockKey(this.prefix, user)], []);
     return this.parseFlag(reply);
+  }
+
+  /**
+   * On a Redis Cluster, the hash slot of the user's keys (every key of one user shares the user's
+   * hash tag, so one slot, so one node): a dead master then only sends the requests of the users
+   * it holds to the failure policy. On a single node, `''`: the backend fails as a whole.
+   */
+  override partitionOf(user: string): string {
+    return this.clustered ? `hash slot ${calculateSlot(userKeyStart(this.prefix, user))}` : '';
   }
 
   /**
@@ -604,7 +623,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     // A client passed in stays the application's: its socket is never corked, since its other
     // commands would wait for the same write. Enable its auto-pipelining to batch its writes.
     if (!this.ownsClient) return;
-    if (client.isCluster === true || client.options?.enableAutoPipelining === true) return;
+    if (this.clustered || client.options?.enableAutoPipelining === true) return;
     const stream = client.stream;
     if (typeof stream?.cork !== 'function') return; // not connected yet, or not a socket
     stream.cork();

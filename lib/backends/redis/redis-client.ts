@@ -23,8 +23,6 @@ export interface RedisClientLike {
         readonly enableAutoPipelining?: boolean | undefined;
       }
     | undefined;
-  /** True for an ioredis `Cluster`. */
-  readonly isCluster?: boolean | undefined;
   /**
    * The connection's socket (a single-node ioredis `Redis`; a `Cluster` has none). The backends
    * only cork it while they send, until the event loop's next check phase, so that the commands
