@@ -1,12 +1,14 @@
 import {
   Inject,
   Injectable,
+  Logger,
+  Optional,
   type ExecutionContext,
   type OnApplicationShutdown,
   type OnModuleInit,
   type Type,
 } from '@nestjs/common';
-import { ModuleRef, Reflector } from '@nestjs/core';
+import { ApplicationConfig, HttpAdapterHost, ModuleRef, Reflector } from '@nestjs/core';
 import type { AuthResolver } from './auth/auth-resolver.js';
 import {
   compileAuthenticate,
@@ -22,7 +24,8 @@ import {
   type RateLimitCounter,
 } from './backends/rate-limit.backend.js';
 import { BackendFailureHandler, isFailureOutcome } from './backends/failure-policy.js';
-import { requestPath } from './http/request-path.js';
+import { DEFAULT_ROUTING, RequestPaths, type PathRouting } from './http/request-path.js';
+import { patternsUnderPrefix, readRouterSettings } from './http/router-settings.js';
 import { andThen, type MaybePromise } from './internal/maybe-promise.js';
 import { RATE_LIMIT_OPTIONS, RATE_LIMIT_RULES, RATE_LIMIT_SKIP } from './rate-limit.constants.js';
 
@@ -99,7 +102,12 @@ const UPPER_CASE_METHODS: ReadonlySet<string> = new Set([
  */
 @Injectable()
 export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
-  private readonly table: RuleTable;
+  /** The table as compiled, matching letter case exactly. */
+  private readonly compiledTable: RuleTable;
+  /** The table as the router reads paths (ignoring case unless the router does not). */
+  private table: RuleTable;
+  /** How request paths are read: set from the router's settings when the module starts. */
+  private paths = new RequestPaths(DEFAULT_ROUTING);
   private readonly failures: BackendFailureHandler;
   private readonly plans = new WeakMap<object, HandlerPlan>();
   private authenticator: Authenticator | undefined;
@@ -109,17 +117,34 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     private readonly backend: RateLimitBackend,
     private readonly reflector: Reflector,
     private readonly moduleRef: ModuleRef,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
+    @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
   ) {
     // Compiled here so a bad table stops the application from starting.
-    this.table = RuleTable.compile(options.config);
+    this.compiledTable = RuleTable.compile(options.config);
+    this.table = this.compiledTable.ignoringCase();
     this.failures = new BackendFailureHandler(backend, options);
   }
 
   async onModuleInit(): Promise<void> {
+    this.useRouting(readRouterSettings(this.adapterHost, this.appConfig));
     this.authenticator = await compileAuthenticate(
       this.options.authenticate ?? new IpAuthResolver(),
       (type) => this.createResolver(type),
     );
+  }
+
+  /** Reads paths, and matches patterns, the way the router with `routing` does. */
+  private useRouting(routing: PathRouting): void {
+    this.paths = new RequestPaths(routing);
+    this.table = routing.caseSensitive ? this.compiledTable : this.compiledTable.ignoringCase();
+    for (const source of patternsUnderPrefix(this.compiledTable.entries, routing)) {
+      new Logger('RateLimit').warn(
+        `Rate-limit pattern ${JSON.stringify(source)} starts with the global prefix ` +
+          `"${routing.prefix}", but patterns are matched against the path without it (as the ` +
+          `paths of Nest's forRoutes() are): drop the prefix from the pattern.`,
+      );
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -146,8 +171,13 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     const memo = context as unknown as DecisionMemo;
     const remembered = memo[DECISION];
     if (remembered !== undefined) return remembered === NOT_LIMITED ? undefined : remembered;
-    const path = this.table.isEmpty ? '' : requestPath(request);
-    const rows = this.table.isEmpty ? NO_ROWS : this.table.matching(path);
+    let path = '';
+    let rows = NO_ROWS;
+    if (!this.table.isEmpty) {
+      const forms = this.paths.of(request);
+      path = forms.canonical;
+      rows = this.table.matching(path, forms.routed);
+    }
     if (plan.lists.length === 0 && rows.length === 0) return undefined;
     const decision = andThen(this.identify(request, context), (identity) =>
       identity === UNLIMITED ? undefined : this.decide(request, plan, rows, path, identity),

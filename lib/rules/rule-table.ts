@@ -58,14 +58,42 @@ export class RuleTable {
     return this.entries.length === 0;
   }
 
-  /** The rows whose pattern matches `path`, in table order. */
-  matching(path: string): PatternRules[] {
+  /**
+   * The rows whose pattern matches `path`, or `alternative` when given (another spelling of the
+   * same request that a pattern may have been written for), in table order.
+   */
+  matching(path: string, alternative: string = path): PatternRules[] {
     const found: PatternRules[] = [];
     for (const entry of this.entries) {
-      entry.pattern.lastIndex = 0;
-      if (entry.pattern.test(path)) found.push(entry);
+      const { pattern } = entry;
+      pattern.lastIndex = 0;
+      if (pattern.test(path) || (alternative !== path && pattern.test(alternative))) {
+        found.push(entry);
+      }
     }
     return found;
+  }
+
+  /**
+   * The same table matching without regard to letter case, for a router that ignores case
+   * (Express's default): `^/Towns` then matches the path `/towns`, as the router sends both
+   * spellings to one handler. Patterns are checked for catastrophic backtracking with the `i`
+   * flag too, when the table is compiled.
+   */
+  ignoringCase(): RuleTable {
+    if (this.entries.every((entry) => entry.pattern.ignoreCase)) return this;
+    return new RuleTable(
+      Object.freeze(
+        this.entries.map((entry) =>
+          Object.freeze({
+            ...entry,
+            pattern: entry.pattern.ignoreCase
+              ? entry.pattern
+              : new RegExp(entry.pattern.source, `${entry.pattern.flags}i`),
+          }),
+        ),
+      ),
+    );
   }
 }
 

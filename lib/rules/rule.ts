@@ -30,6 +30,7 @@ export interface RuleInput {
   group?: string;
   /**
    * The HTTP method this rule is for, compared case-insensitively; `'*'` means every method.
+   * A `'GET'` rule also applies to `HEAD` requests, which the router sends to the `GET` handler.
    * The counter key uses the method as written, so `'*'` shares one counter across methods.
    * @default '*'
    */
@@ -190,13 +191,17 @@ export class Rule {
   }
 
   /**
-   * Whether this rule is the one for a caller of `group` making a `method` request.
+   * Whether this rule is the one for a caller of `group` making a `method` request. A `GET` rule
+   * applies to `HEAD` requests too: the router answers `HEAD` with the `GET` handler (Express and
+   * Fastify both do, unless a `HEAD` handler comes first), so a `GET` limit must count them.
    * @param group the caller's group
    * @param method the request method, upper-case (as Node reports it)
    */
   appliesTo(group: string, method: string): boolean {
+    if (this.group !== group) return false;
+    const wanted = this.methodToMatch;
     return (
-      this.group === group && (this.methodToMatch === undefined || this.methodToMatch === method)
+      wanted === undefined || wanted === method || (wanted === 'GET' && method === 'HEAD')
     );
   }
 }

@@ -1,0 +1,56 @@
+import type { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
+import type { PatternRules } from '../rules/rule-table.js';
+import { canonicalPrefix, DEFAULT_ROUTING, type PathRouting } from './request-path.js';
+
+/** Express's documented `app.get(name)`, which reads one of the application's settings. */
+interface ExpressSettings {
+  get(name: string): unknown;
+}
+
+/**
+ * How the application's router treats the spelling of a path, read once when the module starts
+ * (after `main.ts` has called `setGlobalPrefix` and `app.set(...)`, and after Nest has registered
+ * the routes):
+ * - Express: its documented `case sensitive routing` and `strict routing` settings (off by
+ *   default: `/Towns` and `/towns/` reach the `/towns` handler);
+ * - any other adapter, or none (a microservice): Express's defaults;
+ * - the global prefix from Nest's `ApplicationConfig`.
+ */
+export function readRouterSettings(
+  adapterHost: HttpAdapterHost | undefined,
+  config: ApplicationConfig | undefined,
+): PathRouting {
+  const adapter = adapterHost?.httpAdapter;
+  let { caseSensitive, strict } = DEFAULT_ROUTING;
+  if (adapter !== undefined && adapter.getType() === 'express') {
+    const app = adapter.getInstance<ExpressSettings>();
+    caseSensitive = app.get('case sensitive routing') === true;
+    strict = app.get('strict routing') === true;
+  }
+  const prefix = canonicalPrefix(config?.getGlobalPrefix() ?? '', caseSensitive);
+  return Object.freeze({ caseSensitive, strict, prefix });
+}
+
+/**
+ * The table patterns that start with the global prefix, written as if patterns saw it: they are
+ * matched against the path without the prefix, so `^/api/towns` under `setGlobalPrefix('api')`
+ * would only match `/api/api/towns`.
+ */
+export function patternsUnderPrefix(
+  rows: readonly PatternRules[],
+  routing: PathRouting,
+): string[] {
+  const { prefix } = routing;
+  if (prefix === '') return [];
+  const found: string[] = [];
+  for (const { source, pattern } of rows) {
+    // The literal start of the compiled pattern: `^(?:^\/api\/towns)` for the string pattern
+    // `^/api/towns`, or a RegExp's own source such as `^\/api`.
+    let start = pattern.source.replace(/^\^(?:\(\?:)?\^?/, '').replace(/\\\//g, '/');
+    if (!routing.caseSensitive || pattern.ignoreCase) start = start.toLowerCase();
+    if (start.startsWith(prefix) && !/^[\w.~-]/.test(start.slice(prefix.length))) {
+      found.push(source);
+    }
+  }
+  return found;
+}
