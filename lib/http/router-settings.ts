@@ -36,10 +36,7 @@ export function readRouterSettings(
  * matched against the path without the prefix, so `^/api/towns` under `setGlobalPrefix('api')`
  * would only match `/api/api/towns`.
  */
-export function patternsUnderPrefix(
-  rows: readonly PatternRules[],
-  routing: PathRouting,
-): string[] {
+export function patternsUnderPrefix(rows: readonly PatternRules[], routing: PathRouting): string[] {
   const { prefix } = routing;
   if (prefix === '') return [];
   const found: string[] = [];

@@ -200,8 +200,6 @@ export class Rule {
   appliesTo(group: string, method: string): boolean {
     if (this.group !== group) return false;
     const wanted = this.methodToMatch;
-    return (
-      wanted === undefined || wanted === method || (wanted === 'GET' && method === 'HEAD')
-    );
+    return wanted === undefined || wanted === method || (wanted === 'GET' && method === 'HEAD');
   }
 }
