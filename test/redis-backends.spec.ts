@@ -52,9 +52,16 @@ function rejected(
   return { allowed: false, retryAfterMs, blocked, unit: by, units };
 }
 
-/** The expected result of a request an earlier block decided. */
-function blockedEarlier(retryAfterMs: number): ConsumeResult {
-  return { allowed: false, retryAfterMs, blocked: true, unit: undefined, units: [] };
+/**
+ * The expected result of a request made while an earlier request's block runs: nothing counted,
+ * the units as they stand, the longer of the block's remainder and the exhausted `by`'s wait.
+ */
+function blockedEarlier(
+  retryAfterMs: number,
+  units: UnitState[],
+  by?: RateLimitUnit,
+): ConsumeResult {
+  return { allowed: false, retryAfterMs, blocked: true, unit: by, units };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,7 +122,8 @@ function seeded(seed: number): (n: number) => number {
 /**
  * The sliding-window contract written plainly, on whole milliseconds like MemoryBackend: a log of
  * admission times per (counter, unit); a request at `now` sees the entries in `(now - window,
- * now]`; a full unit waits until the entry at `count - limit` leaves. Blocks as in MemoryBackend.
+ * now]`; a full unit waits until the entry at `count - limit` leaves. Blocks as in MemoryBackend:
+ * a request made while blocked counts nothing, and waits the longer of the block and its units.
  */
 class SlidingReference {
   private readonly logs = new Map<string, Map<string, number[]>>();
@@ -126,7 +134,7 @@ class SlidingReference {
   consume(q: ConsumeQuery): ConsumeResult {
     const now = Math.floor(this.clock());
     const until = this.blocks.get(q.counter.user);
-    if (until !== undefined && now < until) return blockedEarlier(until - now);
+    const blockLeft = until !== undefined && now < until ? until - now : 0;
     const counterLogs = this.logs.get(counterKey(q.counter)) ?? new Map<string, number[]>();
     this.logs.set(counterKey(q.counter), counterLogs);
     const logs = q.limits.map((limit) => {
@@ -158,6 +166,9 @@ class SlidingReference {
             : leavesIn(log, log.length >= limit.limit ? log.length - limit.limit : 0, limit);
         return state(limit, Math.max(0, limit.limit - log.length), resetMs);
       });
+    if (blockLeft > 0) {
+      return blockedEarlier(Math.max(blockLeft, wait), states(), worst?.unit);
+    }
     if (worst !== undefined) {
       const blocked = q.blockMs > 0;
       if (blocked) {
@@ -362,7 +373,9 @@ describe.each(redis.topologies)('on a $name', (topology) => {
           rejected(5 * SECOND, 'second', [state(second, 0, SECOND)], true),
         );
         const elsewhere = query([unit('hour', 1000)], counter('alice', 'zone:other', 'GET'));
-        expect(await consumeAt(100, elsewhere)).toEqual(blockedEarlier(4_900));
+        expect(await consumeAt(100, elsewhere)).toEqual(
+          blockedEarlier(4_900, [state(unit('hour', 1000), 1000, HOUR)]),
+        );
         expect((await consumeAt(100, query([second], counter('bob'), 5 * SECOND))).allowed).toBe(
           true,
         );
@@ -372,8 +385,10 @@ describe.each(redis.topologies)('on a $name', (topology) => {
         const q = query([second], counter(), 5 * SECOND);
         await consumeAt(0, q);
         await consumeAt(0, q);
-        expect(await consumeAt(3_000, q)).toEqual(blockedEarlier(2 * SECOND));
-        expect(await consumeAt(4_999, q)).toEqual(blockedEarlier(1));
+        expect(await consumeAt(3_000, q)).toEqual(
+          blockedEarlier(2 * SECOND, [state(second, 1, SECOND)]),
+        );
+        expect(await consumeAt(4_999, q)).toEqual(blockedEarlier(1, [state(second, 1, SECOND)]));
         expect(await consumeAt(5_000, q)).toEqual(admitted(state(second, 0, SECOND)));
       });
 
@@ -427,7 +442,9 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       await consumeAt(0, q);
       await consumeAt(0, q);
       expect(await resetAt(0, q.counter)).toBe(true);
-      expect(await consumeAt(0, q)).toEqual(blockedEarlier(5 * SECOND));
+      expect(await consumeAt(0, q)).toEqual(
+        blockedEarlier(5 * SECOND, [state(unit('second', 1), 1, SECOND)]),
+      );
     });
 
     it("keeps its keys from expiring on Redis's own clock under a test clock", async () => {
@@ -1015,7 +1032,7 @@ describe('on a single node', () => {
     for (let i = 0; i < n; i++) {
       clock.at(Math.floor(i / 3) * 1_500);
       const result = await backend.consume(q);
-      outcomes.push(result.allowed ? 'allowed' : result.units.length ? 'exhausted' : 'blocked');
+      outcomes.push(result.allowed ? 'allowed' : result.unit ? 'exhausted' : 'blocked');
     }
     await backend.unblock('alice');
     await backend.reset(q.counter);
@@ -1027,8 +1044,10 @@ describe('on a single node', () => {
 
     // Every kind of decision was made, each at its instant...
     expect(outcomes).toEqual([
-      ...['allowed', 'exhausted', 'blocked'], // 0 s (after the warm-up): a block until 3 s
-      ...['blocked', 'blocked', 'blocked'], // 1.5 s
+      // 0 s (after the warm-up): a block until 3 s, then a request during it that finds the
+      // second still exhausted
+      ...['allowed', 'exhausted', 'exhausted'],
+      ...['blocked', 'blocked', 'blocked'], // 1.5 s: the block alone rejects
       ...['allowed', 'allowed', 'exhausted'], // 3 s: blocked again until 6 s
       ...['blocked', 'blocked', 'blocked'], // 4.5 s
     ]);
@@ -1077,7 +1096,7 @@ describe('on a single node', () => {
       rejected(2_000, 'second', [state(second, 0, 750)], true),
     );
     now = 2_249;
-    expect(await backend.consume(q)).toEqual(blockedEarlier(1));
+    expect(await backend.consume(q)).toEqual(blockedEarlier(1, [state(second, 1, SECOND)]));
     now = 2_250;
     expect(await backend.consume(q)).toEqual(admitted(state(second, 0, SECOND)));
   });
@@ -1201,12 +1220,27 @@ describe('script reply parsing', () => {
       blocked: true,
       unit: 'minute',
     });
-    expect(parseConsumeReply('X', [0, 4900, 1, 0], limits)).toEqual({
+    // During a block: the units as they stand, and the exhausted one with the longest wait...
+    expect(parseConsumeReply('X', [0, 59_000, 1, 2, 1, 400, 0, 59_000], limits)).toEqual({
+      allowed: false,
+      retryAfterMs: 59_000,
+      blocked: true,
+      unit: 'minute',
+      units: [
+        { unit: 'second', limit: 2, windowMs: SECOND, remaining: 1, resetMs: 400 },
+        { unit: 'minute', limit: 10, windowMs: MINUTE, remaining: 0, resetMs: 59_000 },
+      ],
+    });
+    // ...or none, when the block alone rejects.
+    expect(parseConsumeReply('X', [0, 4900, 1, 0, 2, 1000, 9, 60000], limits)).toEqual({
       allowed: false,
       retryAfterMs: 4900,
       blocked: true,
       unit: undefined,
-      units: [],
+      units: [
+        { unit: 'second', limit: 2, windowMs: SECOND, remaining: 2, resetMs: 1000 },
+        { unit: 'minute', limit: 10, windowMs: MINUTE, remaining: 9, resetMs: 60000 },
+      ],
     });
     expect(parseFlagReply('X', 1)).toBe(true);
     expect(parseFlagReply('X', 0)).toBe(false);
@@ -1228,6 +1262,12 @@ describe('script reply parsing', () => {
     [0, 0, 0, 1, 0, 0, 9, 60000], // rejected without a wait
     [0, 10, 0, 3, 0, 0, 9, 60000], // unit out of range
     [0, 0, 1, 0], // blocked without a wait
+    [0, 4900, 1, 0], // blocked, without the units (the reply before every unit was reported)
+    [0, 0, 1, 0, 2, 1000, 9, 60000], // blocked without a wait
+    [0, 4900, 0, 0, 2, 1000, 9, 60000], // rejected by neither a unit nor a block
+    [0, 4900, 1, 0, 0, 500, 9, 60000], // an exhausted unit that the reply does not name
+    [0, 500, 0, 2, 1, 500, 9, 59500], // the unit named has requests left
+    [0, 500, 1, 2, 1, 500, 0, 59500], // the unit named waits longer than the reply says
   ])('throws on the malformed consume reply %p', (reply) => {
     expect(() => parseConsumeReply('RedisBackend', reply, limits)).toThrow(
       /RedisBackend: unexpected reply/,

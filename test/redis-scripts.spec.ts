@@ -125,6 +125,41 @@ describe('RedisBackend script', () => {
     expect(single).toEqual({ evalsha: n, mget: n, pttl: n, incr: n });
   });
 
+  it('runs MGET and PTTLs only while the user is blocked: every running window read, nothing written', async () => {
+    const node = await client();
+    const observer = await client();
+    const backend = backendOn(RedisBackend, node);
+    const q = { ...query([unit('minute', 1), unit('hour', 5)]), blockMs: 90_000 };
+    const block = blockKey(backend['prefix'], q.counter.user);
+    await backend.consume(q);
+    expect(await backend.consume(q)).toMatchObject({ allowed: false, blocked: true });
+    const blockEnd = await node.pexpiretime(block);
+
+    let during: Awaited<ReturnType<RedisBackend['consume']>> | undefined;
+    // The block and both running windows: one PTTL each.
+    expect(
+      await commandsDuring(observer, async () => void (during = await backend.consume(q))),
+    ).toEqual({ evalsha: 1, mget: 1, pttl: 3 });
+    expect(during).toMatchObject({
+      blocked: true,
+      unit: 'minute',
+      units: [{ remaining: 0 }, { remaining: 4 }],
+    });
+    // A counter of the same user with no running window: the block's PTTL only.
+    const fresh = { ...q, counter: { ...q.counter, scope: 'zone:fresh' } };
+    expect(await commandsDuring(observer, async () => void (await backend.consume(fresh)))).toEqual(
+      { evalsha: 1, mget: 1, pttl: 1 },
+    );
+    // Nothing was counted, and the block neither moved nor restarted.
+    for (const limit of q.limits) {
+      expect(await node.get(fixedWindowKey(backend['prefix'], q.counter, limit))).toBe('1');
+    }
+    expect(await node.exists(fixedWindowKey(backend['prefix'], fresh.counter, q.limits[0]!))).toBe(
+      0,
+    );
+    expect(await node.pexpiretime(block)).toBe(blockEnd);
+  });
+
   it("keeps each window in a key that lives exactly as long, on Redis's clock", async () => {
     const node = await client();
     const backend = backendOn(RedisBackend, node);
@@ -175,7 +210,12 @@ describe('RedisBackend script', () => {
     expect(left).toBeGreaterThan(89_000);
     expect(left).toBeLessThanOrEqual(90_000);
     const during = await backend.consume(q);
-    expect(during).toMatchObject({ allowed: false, blocked: true, units: [] });
+    expect(during).toMatchObject({
+      allowed: false,
+      blocked: true,
+      unit: 'minute', // still exhausted, but the block is the longer wait
+      units: [{ unit: 'minute', remaining: 0 }],
+    });
     expect(during.retryAfterMs).toBeLessThanOrEqual(left);
     expect(during.retryAfterMs).toBeGreaterThan(89_000);
     expect(await backend.unblock(q.counter.user)).toBe(true);
@@ -254,6 +294,34 @@ describe('SlidingRedisBackend script', () => {
     expect(result!.retryAfterMs).toBeGreaterThan(59_000);
     expect(await node.lrange(log, 0, -1)).toEqual(before);
     expect(await node.pexpiretime(log)).toBe(expiry);
+  });
+
+  it('reads the logs as a rejection does while the user is blocked, writing nothing', async () => {
+    const node = await client();
+    const observer = await client();
+    const backend = backendOn(SlidingRedisBackend, node);
+    const minute = unit('minute', 1);
+    const q = { ...query([minute]), blockMs: 90_000 };
+    const block = blockKey(backend['prefix'], q.counter.user);
+    const log = slidingLogKey(backend['prefix'], q.counter, minute);
+    await backend.consume(q);
+    expect(await backend.consume(q)).toMatchObject({ allowed: false, blocked: true });
+    const before = await node.lrange(log, 0, -1);
+    const blockEnd = await node.pexpiretime(block);
+
+    let during: Awaited<ReturnType<SlidingRedisBackend['consume']>> | undefined;
+    expect(
+      await commandsDuring(observer, async () => void (during = await backend.consume(q))),
+    ).toEqual({ evalsha: 1, time: 1, pttl: 1, lindex: 1, llen: 1 });
+    expect(during).toMatchObject({ blocked: true, unit: 'minute', units: [{ remaining: 0 }] });
+    // A counter of the same user with an empty log: its head only.
+    const fresh = { ...q, counter: { ...q.counter, scope: 'zone:fresh' } };
+    expect(await commandsDuring(observer, async () => void (await backend.consume(fresh)))).toEqual(
+      { evalsha: 1, time: 1, pttl: 1, lindex: 1 },
+    );
+    expect(await node.lrange(log, 0, -1)).toEqual(before);
+    expect(await node.exists(slidingLogKey(backend['prefix'], fresh.counter, minute))).toBe(0);
+    expect(await node.pexpiretime(block)).toBe(blockEnd);
   });
 
   it('reads each log with LLEN under several units, and appends only once all have room', async () => {

@@ -70,8 +70,12 @@ describe('onBlocked', () => {
     });
     expect(seen[0]!.rule.minute).toBe(1);
     expect(seen[0]!.counter).toEqual({ user: 'u', scope: 'path:/', method: '*' });
-    // The second rejection comes from the block alone: no unit was checked.
-    expect(seen[1]).toMatchObject({ retryAfter: 80, unit: undefined, blocked: true });
+    // The second comes during the block: the minute is still exhausted (50 s left), but the
+    // block's 80 s are the longer wait.
+    expect(seen[1]).toMatchObject({ retryAfter: 80, unit: 'minute', blocked: true });
+    expect(seen[1]!.units).toEqual([
+      { unit: 'minute', limit: 1, windowMs: 60_000, remaining: 0, resetMs: 50_000 },
+    ]);
     expect(retryAfterHeader).toBe('80');
   });
 
@@ -166,6 +170,26 @@ describe('rate-limit headers', () => {
       expect(res.headers['x-ratelimit-reset']).toBe('60');
       expect(res.headers['ratelimit']).toBe('"minute";r=1;t=60');
     }));
+
+  it('during a block, point at the tightest unit of the rule, and reset with Retry-After', () =>
+    withApp(
+      { headers: 'both', config: { '/': [{ minute: 2, hour: 3, blockTime: 300 }] } },
+      async (t) => {
+        await t.http.get('/').set(as('u')).expect(200);
+        await t.http.get('/').set(as('u')).expect(200);
+        let res = await t.http.get('/').set(as('u')).expect(429); // the minute: a 300 s block
+        expect(res.headers['ratelimit']).toBe('"minute";r=0;t=300');
+        // Two minutes on, the minute has room again and the hour one request: the block alone
+        // rejects, and the headers watch the unit with the fewest requests left.
+        t.clock.advance(120_000);
+        res = await t.http.get('/').set(as('u')).expect(429);
+        expect(res.headers['retry-after']).toBe('180');
+        expect(res.headers['ratelimit']).toBe('"hour";r=0;t=180');
+        expect(res.headers['x-ratelimit-limit']).toBe('3');
+        expect(res.headers['x-ratelimit-remaining']).toBe('0');
+        expect(res.headers['x-ratelimit-reset']).toBe('180');
+      },
+    ));
 
   it('are not sent for unlimited rules or unmatched paths', () =>
     withApp(

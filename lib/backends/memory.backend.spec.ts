@@ -3,7 +3,7 @@ import { Rule } from '../rules/rule.js';
 import { counterKey } from './counter-key.js';
 import { MemoryBackend, type MemoryBackendOptions } from './memory.backend.js';
 import type { ConsumeQuery, ConsumeResult } from './rate-limit.backend.js';
-import { counter, MINUTE, query, SECOND, unit } from '../../test/support/units.js';
+import { counter, HOUR, MINUTE, query, SECOND, unit } from '../../test/support/units.js';
 
 describe('counterKey', () => {
   it('never gives two different counters the same key', () => {
@@ -198,12 +198,13 @@ describe('MemoryBackend', () => {
       consume(q);
       now = 100;
       const elsewhere = query([unit('hour', 1000)], counter('alice', 'zone:other', 'GET'));
+      // Rejected by the block alone (that counter has room), counting nothing there.
       expect(consume(elsewhere)).toEqual({
         allowed: false,
         retryAfterMs: 4_900,
         blocked: true,
         unit: undefined,
-        units: [],
+        units: [{ unit: 'hour', limit: 1000, windowMs: HOUR, remaining: 1000, resetMs: HOUR }],
       });
       expect(consume(query(limits, counter('bob'), 5 * SECOND)).allowed).toBe(true);
       expect(backend.isBlocked('bob')).toBe(0);

@@ -50,9 +50,6 @@ const MAX_TIMER_DELAY = 2 ** 31 - 1;
  */
 const BLOCK_SWEEP_BUDGET = 10_000;
 
-/** Shared by every result decided by an earlier block, which lists no unit. */
-const NO_UNITS: readonly UnitState[] = Object.freeze([]);
-
 const defaultClock = (): number => performance.now();
 
 /**
@@ -91,7 +88,8 @@ class WindowStore {
  * Algorithm: a fixed window per (counter, unit) that starts with the first request after the
  * previous window ended; it covers `[start, start + windowMs)` in milliseconds, so an exhausted
  * unit rejects until the very end of its window. A rejected request counts in no unit. A block
- * belongs to the user, across every counter, and is not extended by requests made while blocked.
+ * belongs to the user, across every counter, and is not extended by requests made while blocked;
+ * their wait is the longer of the block's remainder and their own rule's exhausted units.
  *
  * Memory: one small entry per (counter, unit) window and one per blocked user. There is no timer
  * per entry: one unref'd interval per backend ({@link MemoryBackendOptions.sweepIntervalMs})
@@ -184,18 +182,14 @@ export class MemoryBackend extends RateLimitBackend {
     const now = this.now();
     const user = query.counter.user;
 
-    // 1. The user's block, from this or any other counter.
+    // 1. The user's block, from this or any other counter. Rejected, but the rule's units are
+    // read (never counted): the wait must cover them too, or a client that obeys it comes back
+    // to an exhausted unit that blocks it again.
     if (this.blocks.size !== 0) {
       const until = this.blocks.get(user);
       if (until !== undefined) {
         if (now < until) {
-          return {
-            allowed: false,
-            retryAfterMs: until - now,
-            blocked: true,
-            unit: undefined,
-            units: NO_UNITS,
-          };
+          return this.consumeMany(query, counterKey(query.counter), now, until - now);
         }
         this.blocks.delete(user); // expired: reclaim it now rather than at the next sweep
       }
@@ -232,8 +226,11 @@ export class MemoryBackend extends RateLimitBackend {
     return admitted([unitState(limit, limit.limit - window!.count, window!.end - now)]);
   }
 
-  /** {@link consume} for a rule of several units. */
-  private consumeMany(query: ConsumeQuery, key: string, now: number): ConsumeResult {
+  /**
+   * {@link consume} for a rule of several units, and for any rule while the user is blocked
+   * (`blockLeft` ms of the block left; 0 when not blocked), which rejects whatever the units say.
+   */
+  private consumeMany(query: ConsumeQuery, key: string, now: number, blockLeft = 0): ConsumeResult {
     // Look at every unit before touching any, so a rejection counts nothing.
     const limits = query.limits;
     const n = limits.length;
@@ -259,7 +256,7 @@ export class MemoryBackend extends RateLimitBackend {
     }
 
     const units = new Array<UnitState>(n);
-    if (exhausted !== undefined) {
+    if (exhausted !== undefined || blockLeft > 0) {
       for (let i = 0; i < n; i++) {
         const limit = limits[i];
         const window = windows[i];
@@ -268,7 +265,7 @@ export class MemoryBackend extends RateLimitBackend {
             ? unitState(limit, Math.max(0, limit.limit - window.count), window.end - now)
             : unitState(limit, limit.limit, limit.windowMs);
       }
-      return this.reject(query, now, wait, exhausted.unit, units);
+      return this.reject(query, now, wait, exhausted?.unit, units, blockLeft);
     }
 
     // Admitted: count it in every unit.
@@ -285,14 +282,28 @@ export class MemoryBackend extends RateLimitBackend {
     return admitted(units);
   }
 
-  /** A rejection (which counted nothing): starts the user's block when the rule has one. */
+  /**
+   * A rejection (which counted nothing) with the exhausted `unit` waiting `wait` ms (none: 0).
+   * During an earlier block, `blockLeft` ms of it left: the block stays as it is, and the wait is
+   * the longer of the two. Otherwise it starts the user's block when the rule has one.
+   */
   private reject(
     query: ConsumeQuery,
     now: number,
     wait: number,
-    unit: RateLimitUnit,
+    unit: RateLimitUnit | undefined,
     units: readonly UnitState[],
+    blockLeft = 0,
   ): ConsumeResult {
+    if (blockLeft > 0) {
+      return {
+        allowed: false,
+        retryAfterMs: Math.max(wait, blockLeft),
+        blocked: true,
+        unit,
+        units,
+      };
+    }
     let blocked = false;
     if (query.blockMs > 0) {
       this.startBlock(query.counter.user, now + query.blockMs, now);

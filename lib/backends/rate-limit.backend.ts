@@ -39,15 +39,23 @@ export interface ConsumeResult {
   /** True when the request was admitted and counted in every unit. */
   readonly allowed: boolean;
   /**
-   * When rejected: milliseconds until a request would be admitted again, the longest wait among
-   * the exhausted units and the user's block. 0 when allowed.
+   * When rejected: milliseconds until a request would really be admitted, the longest of the
+   * user's block (what is left of it, or the whole block this request started) and the wait of
+   * every exhausted unit of this request's rule. So a client that waits that long never comes
+   * back to an exhausted unit that blocks it again. 0 when allowed.
    */
   readonly retryAfterMs: number;
   /** True when rejected because the user is blocked, by an earlier block or one this request started. */
   readonly blocked: boolean;
-  /** The exhausted unit with the longest wait, when a unit (not only an earlier block) rejected it. */
+  /**
+   * When rejected: the exhausted unit with the longest wait, during a block too; undefined when no
+   * unit is exhausted (a block alone rejected the request) and when allowed.
+   */
   readonly unit: RateLimitUnit | undefined;
-  /** Each unit of the rule after the decision, in rule order; empty when an earlier block decided. */
+  /**
+   * Each unit of the rule, in rule order: after counting when admitted, as it stands (nothing
+   * counted) when rejected, during a block too.
+   */
   readonly units: readonly UnitState[];
 }
 
@@ -58,14 +66,18 @@ export interface ConsumeResult {
  * endpoint, or extend it to write your own store. A backend must, in one atomic step per
  * {@link consume} call:
  *
- * 1. reject (with the block's remaining time) when the user is blocked;
- * 2. otherwise check every unit, each in a window that starts with the first request after the
- *    previous one ended; a unit with `limit` requests already counted (or a limit of 0) is exhausted;
- * 3. when any unit is exhausted: count nothing, start the block when `blockMs > 0`, and reject with
- *    the longest wait; otherwise count the request in every unit and admit it.
+ * 1. check every unit, each in a window that starts with the first request after the previous
+ *    one ended; a unit with `limit` requests already counted (or a limit of 0) is exhausted;
+ * 2. when the user is blocked (from any counter): count nothing, leave the block as it is (neither
+ *    extended nor restarted), and reject with the longer of the block's remaining time and the
+ *    longest wait among the exhausted units, reporting the units;
+ * 3. otherwise, when any unit is exhausted: count nothing, start the block when `blockMs > 0`, and
+ *    reject with the longest wait (the block's length when that is longer); else count the
+ *    request in every unit and admit it.
  *
  * Rejected requests never consume anything, so a client that keeps retrying does not extend its
- * own wait.
+ * own wait; and `retryAfterMs` is the time until a request would really be admitted, so a client
+ * that obeys it is admitted, never blocked again.
  */
 export abstract class RateLimitBackend {
   /** Decides one request and counts it when admitted. See the class description for the contract. */

@@ -13,8 +13,9 @@ export function toRetryAfterSeconds(ms: number): number {
 }
 
 /**
- * The unit a client should watch: the one that rejected the request, else the one with the fewest
- * requests left (on a tie, the one that takes longest to reset).
+ * The unit a client should watch: the exhausted one with the longest wait when there is one
+ * (during a block too), else the one with the fewest requests left (on a tie, the one that takes
+ * longest to reset). Undefined only for a backend that reports no unit.
  */
 export function tightestUnit(result: ConsumeResult): UnitState | undefined {
   let tightest: UnitState | undefined;
@@ -61,6 +62,7 @@ export function writeRateLimitHeaders(
   if (!format) return;
 
   const tightest = tightestUnit(result);
+  // The rule's first unit stands in only for a custom backend that reports no unit.
   const limit = tightest?.limit ?? rule.limits[0]!.limit;
   const remaining = result.allowed ? (tightest?.remaining ?? 0) : 0;
   // While rejected, the reset a client needs is the wait; a block can outlast every window.

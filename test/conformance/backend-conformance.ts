@@ -94,9 +94,18 @@ function rejected(
   return { allowed: false, retryAfterMs, blocked, unit, units };
 }
 
-/** The expected result of a request an earlier block decided. */
-function blockedEarlier(retryAfterMs: number): ConsumeResult {
-  return { allowed: false, retryAfterMs, blocked: true, unit: undefined, units: [] };
+/**
+ * The expected result of a request made while an earlier request's block runs: nothing counted,
+ * the block left as it was, and the rule's units as they stand. The wait is the time until a
+ * request would really be admitted (the block's remainder, or the wait of the exhausted unit
+ * `unit` when that is longer), so a client that obeys it never runs into a new block.
+ */
+function blockedEarlier(
+  retryAfterMs: number,
+  units: UnitState[],
+  unit?: RateLimitUnit,
+): ConsumeResult {
+  return { allowed: false, retryAfterMs, blocked: true, unit, units };
 }
 
 /** Random per module instance (spec file), so spec files sharing a Redis server stay apart. */
@@ -575,14 +584,142 @@ export function describeBackendConformance(fixture: BackendFixture): void {
       expect(await consume(q)).toEqual(
         rejected(MINUTE, 'minute', [unitState('minute', 1, 0, MINUTE)], true),
       );
-      at(1_000); // the block decides: its time left, however long the minute still is
-      expect(await consume(q)).toEqual(blockedEarlier(1_000));
-      at(2_000); // block over, minute still exhausted: rejected by the unit, which blocks again
+      at(1_000); // during the block: the minute's wait, the longer one
+      expect(await consume(q)).toEqual(
+        blockedEarlier(59_000, [unitState('minute', 1, 0, 59_000)], 'minute'),
+      );
+      // A client that came back before its Retry-After: block over, minute still exhausted, so
+      // the unit rejects it, which blocks again.
+      at(2_000);
       expect(await consume(q)).toEqual(
         rejected(58_000, 'minute', [unitState('minute', 1, 0, 58_000)], true),
       );
       at(3_000);
-      expect(await consume(q)).toEqual(blockedEarlier(1_000));
+      expect(await consume(q)).toEqual(
+        blockedEarlier(57_000, [unitState('minute', 1, 0, 57_000)], 'minute'),
+      );
+    });
+
+    it('during a block shorter than a unit wait, gives the unit wait; obeying it admits, no new block', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ minute: 2 }, counter(), SECOND);
+      await consume(q);
+      await consume(q);
+      expect(await consume(q)).toEqual(
+        rejected(MINUTE, 'minute', [unitState('minute', 2, 0, MINUTE)], true),
+      );
+      // The block has 500 ms left, the minute 59.5 s: a client told 500 ms would come back to an
+      // exhausted minute and start a new block.
+      at(500);
+      const during = await consume(q);
+      expect(during).toEqual(blockedEarlier(59_500, [unitState('minute', 2, 0, 59_500)], 'minute'));
+      // Exactly Retry-After later: admitted, and no block started (every request below passes).
+      at(500 + during.retryAfterMs);
+      expect(await consume(q)).toEqual(admitted(unitState('minute', 2, 1, MINUTE)));
+      expect(await consume(q)).toEqual(admitted(unitState('minute', 2, 0, MINUTE)));
+      expect(await consume(query({ hour: 5 }, counter('alice', 'zone:after')))).toEqual(
+        admitted(unitState('hour', 5, 4, HOUR)),
+      );
+    });
+
+    it('during a block longer than every unit wait, gives the block remainder; obeying it admits', async () => {
+      const { at, consume, counter, query } = ctx;
+      const q = query({ second: 1 }, counter(), 5 * SECOND);
+      await consume(q);
+      await consume(q);
+      at(200); // the second is exhausted for 800 ms more, the block for 4.8 s
+      expect(await consume(q)).toEqual(
+        blockedEarlier(4_800, [unitState('second', 1, 0, 800)], 'second'),
+      );
+      at(1_000); // the second has room again: only the block rejects, and no unit is named
+      const during = await consume(q);
+      expect(during).toEqual(blockedEarlier(4_000, [unitState('second', 1, 1, SECOND)]));
+      at(1_000 + during.retryAfterMs);
+      expect(await consume(q)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
+    });
+
+    it('during a block, gives the longest wait of several units, and names that unit', async () => {
+      const { at, consume, counter, query } = ctx;
+      // Three exhausted units, each with its own wait; the hour's is the longest.
+      const three = query({ second: 1, minute: 2, hour: 2 }, counter('a'), 2 * SECOND);
+      await consume(three);
+      at(1_000);
+      await consume(three);
+      expect((await consume(three)).blocked).toBe(true); // blocked until 3 s
+      at(1_500);
+      expect(await consume(three)).toEqual(
+        blockedEarlier(
+          HOUR - 1_500,
+          [
+            unitState('second', 1, 0, 500),
+            unitState('minute', 2, 0, 58_500),
+            unitState('hour', 2, 0, HOUR - 1_500),
+          ],
+          'hour',
+        ),
+      );
+
+      // One exhausted unit out of three: its wait beats the block's, the others do not count.
+      const one = query({ second: 1, minute: 2, hour: 10 }, counter('b'), 500);
+      at(2_000);
+      await consume(one);
+      expect(await consume(one)).toEqual(
+        rejected(
+          SECOND,
+          'second',
+          [
+            unitState('second', 1, 0, SECOND),
+            unitState('minute', 2, 1, MINUTE),
+            unitState('hour', 10, 9, HOUR),
+          ],
+          true,
+        ),
+      );
+      at(2_200); // 300 ms of block left, 800 ms of the second
+      const during = await consume(one);
+      expect(during).toEqual(
+        blockedEarlier(
+          800,
+          [
+            unitState('second', 1, 0, 800),
+            unitState('minute', 2, 1, 59_800),
+            unitState('hour', 10, 9, HOUR - 200),
+          ],
+          'second',
+        ),
+      );
+      at(2_200 + during.retryAfterMs);
+      expect(await consume(one)).toEqual(
+        admitted(
+          unitState('second', 1, 0, SECOND),
+          unitState('minute', 2, 0, 59_000),
+          unitState('hour', 10, 8, HOUR - 1_000),
+        ),
+      );
+    });
+
+    it('during a block, reports the exhausted units of whichever counter of the user asks', async () => {
+      const { at, consume, counter, query } = ctx;
+      const minute = query({ minute: 1 }, counter('alice', 'zone:minute'), 3 * SECOND);
+      expect((await consume(minute)).allowed).toBe(true); // exhausts that counter's minute
+      const second = query({ second: 1 }, counter('alice'), 5 * SECOND);
+      await consume(second);
+      await consume(second); // blocks alice until 5 s, from another counter
+      at(100);
+      // The block is the user's, the exhausted minute this counter's: the longer wait wins.
+      expect(await consume(minute)).toEqual(
+        blockedEarlier(59_900, [unitState('minute', 1, 0, 59_900)], 'minute'),
+      );
+      // A fresh counter: only the block rejects it.
+      const fresh = query({ hour: 3 }, counter('alice', 'zone:fresh', 'GET'), 5 * SECOND);
+      expect(await consume(fresh)).toEqual(blockedEarlier(4_900, [unitState('hour', 3, 3, HOUR)]));
+      // A limit of 0 waits its whole window, block or not.
+      expect(await consume(query({ minute: 0 }, counter('alice', 'zone:zero')))).toEqual(
+        blockedEarlier(MINUTE, [unitState('minute', 0, 0, MINUTE)], 'minute'),
+      );
+      // None of these restarted or extended the block (each rule has one): it ends at 5 s.
+      at(5_000);
+      expect(await consume(fresh)).toEqual(admitted(unitState('hour', 3, 2, HOUR)));
     });
 
     it('applies the block to every counter of the user, and to no other user', async () => {
@@ -592,7 +729,9 @@ export function describeBackendConformance(fixture: BackendFixture): void {
       await consume(q);
       at(100);
       const elsewhere = query({ hour: 1_000 }, counter('alice', 'zone:other', 'GET'));
-      expect(await consume(elsewhere)).toEqual(blockedEarlier(4_900));
+      expect(await consume(elsewhere)).toEqual(
+        blockedEarlier(4_900, [unitState('hour', 1_000, 1_000, HOUR)]),
+      );
       const sameScope = query({ second: 1 }, counter('bob'), 5 * SECOND);
       expect(await consume(sameScope)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
       // A user whose id merely starts with the blocked one's is not blocked either.
@@ -607,12 +746,18 @@ export function describeBackendConformance(fixture: BackendFixture): void {
       const q = query({ second: 1 }, counter(), 5 * SECOND);
       await consume(q);
       await consume(q);
-      for (const t of [0, 1_000, 2_500, 4_000]) {
+      expect(await consume(q)).toEqual(
+        blockedEarlier(5_000, [unitState('second', 1, 0, SECOND)], 'second'),
+      );
+      // From 1 s on the second has room: the block alone rejects, counting nothing.
+      for (const t of [1_000, 2_500, 4_000]) {
         at(t);
-        expect(await consume(q)).toEqual(blockedEarlier(5_000 - t));
+        expect(await consume(q)).toEqual(
+          blockedEarlier(5_000 - t, [unitState('second', 1, 1, SECOND)]),
+        );
       }
       at(4_999);
-      expect(await consume(q)).toEqual(blockedEarlier(1));
+      expect(await consume(q)).toEqual(blockedEarlier(1, [unitState('second', 1, 1, SECOND)]));
       at(5_000);
       expect(await consume(q)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
     });
@@ -647,10 +792,14 @@ export function describeBackendConformance(fixture: BackendFixture): void {
       expect(await consume(aliceNoBlock)).toEqual(
         rejected(SECOND, 'second', [unitState('second', 1, 0, SECOND)]),
       );
-      expect(await consume(bob)).toEqual(blockedEarlier(5 * SECOND));
+      expect(await consume(bob)).toEqual(
+        blockedEarlier(5 * SECOND, [unitState('second', 1, 0, SECOND)], 'second'),
+      );
       at(1_000);
       expect(await consume(alice)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
-      expect(await consume(bob)).toEqual(blockedEarlier(4 * SECOND));
+      expect(await consume(bob)).toEqual(
+        blockedEarlier(4 * SECOND, [unitState('second', 1, 1, SECOND)]),
+      );
       at(5_000); // bob's block has just ended: nothing left to lift
       expect(await backend.unblock(user('bob'))).toBe(false);
       expect((await consume(bob)).allowed).toBe(true);
@@ -701,7 +850,9 @@ export function describeBackendConformance(fixture: BackendFixture): void {
       await consume(q);
       await consume(q);
       expect(await backend.reset(q.counter)).toBe(true);
-      expect(await consume(q)).toEqual(blockedEarlier(5 * SECOND));
+      expect(await consume(q)).toEqual(
+        blockedEarlier(5 * SECOND, [unitState('second', 1, 1, SECOND)]),
+      );
       expect(await backend.unblock(user())).toBe(true);
       expect(await consume(q)).toEqual(admitted(unitState('second', 1, 0, SECOND)));
     });
@@ -805,7 +956,7 @@ export function describeBackendConformance(fixture: BackendFixture): void {
         admitted(unitState('minute', 1, 0, MINUTE)),
       );
       expect(await consume(query({ hour: 1 }, counter(long, 'zone:other')))).toEqual(
-        blockedEarlier(5 * SECOND),
+        blockedEarlier(5 * SECOND, [unitState('hour', 1, 1, HOUR)]),
       );
       expect(await backend.unblock(user(shorter))).toBe(false);
       expect(await backend.unblock(user(long))).toBe(true);

@@ -36,11 +36,14 @@ if ${left} <= 0 then ${count}, ${left} = 0, 0 end`;
  * `INCR` it (which keeps its expiry), and the time it has left is its `PTTL`. So a window covers
  * `[start, start + window)` in whole milliseconds of Redis's clock, and Redis reclaims it the
  * moment it ends. Reply: `{allowed, retryAfterMs, blocked, unit index (1-based, 0 for none)}`,
- * followed by `remaining, resetMs` for each unit unless an earlier block decided; admitted under
- * one unit, the packed integer of {@link luaAdmittedReturn}.
+ * followed by `remaining, resetMs` for each unit; admitted under one unit, the packed integer of
+ * {@link luaAdmittedReturn}. While the user is blocked, the request is rejected (`blocked` 1) with
+ * every unit read but none counted, the wait being the longer of the block's remainder and the
+ * exhausted units' (the unit index names the exhausted unit with the longest wait, 0 for none).
  *
  * Commands: one `MGET` (the block and every unit), then a `PTTL` for each of those that exists
- * and, when admitted, an `INCR` per running window or a `SET` per window that starts. An admitted
+ * and, when admitted, an `INCR` per running window or a `SET` per window that starts; a request
+ * rejected while the user is blocked writes nothing (`MGET` and `PTTL`s only). An admitted
  * request in a running one-unit window costs `MGET`, `PTTL`, `INCR`: no `TIME`, and no number
  * parsed from or formatted into text but the count. That case, the decision a limiter makes most,
  * is answered before the general loop, with no table (about half a microsecond of Redis's CPU less
@@ -51,13 +54,14 @@ export const FIXED_WINDOW_CONSUME_LUA = `${LUA_TEST_CLOCK}
 local values = redis.call('MGET', unpack(KEYS))
 ${luaBlockCheck('KEYS[1]', 'values[1]')}
 local n = (#ARGV - 2) / 2
-if n == 0 then return {1, 0, 0, 0} end
+if n == 0 and block_left == 0 then return {1, 0, 0, 0} end
 
 -- 2. Unit 1 first. Under one unit, a running window with room left (the decision a limiter makes
--- most) is counted and answered here, without the reply table and the loop below.
+-- most) is counted and answered here, without the reply table and the loop below, unless the
+-- user is blocked.
 local count1, left1
 ${luaReadWindow('count1', 'left1', '1')}
-if n == 1 and left1 > 0 then
+if n == 1 and left1 > 0 and block_left == 0 then
   local limit = tonumber(ARGV[3])
   if count1 < limit then
     redis.call('INCR', KEYS[2])
@@ -86,8 +90,9 @@ for i = 1, n do
   ${LUA_EXHAUSTED}
 end
 
--- 4. Rejected: count nothing, maybe block the user, report the longest wait.
-if worst > 0 then
+-- 4. Rejected (by a unit, or by a running block): count nothing, maybe block the user, report
+-- the longest wait.
+if worst > 0 or block_left > 0 then
   ${LUA_REJECT}
   for i = 1, n do
     local limit = tonumber(ARGV[2 + i])

@@ -147,9 +147,6 @@ const CONNECTING = new Set(['wait', 'connecting', 'connect']);
 /** Clients already warned about their offline queue: one warning per client, not per backend. */
 const warnedClients = new WeakSet<object>();
 
-/** Shared by every result decided by an earlier block, which lists no unit. */
-const NO_UNITS: readonly UnitState[] = Object.freeze([]);
-
 /** A unit's window, as far as its key's name is concerned. */
 type UnitWindow = Pick<UnitLimit, 'unit' | 'windowMs'>;
 
@@ -261,6 +258,11 @@ function parsePackedReply(
  * and resetMs per unit}`, or one integer for an admitted request under one unit) into a
  * {@link ConsumeResult}, checking every value.
  *
+ * Besides each value's type, the parts must agree: an admitted request has no wait, no block and
+ * no unit; a rejected one has a wait, and names the exhausted unit with the longest wait (none
+ * left, and a reset within the wait) unless no unit is exhausted, which only a running block can
+ * reject (then every unit has requests left).
+ *
  * @throws Error when the reply does not have that shape
  */
 export function parseConsumeReply(
@@ -269,7 +271,8 @@ export function parseConsumeReply(
   limits: readonly UnitLimit[],
 ): ConsumeResult {
   if (typeof reply === 'number') return parsePackedReply(backend, reply, limits);
-  if (!Array.isArray(reply) || reply.length < 4) throw malformed(backend, reply);
+  const n = limits.length;
+  if (!Array.isArray(reply) || reply.length !== 4 + 2 * n) throw malformed(backend, reply);
   const values: unknown[] = reply;
   // Indexed reads, not destructuring: this runs on every decision.
   const allowed = values[0];
@@ -279,23 +282,18 @@ export function parseConsumeReply(
   if (!isFlag(allowed) || !isCount(retryAfterMs) || !isFlag(blocked) || !isCount(unitIndex)) {
     throw malformed(backend, reply);
   }
-  // An earlier block decided: no unit was looked at.
-  if (values.length === 4 && allowed === 0 && blocked === 1 && unitIndex === 0) {
-    if (retryAfterMs === 0) throw malformed(backend, reply);
-    return { allowed: false, retryAfterMs, blocked: true, unit: undefined, units: NO_UNITS };
-  }
-  const n = limits.length;
-  if (values.length !== 4 + 2 * n) throw malformed(backend, reply);
   const consistent =
     allowed === 1
       ? retryAfterMs === 0 && blocked === 0 && unitIndex === 0
-      : retryAfterMs > 0 && unitIndex >= 1 && unitIndex <= n;
+      : retryAfterMs > 0 && unitIndex <= n && (unitIndex >= 1 || blocked === 1);
   if (!consistent) throw malformed(backend, reply);
   const units = new Array<UnitState>(n);
+  let noneLeft = false; // some unit has no request left: exhausted, on a rejection
   for (let i = 0; i < n; i++) {
     const remaining = values[4 + 2 * i];
     const resetMs = values[5 + 2 * i];
     if (!isCount(remaining) || !isCount(resetMs)) throw malformed(backend, reply);
+    if (remaining === 0) noneLeft = true;
     const limit = limits[i]!;
     units[i] = {
       unit: limit.unit,
@@ -305,13 +303,14 @@ export function parseConsumeReply(
       resetMs,
     };
   }
-  return {
-    allowed: allowed === 1,
-    retryAfterMs,
-    blocked: blocked === 1,
-    unit: allowed === 1 ? undefined : limits[unitIndex - 1]!.unit,
-    units,
-  };
+  if (allowed === 1) {
+    return { allowed: true, retryAfterMs: 0, blocked: false, unit: undefined, units };
+  }
+  const named = unitIndex === 0 ? undefined : units[unitIndex - 1]!;
+  if (named === undefined ? noneLeft : named.remaining !== 0 || named.resetMs > retryAfterMs) {
+    throw malformed(backend, reply);
+  }
+  return { allowed: false, retryAfterMs, blocked: blocked === 1, unit: named?.unit, units };
 }
 
 /**

@@ -89,18 +89,25 @@ end`;
 }
 
 /**
- * Consume scripts, first: when the user's block key (Lua expression `key`) is running, rejects at
- * once with the time it has left, looking at no unit. `present` is a Lua condition that is false
+ * Consume scripts, first: declares `block_left`, the time the user's block key (Lua expression
+ * `key`) has left in ms, 0 when no block is running. `present` is a Lua condition that is false
  * only when the key is known to be missing (a script that read it already skips a command).
  * Then declares `worst, wait`: the exhausted unit with the longest wait so far (0: none) and that
  * wait in ms, which the script updates with {@link LUA_EXHAUSTED}.
+ *
+ * A running block rejects the request, but the script still reads every unit (counting nothing)
+ * and rejects through {@link LUA_REJECT}: the reply reports the units, and its wait covers the
+ * exhausted ones too, so a client that obeys it is admitted rather than blocked again by a unit
+ * that is still exhausted when the block ends. The scripts skip their fast admitted path while
+ * `block_left > 0`.
  */
 export function luaBlockCheck(key: string, present: string): string {
   return `
+local block_left = 0
 if ${present} then
-  local block_left
-  ${luaTimeLeft('block_left', key)}
-  if block_left > 0 then return {0, block_left, 1, 0} end
+  local left
+  ${luaTimeLeft('left', key)}
+  if left > 0 then block_left = left end
 end
 local worst, wait = 0, 0
 `;
@@ -114,18 +121,26 @@ export const LUA_EXHAUSTED = `
 if unit_wait > 0 and (worst == 0 or unit_wait > wait) then worst, wait = i, unit_wait end`;
 
 /**
- * Consume scripts, once a unit is exhausted (ARGV[2] = block ms, `KEYS[1]` = the block key in both
- * scripts): starts the user's block when the rule has one (a key living exactly as long as the
- * block; its value says nothing) and writes the head of the rejection into `reply[1..4]`; the
- * script then writes each unit's state after it.
+ * Consume scripts, once the request is rejected (a unit is exhausted, `worst > 0`, or a block is
+ * running, `block_left > 0`; ARGV[2] = block ms, `KEYS[1]` = the block key in both scripts):
+ * writes the head of the rejection into `reply[1..4]`; the script then writes each unit's state
+ * after it. During a running block, the block stays as it is (a request made while blocked never
+ * extends or restarts it) and the wait is the longer of its remainder and the exhausted units'.
+ * Otherwise it starts the user's block when the rule has one (a key living exactly as long as
+ * the block; its value says nothing), and the wait is the longer of the block and the units'.
  */
 export const LUA_REJECT = `
 local blocked = 0
-local block_ms = tonumber(ARGV[2])
-if block_ms > 0 then
-  ${luaSetExpiring('KEYS[1]', "'1'", 'ARGV[2]')}
+if block_left > 0 then
   blocked = 1
-  if block_ms > wait then wait = block_ms end
+  if block_left > wait then wait = block_left end
+else
+  local block_ms = tonumber(ARGV[2])
+  if block_ms > 0 then
+    ${luaSetExpiring('KEYS[1]', "'1'", 'ARGV[2]')}
+    blocked = 1
+    if block_ms > wait then wait = block_ms end
+  end
 end
 reply[1], reply[2], reply[3], reply[4] = 0, math.ceil(wait), blocked, worst
 `;

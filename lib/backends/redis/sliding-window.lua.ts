@@ -46,10 +46,13 @@ const SLIDING_TRIM_MAX_CHUNK = 1024;
  * requests add nothing to any log. Requests of one millisecond are equal entries, each counted.
  *
  * Reply: `{allowed, retryAfterMs, blocked, unit index (1-based, 0 for none)}`, followed by
- * `remaining, resetMs` for each unit unless an earlier block decided (admitted under one unit, the
- * packed integer of {@link luaAdmittedReturn}). `resetMs` is the time until
- * the unit admits a request again when it is full, else until its oldest entry leaves (the full
- * window for an empty log).
+ * `remaining, resetMs` for each unit (admitted under one unit, the packed integer of
+ * {@link luaAdmittedReturn}). `resetMs` is the time until the unit admits a request again when it
+ * is full, else until its oldest entry leaves (the full window for an empty log). While the user
+ * is blocked, the request is rejected (`blocked` 1) after every unit is read as for any
+ * rejection (entries that left the window are dropped, nothing is appended), the wait being the
+ * longer of the block's remainder and the exhausted units' (the unit index names the exhausted
+ * unit with the longest wait, 0 for none).
  *
  * Expiry: a log expires two windows after its oldest entry (its head), so between one and two
  * windows after its newest. The script sets that expiry only when the head changes: when the log
@@ -72,7 +75,8 @@ const SLIDING_TRIM_MAX_CHUNK = 1024;
  * starts). Once per call: `TIME` and `PTTL` (the block: a key that lives as long as the block, see
  * shared.lua.ts). So a request under one unit while nothing leaves its window costs 5 commands
  * when admitted (`TIME`, `PTTL`, `LINDEX`, `LLEN`, `RPUSH`) and 4 when rejected, which writes
- * nothing: a flood of rejected requests adds nothing to replicas or the AOF. (Appending first and
+ * nothing: a flood of rejected requests adds nothing to replicas or the AOF. A request made while
+ * the user is blocked costs what a rejection does. (Appending first and
  * counting with `RPUSH`'s reply would save the `LLEN`, about 0.3 µs of Redis's CPU, but cost every
  * rejected request an `RPUSH` and an `RPOP`, more than a microsecond and two replicated writes.)
  * When some entries left, an admitted request costs 7 or 8 commands.
@@ -91,18 +95,18 @@ const SLIDING_TRIM_MAX_CHUNK = 1024;
  * set back can come before its entries of later instants leave the window.
  */
 export const SLIDING_WINDOW_CONSUME_LUA = `${LUA_SLIDING_CLOCK}
--- 1. The user's block, from any counter.
+-- 1. The user's block, from any counter: it rejects the request, once the units are read below.
 ${luaBlockCheck('KEYS[1]', 'true')}
 local n = (#ARGV - 2) / 2
-if n == 0 then return {1, 0, 0, 0} end
+if n == 0 and block_left == 0 then return {1, 0, 0, 0} end
 
--- 2. Unit 1's head (none read for a limit of 0). Under one unit, a head inside the window means
--- nothing left it, so the length is the count, and a log with room takes the request at once:
--- the decision a limiter makes most, answered without the reply table and the loop below. A full
--- log goes on to the loop with its head and count known.
+-- 2. Unit 1's head (none read for a limit of 0). Under one unit and no block, a head inside the
+-- window means nothing left it, so the length is the count, and a log with room takes the request
+-- at once: the decision a limiter makes most, answered without the reply table and the loop
+-- below. A full log goes on to the loop with its head and count known.
 local head1, count1 = false, false
 if tonumber(ARGV[3]) > 0 then head1 = redis.call('LINDEX', KEYS[2], '0') end
-if n == 1 and head1 then
+if n == 1 and head1 and block_left == 0 then
   local limit, window_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
   local oldest = tonumber(head1) or 0
   if oldest > now - window_ms then
@@ -192,8 +196,9 @@ for i = 1, n do
   ${LUA_EXHAUSTED}
 end
 
--- 4. Rejected: log nothing, maybe block the user, report the longest wait.
-if worst > 0 then
+-- 4. Rejected (by a unit, or by a running block): log nothing, maybe block the user, report the
+-- longest wait.
+if worst > 0 or block_left > 0 then
   ${LUA_REJECT}
   for i = 1, n do
     local count, mark = reply[3 + 2 * i], reply[4 + 2 * i]
