@@ -35,7 +35,12 @@ export class AuthController {
     return { token: await this.jwt.signAsync({ user: 'ada', group: 'admin' }) };
   }
 
-  /** What an admin endpoint can do with the exported backend: lift a user's block. */
+  /**
+   * What an admin endpoint can do with the exported backend: lift a user's block. Not limited,
+   * since a block covers every limited route, this one included. Demo only: a real app guards it
+   * so that only admins reach it.
+   */
+  @SkipRateLimit()
   @Post('unblock')
   async unblock(@Body() body: { user?: string }): Promise<{ unblocked: boolean }> {
     return { unblocked: await this.rateLimits.unblock(String(body?.user ?? '')) };

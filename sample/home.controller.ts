@@ -1,6 +1,6 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { SkipRateLimit } from 'nestjs-ratelimit';
-import { tryIt } from './try-it.js';
+import { localBase, tryIt } from './try-it.js';
 
 @Controller()
 export class HomeController {
@@ -8,7 +8,7 @@ export class HomeController {
   @Get()
   @Header('Content-Type', 'text/plain; charset=utf-8')
   home(): string {
-    return tryIt('http://localhost:3000');
+    return tryIt(localBase());
   }
 
   /** Limited by the table's catch-all '^/' rule: 30 a minute per caller. */

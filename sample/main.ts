@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { backendFromEnvironment } from './backend.js';
 import { configureApp } from './setup.js';
-import { tryIt } from './try-it.js';
+import { localBase, samplePort, tryIt } from './try-it.js';
 
 async function bootstrap(): Promise<void> {
   const { backend, description, close } = backendFromEnvironment();
@@ -18,10 +18,10 @@ async function bootstrap(): Promise<void> {
         .finally(() => process.exit(0));
     });
   }
-  const port = Number(process.env.PORT ?? 3000);
+  const port = samplePort();
   await app.listen(port);
   console.log(`\nRate limits kept in: ${description}`);
-  console.log(`\n${tryIt(`http://localhost:${port}`)}`);
+  console.log(`\n${tryIt(localBase(port))}`);
 }
 
 await bootstrap();

@@ -1,27 +1,118 @@
+/** One feature of the sample, shown by shell lines to paste. */
+export interface Demo {
+  /** What the lines show; printed above them. */
+  description: string;
+  /** The lines, pasted together: a later line may use a variable an earlier one set. */
+  commands(base: string): string[];
+  /**
+   * What the lines print, on a fresh start with every demo pasted in the order of {@link DEMOS}
+   * (test/sample.spec.ts runs them so and compares, after dropping `\r` and trailing blanks).
+   */
+  output: string;
+}
+
+const status = `curl -s -o /dev/null -w '%{http_code} '`;
+const freeKey = `-H 'X-Api-Key: demo-free-key'`;
+
+/**
+ * The demos, in the order they work when pasted: each counts under its own user or counter, so
+ * none eats another's budget, and the blockTime demo runs late and under its own API key, so its
+ * 2-minute block hits only that user (`key:acme`), whom the unblock demo then names.
+ */
+export const DEMOS: readonly Demo[] = [
+  {
+    description:
+      'Default limit (per client IP, 30 a minute), IETF RateLimit headers on every limited response:',
+    commands: (base) => [`curl -si ${base}/hello | grep -i '^ratelimit'`],
+    output: 'RateLimit-Policy: "minute";q=30;w=60\nRateLimit: "minute";r=29;t=60',
+  },
+  {
+    description: 'Per-method rules on /towns (GET 2 a second, POST 3 a minute):',
+    commands: (base) => [
+      `for i in 1 2 3; do ${status} ${base}/towns; done; echo`,
+      `for i in 1 2 3 4; do ${status} -X POST ${base}/towns; done; echo`,
+    ],
+    output: '200 200 429\n201 201 201 429',
+  },
+  {
+    description:
+      'Zones: /forests and /lakes share one pool of 5 a minute; the 429 body is the onBlocked one:',
+    commands: (base) => [
+      `for i in 1 2 3 4 5; do ${status} ${base}/forests/$i; done; curl -s ${base}/lakes/1; echo`,
+    ],
+    output:
+      '200 200 200 200 200 {"error":"rate_limited","message":"Over the minute limit; retry in 60s.","retryAfter":60}',
+  },
+  {
+    description:
+      'A session login: counted per user, not per IP (alice gets r=29 on /hello, not 28):',
+    commands: (base) => [
+      `curl -s -c jar -H 'Content-Type: application/json' -d '{"user":"alice"}' ${base}/auth/login; echo; curl -si -b jar ${base}/hello | grep -i '^ratelimit:'`,
+    ],
+    output: '{"user":"alice"}\nRateLimit: "minute";r=29;t=60',
+  },
+  {
+    description: 'Decorators: /reports/export allows 2 a minute, /reports/health is never limited:',
+    commands: (base) => [
+      `for p in export export export health health; do ${status} ${base}/reports/$p; done; echo`,
+    ],
+    output: '200 200 429 200 200',
+  },
+  {
+    description: "Admins (JWT group 'admin') are unlimited:",
+    commands: (base) => [
+      `TOKEN=$(curl -s ${base}/auth/admin-token | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')`,
+      `for i in 1 2 3; do ${status} -H "Authorization: Bearer $TOKEN" ${base}/reports/export; done; echo`,
+    ],
+    output: '200 200 200',
+  },
+  {
+    description:
+      'A custom AuthResolver (X-Api-Key, injected ApiKeyService); partners get 300 a minute:',
+    commands: (base) => [
+      `curl -si -H 'X-Api-Key: demo-partner-key' ${base}/reports/daily | grep -i '^ratelimit'`,
+    ],
+    output: 'RateLimit-Policy: "minute";q=300;w=60\nRateLimit: "minute";r=299;t=60',
+  },
+  {
+    description:
+      'blockTime: a 6th login in a minute blocks the caller for 2 minutes on every limited route\n' +
+      '(here the API key demo-free-key, user key:acme, so the block hits only that user):',
+    commands: (base) => [
+      `for i in 1 2 3 4 5 6; do ${status} -X POST ${freeKey} ${base}/auth/login; done; curl -s ${freeKey} ${base}/towns; echo`,
+    ],
+    output:
+      '201 201 201 201 201 429 {"error":"rate_limited","message":"Blocked for 120s after going over the limit.","retryAfter":120}',
+  },
+  {
+    description:
+      'Lift the block through the exported backend (an admin endpoint in a real app); key:acme is\n' +
+      'served again:',
+    commands: (base) => [
+      `curl -s -H 'Content-Type: application/json' -d '{"user":"key:acme"}' ${base}/auth/unblock; echo; ${status} ${freeKey} ${base}/towns; echo`,
+    ],
+    output: '{"unblocked":true}\n200',
+  },
+];
+
+/** The port `npm start` serves on: `PORT`, default 3000. */
+export function samplePort(env: NodeJS.ProcessEnv = process.env): number {
+  return Number(env.PORT ?? 3000);
+}
+
+/** The base URL the printed lines use. */
+export function localBase(port: number = samplePort()): string {
+  return `http://localhost:${port}`;
+}
+
 /** The URLs and curl lines the sample prints at start-up and serves at `/`. */
 export function tryIt(base: string): string {
-  return `nestjs-ratelimit sample, listening on ${base}
-
-Default limit (per client IP, 30 a minute), IETF RateLimit headers on every limited response:
-  curl -i ${base}/hello
-Per-method rules on /towns (GET 2 a second, POST 3 a minute):
-  for i in 1 2 3; do curl -s -o /dev/null -w '%{http_code} ' ${base}/towns; done; echo
-  for i in 1 2 3 4; do curl -s -o /dev/null -w '%{http_code} ' -X POST ${base}/towns; done; echo
-Zones: /forests and /lakes share one pool of 5 a minute:
-  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' ${base}/forests/$i; done; curl -i ${base}/lakes/1
-blockTime: a 6th login in a minute blocks you for 2 minutes on every limited route:
-  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' -X POST ${base}/auth/login; done; curl -i ${base}/towns
-A session login: counted per user, not per IP:
-  curl -c jar -H 'Content-Type: application/json' -d '{"user":"alice"}' ${base}/auth/login; curl -b jar -i ${base}/reports/daily
-Decorators: /reports/export allows 2 a minute, /reports/health is never limited:
-  for i in 1 2 3; do curl -s -o /dev/null -w '%{http_code} ' ${base}/reports/export; done; echo
-Admins (JWT group 'admin') are unlimited:
-  TOKEN=$(curl -s ${base}/auth/admin-token | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')
-  for i in 1 2 3; do curl -s -o /dev/null -w '%{http_code} ' -H "Authorization: Bearer $TOKEN" ${base}/reports/export; done; echo
-A custom AuthResolver (X-Api-Key, injected ApiKeyService); partners get 300 a minute:
-  curl -i -H 'X-Api-Key: demo-partner-key' ${base}/reports/daily
-Lift a block through the exported backend (an admin endpoint in a real app); the user is your
-address as the server sees it (127.0.0.1, or ::1 when curl connects over IPv6):
-  curl -X POST -H 'Content-Type: application/json' -d '{"user":"127.0.0.1"}' ${base}/auth/unblock
-`;
+  const demos = DEMOS.map(
+    (demo) =>
+      `${demo.description}\n${demo
+        .commands(base)
+        .map((line) => `  ${line}`)
+        .join('\n')}\n`,
+  );
+  return `nestjs-ratelimit sample, listening on ${base}\n\n${demos.join('')}`;
 }

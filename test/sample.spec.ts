@@ -2,13 +2,22 @@
  * The sample application, booted as `npm start` boots it (same module, same middleware), on a
  * memory backend with a test clock. Keeps the sample honest: every feature it shows is checked.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
 import { MemoryBackend } from 'nestjs-ratelimit';
 import request from 'supertest';
 import { AppModule } from '../sample/app.module.js';
 import { configureApp } from '../sample/setup.js';
+import { DEMOS, localBase, tryIt } from '../sample/try-it.js';
 import { TestClock } from './support/nest-app.js';
+
+const run = promisify(execFile);
 
 describe('the sample app', () => {
   let app: INestApplication;
@@ -35,7 +44,7 @@ describe('the sample app', () => {
 
   it('serves the try-it page unlimited', async () => {
     const res = await http.get('/').expect(200);
-    expect(res.text).toContain('curl -i http://localhost:3000/hello');
+    expect(res.text).toBe(tryIt(localBase()));
   });
 
   it('limits /hello per client IP with the catch-all rule, with IETF headers', async () => {
@@ -75,17 +84,13 @@ describe('the sample app', () => {
     expect(blocked.body.message).toBe('Blocked for 120s after going over the limit.');
     clock.advance(60_000);
     await http.get('/towns').expect(429).expect('retry-after', '60');
-    // The unblock endpoint is itself limited, so the blocked caller asks from another identity.
+    // The unblock endpoint is not limited, so the blocked caller can reach it. The user is the
+    // normalised address: the IPv4-mapped spelling names nobody.
     await http
       .post('/auth/unblock')
-      .set('X-Api-Key', 'demo-partner-key')
       .send({ user: '::ffff:127.0.0.1' })
       .expect(201, { unblocked: false });
-    const { body } = await http
-      .post('/auth/unblock')
-      .set('X-Api-Key', 'demo-partner-key')
-      .send({ user: '127.0.0.1' });
-    expect(body).toEqual({ unblocked: true });
+    await http.post('/auth/unblock').send({ user: '127.0.0.1' }).expect(201, { unblocked: true });
     await http.get('/towns').expect(200);
   });
 
@@ -123,4 +128,89 @@ describe('the sample app', () => {
     const free = await http.get('/hello').set('X-Api-Key', 'demo-free-key').expect(200);
     expect(free.headers['ratelimit']).toBe('"minute";r=29;t=60');
   });
+});
+
+/** The printed page split into its demos: a description, then the indented lines to paste. */
+function printedDemos(page: string): { description: string; commands: string[] }[] {
+  const demos: { description: string; commands: string[] }[] = [];
+  // The first two lines are the title and a blank line.
+  for (const line of page.split('\n').slice(2)) {
+    if (line === '') continue;
+    const last = demos.at(-1);
+    if (line.startsWith('  ')) last!.commands.push(line.slice(2));
+    else if (last && last.commands.length === 0) last.description += `\n${line}`;
+    else demos.push({ description: line, commands: [] });
+  }
+  return demos;
+}
+
+/**
+ * What a user does with the page `npm start` prints: paste every line, in the printed order,
+ * into a shell (here bash, with the real curl, sed and grep) against the running sample, on a
+ * frozen clock so that every window and Retry-After is the one a quick paste sees.
+ */
+describe('the try-it lines, pasted in printed order', () => {
+  let app: INestApplication;
+  let dir: string;
+  let base: string;
+
+  beforeAll(async () => {
+    try {
+      await run('curl', ['--version'], { timeout: 5_000 });
+    } catch {
+      throw new Error(
+        "curl is not on the PATH, and this test pastes the sample's curl lines into bash. " +
+          'Install it: apt-get install curl (Debian, Ubuntu), brew install curl (macOS).',
+      );
+    }
+    const frozen = (): number => 1_000_000;
+    const moduleRef = await Test.createTestingModule({
+      imports: [AppModule.register(new MemoryBackend({ clock: frozen, sweepIntervalMs: 0 }))],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    configureApp(app);
+    await app.listen(0, '127.0.0.1');
+    base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    // The session demo writes its cookie jar into the working directory. HOME points here too,
+    // so the developer's own ~/.curlrc is not read, and this one bounds every curl call.
+    dir = mkdtempSync(join(tmpdir(), 'sample-try-it-'));
+    writeFileSync(join(dir, '.curlrc'), 'max-time = 5\nconnect-timeout = 2\n');
+  });
+  afterAll(async () => {
+    await app?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs one demo's lines as one paste; its output without `\r` and trailing blanks. */
+  async function paste(commands: string[]): Promise<string> {
+    const { stdout, stderr } = await run('bash', ['-c', commands.join('\n')], {
+      cwd: dir,
+      // No proxy variables: the lines must reach the loopback server directly.
+      env: { PATH: process.env.PATH, HOME: dir, LC_ALL: 'C' },
+      timeout: 15_000,
+      killSignal: 'SIGKILL',
+    }).catch((error: { stdout?: string; stderr?: string; message: string }) => ({
+      stdout: error.stdout ?? '',
+      stderr: `${error.stderr ?? ''}${error.message}`,
+    }));
+    const output = stdout
+      .replace(/\r/g, '')
+      .split('\n')
+      .map((line) => line.trimEnd())
+      .join('\n')
+      .trimEnd();
+    return stderr === '' ? output : `${output}\n[stderr] ${stderr.trim()}`;
+  }
+
+  it('prints the demos of try-it.ts, in their order', () => {
+    expect(printedDemos(tryIt(base))).toEqual(
+      DEMOS.map(({ description, commands }) => ({ description, commands: commands(base) })),
+    );
+  });
+
+  it('shows each feature when the lines are pasted in order', async () => {
+    const outputs: string[] = [];
+    for (const { commands } of printedDemos(tryIt(base))) outputs.push(await paste(commands));
+    expect(outputs).toEqual(DEMOS.map((demo) => demo.output));
+  }, 120_000);
 });
