@@ -224,6 +224,21 @@ describe('resolveClientAddress', () => {
     );
   });
 
+  it('writes IPv6 users in the RFC 5952 form, whatever form the address came in', () => {
+    // The longest run of zero groups becomes `::`, never a single zero group.
+    expect(resolveClientAddress(fakeRequest('2001:0:0:1:aaaa::1'))).toBe('2001:0:0:1::/64');
+    expect(resolveClientAddress(fakeRequest('2001:0:0:1:0:0:0:1'), { ipv6Prefix: 128 })).toBe(
+      '2001:0:0:1::1',
+    );
+    expect(resolveClientAddress(fakeRequest('2001:DB8:0:1:1:1:1:1'), { ipv6Prefix: 128 })).toBe(
+      '2001:db8:0:1:1:1:1:1',
+    );
+    expect(resolveClientAddress(fakeRequest('2001:db8:0:0:1:0:0:1'), { ipv6Prefix: 128 })).toBe(
+      '2001:db8::1:0:0:1',
+    );
+    expect(resolveClientAddress(fakeRequest('::'), { ipv6Prefix: 128 })).toBe('::');
+  });
+
   it('keeps ::1 as ::1 and drops zone ids', () => {
     expect(resolveClientAddress(fakeRequest('::1'))).toBe('::1');
     expect(resolveClientAddress(fakeRequest('fe80::1:2:3:4%eth0'))).toBe('fe80::/64');
