@@ -155,6 +155,24 @@ describe('IpAuthResolver through a real Nest app (supertest on loopback)', () =>
     ).toBe('198.51.100.9');
   });
 
+  it.each<[string, unknown, string, string]>([
+    ['a list', 'loopback', '198.51.100.9, garbage', '127.0.0.1'],
+    ['a hop count', 2, 'garbage, 198.51.100.9', '198.51.100.9'],
+    [
+      'a function',
+      (_address: string, hop: number) => hop < 2,
+      'garbage, 198.51.100.9',
+      '198.51.100.9',
+    ],
+  ])(
+    "recovers from garbage in request.ip with Express's trust proxy set to %s",
+    async (_name, setting, forwarded, user) => {
+      app = await createApp({ expressTrustProxy: setting });
+      const { identity } = await whoAmI(app.getHttpServer(), { 'X-Forwarded-For': forwarded });
+      expect(identity.user).toBe(user);
+    },
+  );
+
   it('unmaps an IPv4 peer of a dual-stack socket (::ffff:127.0.0.1)', async () => {
     requireIpv6Loopback();
     app = await createApp();
@@ -253,17 +271,30 @@ describe('resolveClientAddress', () => {
     expect(resolveClientAddress(fakeRequest('10.0.0.1', {}, { ip: '' }))).toBe('10.0.0.1');
   });
 
-  it('uses the Express trust function to recover from a garbage ip', () => {
-    // Like Express's application, a function with a `get` method.
-    const app = Object.assign(() => undefined, {
-      get: (name: string) => (name === 'trust proxy fn' ? () => true : undefined),
-    });
-    const req = fakeRequest(
-      '10.0.0.1',
-      { 'x-forwarded-for': 'nonsense, 203.0.113.7' },
-      { ip: 'nonsense', app },
+  it("redoes the walk from Express's documented trust proxy setting when ip is garbage", () => {
+    // Like Express's application: a function with a `get` method. Its undocumented compiled
+    // `trust proxy fn` says the opposite of the setting, so a test passes only if it is not read.
+    const settings = new Map<string, unknown>([['trust proxy fn', () => false]]);
+    const app = Object.assign(() => undefined, { get: (name: string) => settings.get(name) });
+    const via = (setting: unknown, xff: string) => {
+      settings.set('trust proxy', setting);
+      return resolveClientAddress(
+        fakeRequest('10.0.0.1', { 'x-forwarded-for': xff }, { ip: 'nonsense', app }),
+      );
+    };
+    expect(via(true, 'nonsense, 203.0.113.7')).toBe('203.0.113.7');
+    expect(via(1, 'nonsense, 203.0.113.7, 198.51.100.1')).toBe('198.51.100.1');
+    expect(via('10.0.0.0/8, 192.168.0.0/16', 'nonsense, 203.0.113.7, 192.168.1.1')).toBe(
+      '203.0.113.7',
     );
-    expect(resolveClientAddress(req)).toBe('203.0.113.7');
+    expect(via(['10.0.0.0/8'], 'nonsense, 203.0.113.7, 192.168.1.1')).toBe('192.168.1.1');
+    expect(via((address: string) => address !== '203.0.113.7', 'nonsense, 203.0.113.7')).toBe(
+      '203.0.113.7',
+    );
+    // A changed setting is compiled again; anything Express would not accept trusts nobody.
+    expect(via(['192.168.0.0/16'], 'nonsense, 203.0.113.7')).toBe('10.0.0.1');
+    expect(via(0, 'nonsense, 203.0.113.7')).toBe('10.0.0.1');
+    expect(via({}, 'nonsense, 203.0.113.7')).toBe('10.0.0.1');
   });
 
   it('reads nothing but the peer when trusting nobody', () => {

@@ -1,8 +1,6 @@
 import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import ipaddr from 'ipaddr.js';
 import { isIP, isIPv4 } from 'node:net';
-import type { IncomingMessage } from 'node:http';
-import proxyaddr from 'proxy-addr';
 import {
   describeValue,
   optionFailure,
@@ -12,6 +10,12 @@ import {
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
+import {
+  compileTrustOption,
+  expressTrust,
+  expressTrustsNoProxy,
+  trustedChain,
+} from './trusted-proxies.js';
 
 /**
  * Decides whether the proxy at `address`, `hop` steps away from this server (0 = the socket peer),
@@ -68,8 +72,8 @@ export interface ClientAddressRequest {
   /** The request headers, lower-case names. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /**
-   * Express's application: its `trust proxy` setting says whether `ip` can be anything but the
-   * peer, and its compiled `trust proxy fn` is used to recover from a bad `ip`.
+   * Express's application: its `trust proxy` setting (`app.get('trust proxy')`) says whether `ip`
+   * can be anything but the peer, and is used to redo Express's walk when `ip` is not an address.
    */
   readonly app?: unknown;
 }
@@ -201,57 +205,7 @@ function parseIpAuthOptions(options: IpAuthOptions | null | undefined): {
       `must be a whole number from 0 to 128 (64 counts each IPv6 end site once, 128 every address), got ${describeValue(ipv6Prefix)}.`,
     );
   }
-  return { trust: compileTrust(trustProxy), ipv6Prefix };
-}
-
-/** Turns `trustProxy` into one check, the way Express compiles its own `trust proxy` setting. */
-function compileTrust(value: IpAuthOptions['trustProxy']): TrustProxyFunction | undefined {
-  if (value === undefined) return undefined;
-  if (value === true) return () => true;
-  if (value === false) return () => false;
-  if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value < 0) {
-      fail(
-        'trustProxy',
-        `as a number of proxy hops must be a whole number, 0 or more, got ${value}.`,
-      );
-    }
-    return (_address, hop) => hop < value;
-  }
-  if (typeof value === 'function') {
-    // The function sees attacker-controlled header entries; if it chokes on one, that entry is
-    // simply not trusted, rather than the request failing with a 500.
-    return (address, hop) => {
-      try {
-        return value(address, hop) === true;
-      } catch {
-        return false;
-      }
-    };
-  }
-  const entries =
-    typeof value === 'string'
-      ? value.split(',').map((entry) => entry.trim())
-      : Array.isArray(value) && value.every((entry) => typeof entry === 'string')
-        ? value.map((entry: string) => entry.trim())
-        : fail(
-            'trustProxy',
-            `must be a boolean, a number of hops, an address/CIDR list or a function, got ${describeValue(value)}.`,
-          );
-  if (entries.length === 0 || entries.some((entry) => entry === '')) {
-    fail(
-      'trustProxy',
-      `is empty or has an empty entry; list addresses, CIDR ranges or 'loopback', 'linklocal', 'uniquelocal', got ${describeValue(value)}.`,
-    );
-  }
-  try {
-    return proxyaddr.compile(entries);
-  } catch (error) {
-    return fail(
-      'trustProxy',
-      `${(error as Error).message}; use IP addresses, CIDR ranges (e.g. '10.0.0.0/8') or the names 'loopback', 'linklocal', 'uniquelocal'.`,
-    );
-  }
+  return { trust: compileTrustOption(trustProxy, fail), ipv6Prefix };
 }
 
 const fail: FailOption = optionFailure('IpAuthResolver');
@@ -280,31 +234,11 @@ function findClientUser(
   if (fromFramework !== undefined) return fromFramework;
   // `request.ip` is missing or not an address. With `trust proxy` on, Express returns whatever a
   // trusted hop wrote, garbage included; redo its walk and keep the nearest usable entry instead.
-  const expressTrust = expressTrustFunction(request);
-  if (expressTrust !== undefined) {
-    return firstUsable(trustedChain(request, expressTrust), ipv6Prefix);
+  const expressTrustCheck = expressTrust(request);
+  if (expressTrustCheck !== undefined) {
+    return firstUsable(trustedChain(request, expressTrustCheck), ipv6Prefix);
   }
   return normalise(request.socket?.remoteAddress, ipv6Prefix);
-}
-
-/**
- * The addresses proxy-addr accepts, client first and the socket peer last. The walk stops at the
- * first untrusted entry, and an entry that is not an IP address is never trusted by a compiled
- * list, so nothing to the left of an untrusted or malformed entry is ever looked at. Scanning the
- * result from the client end and skipping an unparsable last entry falls back to the nearest hop
- * we do trust, never to something further left.
- */
-function trustedChain(request: ClientAddressRequest, trust: TrustProxyFunction): string[] {
-  // proxy-addr only reads these two fields; a minimal copy keeps odd request objects (no socket,
-  // array-valued headers) from crashing it.
-  const forwardedFor = request.headers['x-forwarded-for'];
-  const view = {
-    headers: {
-      'x-forwarded-for': Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor,
-    },
-    socket: { remoteAddress: request.socket?.remoteAddress },
-  } as unknown as IncomingMessage;
-  return proxyaddr.all(view, trust).reverse();
 }
 
 function firstUsable(candidates: readonly unknown[], ipv6Prefix: number): string | undefined {
@@ -313,31 +247,6 @@ function firstUsable(candidates: readonly unknown[], ipv6Prefix: number): string
     if (user !== undefined) return user;
   }
   return undefined;
-}
-
-/** True for an Express request whose app has `trust proxy` off (`false`, Express's default). */
-function expressTrustsNoProxy(request: ClientAddressRequest): boolean {
-  const app = expressApp(request);
-  return app !== undefined && app.get('trust proxy') === false;
-}
-
-/** Express keeps its compiled `trust proxy` setting on the app as `trust proxy fn`. */
-function expressTrustFunction(request: ClientAddressRequest): TrustProxyFunction | undefined {
-  const trust = expressApp(request)?.get('trust proxy fn');
-  return typeof trust === 'function' ? (trust as TrustProxyFunction) : undefined;
-}
-
-/** The request's Express application (anything with a settings getter), if it has one. */
-function expressApp(request: ClientAddressRequest): ExpressSettings | undefined {
-  // An Express application is itself a function (the request listener), not a plain object.
-  const app = request.app as { get?: unknown } | null | undefined;
-  if (app === null || (typeof app !== 'object' && typeof app !== 'function')) return undefined;
-  return typeof app.get === 'function' ? (app as ExpressSettings) : undefined;
-}
-
-/** `app.get(name)` with one argument reads an Express setting. */
-interface ExpressSettings {
-  get(name: string): unknown;
 }
 
 /** How Node reports an IPv4 peer on a dual-stack socket. */
