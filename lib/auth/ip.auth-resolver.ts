@@ -7,6 +7,7 @@ import {
   rejectUnknownKeys,
   type FailOption,
 } from '../config-validation.js';
+import { isAuthCall } from './auth-call.js';
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
@@ -151,16 +152,39 @@ export class IpAuthResolver extends AuthResolver {
   }
 }
 
+/** The resolver `clientIp` uses when it is passed as it is, created on first use. */
+let defaultResolver: IpAuthResolver | undefined;
+
 /**
- * The IP resolver as an auth function: `(request) => ({ user: address, group: 'default' })`.
- * Options are validated (and the trust list compiled) once, when `clientIp` is called.
+ * The IP resolver used as an auth function itself, as asgi-ratelimit's users write `client_ip`:
+ * `authenticate: clientIp`, `authenticate: [headerAuth, clientIp]`, or called in your own
+ * function, `(request, context) => ... ?? clientIp(request, context)`. It uses the default options
+ * (the HTTP adapter's trust-proxy setting, IPv6 grouped per /64); for others, call
+ * `clientIp(options)` once.
+ *
+ * @example
+ * RateLimitModule.forRoot({ authenticate: clientIp, config })
+ * @throws EmptyInformation when the request carries no usable address
+ */
+export function clientIp(request: ClientAddressRequest, context?: ExecutionContext): Identity;
+/**
+ * Creates the IP resolver as an auth function, `(request) => ({ user: address, group: 'default' })`.
+ * Options are validated (and the trust list compiled) once, here.
  *
  * @example
  * RateLimitModule.forRoot({ authenticate: clientIp({ trustProxy: 1, ipv6Prefix: 56 }), config })
  * @throws RateLimitConfigError when an option is invalid
  */
-export function clientIp(options?: IpAuthOptions): AuthFunction {
-  const resolver = new IpAuthResolver(options);
+export function clientIp(options?: IpAuthOptions): AuthFunction;
+export function clientIp(
+  requestOrOptions?: ClientAddressRequest | IpAuthOptions,
+  context?: ExecutionContext,
+): Identity | AuthFunction {
+  if (isAuthCall(requestOrOptions, context)) {
+    defaultResolver ??= new IpAuthResolver();
+    return defaultResolver.identify(requestOrOptions as ClientAddressRequest);
+  }
+  const resolver = new IpAuthResolver(requestOrOptions as IpAuthOptions | undefined);
   return (request) => resolver.identify(request);
 }
 
