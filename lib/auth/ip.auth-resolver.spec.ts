@@ -3,6 +3,7 @@ import { Test } from '@nestjs/testing';
 import { networkInterfaces } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
+import { captureLogs } from '../../test/support/captured-logs.js';
 import { expectInvalidOption } from '../../test/support/config-errors.js';
 import { askBothForms, createResolverProbe } from '../../test/support/resolver-probe.js';
 import { EmptyInformation } from './empty-information.js';
@@ -444,5 +445,66 @@ describe('IpAuthResolver and clientIp', () => {
     ]) {
       expectInvalidOption(create, message);
     }
+  });
+});
+
+describe('the warning about X-Forwarded-For from an untrusted peer', () => {
+  const expressApp = (trustProxy: unknown) =>
+    Object.assign(() => undefined, {
+      get: (name: string) => (name === 'trust proxy' ? trustProxy : undefined),
+    });
+  const forwarded = { 'x-forwarded-for': '203.0.113.7' };
+
+  it('is logged once per resolver instance', () => {
+    const logs = captureLogs();
+    const req = fakeRequest('10.0.0.1', forwarded, { ip: '10.0.0.1', app: expressApp(false) });
+    const first = new IpAuthResolver();
+    const second = new IpAuthResolver();
+    for (let i = 0; i < 10; i++) {
+      expect(first.identify(req).user).toBe('10.0.0.1');
+      expect(second.identify(req).user).toBe('10.0.0.1');
+    }
+    expect(logs.ours('warn')).toHaveLength(2);
+  });
+
+  it('names the adapter outside Express when its ip is the peer despite the header', () => {
+    const logs = captureLogs();
+    const resolver = new IpAuthResolver();
+    // A Fastify request: no Express app, `ip` from the adapter's own trust setting.
+    resolver.identify(fakeRequest('10.0.0.1', forwarded, { ip: '10.0.0.1' }));
+    resolver.identify(fakeRequest('10.0.0.1', forwarded, { ip: '10.0.0.1' }));
+    expect(logs.ours('warn')).toEqual([
+      expect.stringMatching(
+        /^X-Forwarded-For came from 10\.0\.0\.1, which the HTTP adapter's trust-proxy setting does not trust/,
+      ),
+    ]);
+  });
+
+  it('is not logged when the adapter used the header, or its nearest entry is the peer', () => {
+    const logs = captureLogs();
+    const resolver = new IpAuthResolver();
+    resolver.identify(fakeRequest('10.0.0.1', forwarded, { ip: '203.0.113.7' }));
+    resolver.identify(
+      fakeRequest('10.0.0.1', { 'x-forwarded-for': '203.0.113.7, 10.0.0.1' }, { ip: '10.0.0.1' }),
+    );
+    // Express trusts the peer, whose own address is the header's nearest entry.
+    resolver.identify(
+      fakeRequest(
+        '127.0.0.1',
+        { 'x-forwarded-for': '127.0.0.1' },
+        { ip: '127.0.0.1', app: expressApp('loopback') },
+      ),
+    );
+    expect(logs.ours('warn')).toEqual([]);
+  });
+
+  it('is not logged for an empty header, by resolveClientAddress, or with trustProxy false', () => {
+    const logs = captureLogs();
+    new IpAuthResolver().identify(
+      fakeRequest('10.0.0.1', { 'x-forwarded-for': '' }, { app: expressApp(false) }),
+    );
+    resolveClientAddress(fakeRequest('10.0.0.1', forwarded, { app: expressApp(false) }));
+    new IpAuthResolver({ trustProxy: false }).identify(fakeRequest('10.0.0.1', forwarded));
+    expect(logs.ours('warn')).toEqual([]);
   });
 });

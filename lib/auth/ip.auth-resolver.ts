@@ -15,8 +15,14 @@ import {
   compileTrustOption,
   expressTrust,
   expressTrustsNoProxy,
+  forwardedFor,
   trustedChain,
 } from './trusted-proxies.js';
+import {
+  warnUntrustedProxy,
+  type TrustSource,
+  type UntrustedForwardHook,
+} from './untrusted-proxy-warning.js';
 
 /**
  * Decides whether the proxy at `address`, `hop` steps away from this server (0 = the socket peer),
@@ -119,6 +125,12 @@ export class IpAuthResolver extends AuthResolver {
   /** Compiled once here, so a request only runs the check, never parses the option again. */
   private readonly trust: TrustProxyFunction | undefined;
   private readonly ipv6Prefix: number;
+  /**
+   * Set until the one warning about `X-Forwarded-For` from an untrusted peer is logged, then
+   * cleared, so that after it the check costs nothing. Never set when `trustProxy` says there is
+   * no proxy (`false`, `0`): then the header can only be a client's claim.
+   */
+  private onUntrustedForward: UntrustedForwardHook | undefined;
 
   /**
    * @param options how to find and group the client address; Nest injects {@link IP_AUTH_OPTIONS}
@@ -130,6 +142,13 @@ export class IpAuthResolver extends AuthResolver {
     const parsed = parseIpAuthOptions(options);
     this.trust = parsed.trust;
     this.ipv6Prefix = parsed.ipv6Prefix;
+    const noProxy = options?.trustProxy === false || options?.trustProxy === 0;
+    this.onUntrustedForward = noProxy
+      ? undefined
+      : (peer, source) => {
+          this.onUntrustedForward = undefined;
+          warnUntrustedProxy(peer, source);
+        };
   }
 
   /** Identifies the caller of the current HTTP request. */
@@ -144,7 +163,7 @@ export class IpAuthResolver extends AuthResolver {
    * @throws EmptyInformation when the request carries no usable address
    */
   identify(request: ClientAddressRequest): Identity {
-    const user = findClientUser(request, this.trust, this.ipv6Prefix);
+    const user = findClientUser(request, this.trust, this.ipv6Prefix, this.onUntrustedForward);
     if (user === undefined) {
       throw new EmptyInformation('The client address is unknown');
     }
@@ -241,28 +260,73 @@ const fail: FailOption = optionFailure('IpAuthResolver');
  * Candidate addresses, best first; the first one that parses wins. With an explicit trust check
  * the candidates are the trusted walk from the client back to the peer. Otherwise: the peer
  * alone when Express trusts no proxy; else the framework's `ip`, then (Express only) its own walk,
- * then the peer.
+ * then the peer. `onUntrusted` hears of an `X-Forwarded-For` that a peer nobody trusts sent.
  */
 function findClientUser(
   request: ClientAddressRequest,
   trust: TrustProxyFunction | undefined,
   ipv6Prefix: number,
+  onUntrusted?: UntrustedForwardHook,
 ): string | undefined {
   if (trust !== undefined) {
-    return firstUsable(trustedChain(request, trust), ipv6Prefix);
+    const chain = trustedChain(request, trust);
+    // The peer alone: either it sent no X-Forwarded-For, or it is not trusted.
+    if (onUntrusted !== undefined && chain.length === 1) {
+      checkPeer(request, trust, 'option', onUntrusted);
+    }
+    return firstUsable(chain, ipv6Prefix);
   }
+  const peer = request.socket?.remoteAddress;
   // Express with `trust proxy` off (its default): `request.ip` is the socket peer. Reading the
   // peer directly skips proxy-addr, which parses `X-Forwarded-For` into arrays on every request.
-  if (expressTrustsNoProxy(request)) return normalise(request.socket?.remoteAddress, ipv6Prefix);
-  const fromFramework = normalise(request.ip, ipv6Prefix);
-  if (fromFramework !== undefined) return fromFramework;
+  if (expressTrustsNoProxy(request)) {
+    if (onUntrusted !== undefined && peer !== undefined && forwardedFor(request)) {
+      onUntrusted(peer, 'express');
+    }
+    return normalise(peer, ipv6Prefix);
+  }
+  const ip = request.ip;
+  const fromFramework = normalise(ip, ipv6Prefix);
+  if (fromFramework !== undefined) {
+    // The framework answered with the peer: perhaps it ignored an X-Forwarded-For.
+    if (onUntrusted !== undefined && ip === peer) checkFramework(request, onUntrusted);
+    return fromFramework;
+  }
   // `request.ip` is missing or not an address. With `trust proxy` on, Express returns whatever a
   // trusted hop wrote, garbage included; redo its walk and keep the nearest usable entry instead.
   const expressTrustCheck = expressTrust(request);
   if (expressTrustCheck !== undefined) {
     return firstUsable(trustedChain(request, expressTrustCheck), ipv6Prefix);
   }
-  return normalise(request.socket?.remoteAddress, ipv6Prefix);
+  return normalise(peer, ipv6Prefix);
+}
+
+/** Tells `onUntrusted` when the request carries X-Forwarded-For and `trust` refuses its peer. */
+function checkPeer(
+  request: ClientAddressRequest,
+  trust: TrustProxyFunction,
+  source: TrustSource,
+  onUntrusted: UntrustedForwardHook,
+): void {
+  const peer = request.socket?.remoteAddress;
+  if (peer !== undefined && forwardedFor(request) && !trust(peer, 0)) onUntrusted(peer, source);
+}
+
+/**
+ * The framework's `ip` is the peer. On Express its setting says whether it trusts the peer; any
+ * other adapter (Fastify) ignored the header when its nearest entry is not the peer itself.
+ */
+function checkFramework(request: ClientAddressRequest, onUntrusted: UntrustedForwardHook): void {
+  const header = forwardedFor(request);
+  if (!header) return;
+  const trust = expressTrust(request);
+  if (trust !== undefined) {
+    checkPeer(request, trust, 'express', onUntrusted);
+    return;
+  }
+  const peer = request.socket?.remoteAddress;
+  const nearest = header.slice(header.lastIndexOf(',') + 1).trim();
+  if (peer !== undefined && nearest !== peer) onUntrusted(peer, 'adapter');
 }
 
 function firstUsable(candidates: readonly unknown[], ipv6Prefix: number): string | undefined {
