@@ -54,6 +54,7 @@ export {
   SessionAuthResolver,
   fromSession,
   type SessionAuthOptions,
+  type SessionRequest,
 } from './auth/session.auth-resolver.js';
 export {
   JWT_ALGORITHMS,

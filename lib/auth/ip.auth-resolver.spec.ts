@@ -3,6 +3,7 @@ import { Test } from '@nestjs/testing';
 import { networkInterfaces } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
+import { captureLogs } from '../../test/support/captured-logs.js';
 import { expectInvalidOption } from '../../test/support/config-errors.js';
 import { askBothForms, createResolverProbe } from '../../test/support/resolver-probe.js';
 import { EmptyInformation } from './empty-information.js';
@@ -155,6 +156,24 @@ describe('IpAuthResolver through a real Nest app (supertest on loopback)', () =>
     ).toBe('198.51.100.9');
   });
 
+  it.each<[string, unknown, string, string]>([
+    ['a list', 'loopback', '198.51.100.9, garbage', '127.0.0.1'],
+    ['a hop count', 2, 'garbage, 198.51.100.9', '198.51.100.9'],
+    [
+      'a function',
+      (_address: string, hop: number) => hop < 2,
+      'garbage, 198.51.100.9',
+      '198.51.100.9',
+    ],
+  ])(
+    "recovers from garbage in request.ip with Express's trust proxy set to %s",
+    async (_name, setting, forwarded, user) => {
+      app = await createApp({ expressTrustProxy: setting });
+      const { identity } = await whoAmI(app.getHttpServer(), { 'X-Forwarded-For': forwarded });
+      expect(identity.user).toBe(user);
+    },
+  );
+
   it('unmaps an IPv4 peer of a dual-stack socket (::ffff:127.0.0.1)', async () => {
     requireIpv6Loopback();
     app = await createApp();
@@ -224,6 +243,21 @@ describe('resolveClientAddress', () => {
     );
   });
 
+  it('writes IPv6 users in the RFC 5952 form, whatever form the address came in', () => {
+    // The longest run of zero groups becomes `::`, never a single zero group.
+    expect(resolveClientAddress(fakeRequest('2001:0:0:1:aaaa::1'))).toBe('2001:0:0:1::/64');
+    expect(resolveClientAddress(fakeRequest('2001:0:0:1:0:0:0:1'), { ipv6Prefix: 128 })).toBe(
+      '2001:0:0:1::1',
+    );
+    expect(resolveClientAddress(fakeRequest('2001:DB8:0:1:1:1:1:1'), { ipv6Prefix: 128 })).toBe(
+      '2001:db8:0:1:1:1:1:1',
+    );
+    expect(resolveClientAddress(fakeRequest('2001:db8:0:0:1:0:0:1'), { ipv6Prefix: 128 })).toBe(
+      '2001:db8::1:0:0:1',
+    );
+    expect(resolveClientAddress(fakeRequest('::'), { ipv6Prefix: 128 })).toBe('::');
+  });
+
   it('keeps ::1 as ::1 and drops zone ids', () => {
     expect(resolveClientAddress(fakeRequest('::1'))).toBe('::1');
     expect(resolveClientAddress(fakeRequest('fe80::1:2:3:4%eth0'))).toBe('fe80::/64');
@@ -238,17 +272,30 @@ describe('resolveClientAddress', () => {
     expect(resolveClientAddress(fakeRequest('10.0.0.1', {}, { ip: '' }))).toBe('10.0.0.1');
   });
 
-  it('uses the Express trust function to recover from a garbage ip', () => {
-    // Like Express's application, a function with a `get` method.
-    const app = Object.assign(() => undefined, {
-      get: (name: string) => (name === 'trust proxy fn' ? () => true : undefined),
-    });
-    const req = fakeRequest(
-      '10.0.0.1',
-      { 'x-forwarded-for': 'nonsense, 203.0.113.7' },
-      { ip: 'nonsense', app },
+  it("redoes the walk from Express's documented trust proxy setting when ip is garbage", () => {
+    // Like Express's application: a function with a `get` method. Its undocumented compiled
+    // `trust proxy fn` says the opposite of the setting, so a test passes only if it is not read.
+    const settings = new Map<string, unknown>([['trust proxy fn', () => false]]);
+    const app = Object.assign(() => undefined, { get: (name: string) => settings.get(name) });
+    const via = (setting: unknown, xff: string) => {
+      settings.set('trust proxy', setting);
+      return resolveClientAddress(
+        fakeRequest('10.0.0.1', { 'x-forwarded-for': xff }, { ip: 'nonsense', app }),
+      );
+    };
+    expect(via(true, 'nonsense, 203.0.113.7')).toBe('203.0.113.7');
+    expect(via(1, 'nonsense, 203.0.113.7, 198.51.100.1')).toBe('198.51.100.1');
+    expect(via('10.0.0.0/8, 192.168.0.0/16', 'nonsense, 203.0.113.7, 192.168.1.1')).toBe(
+      '203.0.113.7',
     );
-    expect(resolveClientAddress(req)).toBe('203.0.113.7');
+    expect(via(['10.0.0.0/8'], 'nonsense, 203.0.113.7, 192.168.1.1')).toBe('192.168.1.1');
+    expect(via((address: string) => address !== '203.0.113.7', 'nonsense, 203.0.113.7')).toBe(
+      '203.0.113.7',
+    );
+    // A changed setting is compiled again; anything Express would not accept trusts nobody.
+    expect(via(['192.168.0.0/16'], 'nonsense, 203.0.113.7')).toBe('10.0.0.1');
+    expect(via(0, 'nonsense, 203.0.113.7')).toBe('10.0.0.1');
+    expect(via({}, 'nonsense, 203.0.113.7')).toBe('10.0.0.1');
   });
 
   it('reads nothing but the peer when trusting nobody', () => {
@@ -398,5 +445,66 @@ describe('IpAuthResolver and clientIp', () => {
     ]) {
       expectInvalidOption(create, message);
     }
+  });
+});
+
+describe('the warning about X-Forwarded-For from an untrusted peer', () => {
+  const expressApp = (trustProxy: unknown) =>
+    Object.assign(() => undefined, {
+      get: (name: string) => (name === 'trust proxy' ? trustProxy : undefined),
+    });
+  const forwarded = { 'x-forwarded-for': '203.0.113.7' };
+
+  it('is logged once per resolver instance', () => {
+    const logs = captureLogs();
+    const req = fakeRequest('10.0.0.1', forwarded, { ip: '10.0.0.1', app: expressApp(false) });
+    const first = new IpAuthResolver();
+    const second = new IpAuthResolver();
+    for (let i = 0; i < 10; i++) {
+      expect(first.identify(req).user).toBe('10.0.0.1');
+      expect(second.identify(req).user).toBe('10.0.0.1');
+    }
+    expect(logs.ours('warn')).toHaveLength(2);
+  });
+
+  it('names the adapter outside Express when its ip is the peer despite the header', () => {
+    const logs = captureLogs();
+    const resolver = new IpAuthResolver();
+    // A Fastify request: no Express app, `ip` from the adapter's own trust setting.
+    resolver.identify(fakeRequest('10.0.0.1', forwarded, { ip: '10.0.0.1' }));
+    resolver.identify(fakeRequest('10.0.0.1', forwarded, { ip: '10.0.0.1' }));
+    expect(logs.ours('warn')).toEqual([
+      expect.stringMatching(
+        /^X-Forwarded-For came from 10\.0\.0\.1, which the HTTP adapter's trust-proxy setting does not trust/,
+      ),
+    ]);
+  });
+
+  it('is not logged when the adapter used the header, or its nearest entry is the peer', () => {
+    const logs = captureLogs();
+    const resolver = new IpAuthResolver();
+    resolver.identify(fakeRequest('10.0.0.1', forwarded, { ip: '203.0.113.7' }));
+    resolver.identify(
+      fakeRequest('10.0.0.1', { 'x-forwarded-for': '203.0.113.7, 10.0.0.1' }, { ip: '10.0.0.1' }),
+    );
+    // Express trusts the peer, whose own address is the header's nearest entry.
+    resolver.identify(
+      fakeRequest(
+        '127.0.0.1',
+        { 'x-forwarded-for': '127.0.0.1' },
+        { ip: '127.0.0.1', app: expressApp('loopback') },
+      ),
+    );
+    expect(logs.ours('warn')).toEqual([]);
+  });
+
+  it('is not logged for an empty header, by resolveClientAddress, or with trustProxy false', () => {
+    const logs = captureLogs();
+    new IpAuthResolver().identify(
+      fakeRequest('10.0.0.1', { 'x-forwarded-for': '' }, { app: expressApp(false) }),
+    );
+    resolveClientAddress(fakeRequest('10.0.0.1', forwarded, { app: expressApp(false) }));
+    new IpAuthResolver({ trustProxy: false }).identify(fakeRequest('10.0.0.1', forwarded));
+    expect(logs.ours('warn')).toEqual([]);
   });
 });

@@ -1,17 +1,28 @@
 import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import ipaddr from 'ipaddr.js';
 import { isIP, isIPv4 } from 'node:net';
-import type { IncomingMessage } from 'node:http';
-import proxyaddr from 'proxy-addr';
 import {
   describeValue,
   optionFailure,
   rejectUnknownKeys,
   type FailOption,
 } from '../config-validation.js';
+import { isAuthCall } from './auth-call.js';
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
+import {
+  compileTrustOption,
+  expressTrust,
+  expressTrustsNoProxy,
+  forwardedFor,
+  trustedChain,
+} from './trusted-proxies.js';
+import {
+  warnUntrustedProxy,
+  type TrustSource,
+  type UntrustedForwardHook,
+} from './untrusted-proxy-warning.js';
 
 /**
  * Decides whether the proxy at `address`, `hop` steps away from this server (0 = the socket peer),
@@ -68,8 +79,8 @@ export interface ClientAddressRequest {
   /** The request headers, lower-case names. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /**
-   * Express's application: its `trust proxy` setting says whether `ip` can be anything but the
-   * peer, and its compiled `trust proxy fn` is used to recover from a bad `ip`.
+   * Express's application: its `trust proxy` setting (`app.get('trust proxy')`) says whether `ip`
+   * can be anything but the peer, and is used to redo Express's walk when `ip` is not an address.
    */
   readonly app?: unknown;
 }
@@ -114,6 +125,12 @@ export class IpAuthResolver extends AuthResolver {
   /** Compiled once here, so a request only runs the check, never parses the option again. */
   private readonly trust: TrustProxyFunction | undefined;
   private readonly ipv6Prefix: number;
+  /**
+   * Set until the one warning about `X-Forwarded-For` from an untrusted peer is logged, then
+   * cleared, so that after it the check costs nothing. Never set when `trustProxy` says there is
+   * no proxy (`false`, `0`): then the header can only be a client's claim.
+   */
+  private onUntrustedForward: UntrustedForwardHook | undefined;
 
   /**
    * @param options how to find and group the client address; Nest injects {@link IP_AUTH_OPTIONS}
@@ -125,6 +142,13 @@ export class IpAuthResolver extends AuthResolver {
     const parsed = parseIpAuthOptions(options);
     this.trust = parsed.trust;
     this.ipv6Prefix = parsed.ipv6Prefix;
+    const noProxy = options?.trustProxy === false || options?.trustProxy === 0;
+    this.onUntrustedForward = noProxy
+      ? undefined
+      : (peer, source) => {
+          this.onUntrustedForward = undefined;
+          warnUntrustedProxy(peer, source);
+        };
   }
 
   /** Identifies the caller of the current HTTP request. */
@@ -139,7 +163,7 @@ export class IpAuthResolver extends AuthResolver {
    * @throws EmptyInformation when the request carries no usable address
    */
   identify(request: ClientAddressRequest): Identity {
-    const user = findClientUser(request, this.trust, this.ipv6Prefix);
+    const user = findClientUser(request, this.trust, this.ipv6Prefix, this.onUntrustedForward);
     if (user === undefined) {
       throw new EmptyInformation('The client address is unknown');
     }
@@ -147,16 +171,39 @@ export class IpAuthResolver extends AuthResolver {
   }
 }
 
+/** The resolver `clientIp` uses when it is passed as it is, created on first use. */
+let defaultResolver: IpAuthResolver | undefined;
+
 /**
- * The IP resolver as an auth function: `(request) => ({ user: address, group: 'default' })`.
- * Options are validated (and the trust list compiled) once, when `clientIp` is called.
+ * The IP resolver used as an auth function itself, as asgi-ratelimit's users write `client_ip`:
+ * `authenticate: clientIp`, `authenticate: [headerAuth, clientIp]`, or called in your own
+ * function, `(request, context) => ... ?? clientIp(request, context)`. It uses the default options
+ * (the HTTP adapter's trust-proxy setting, IPv6 grouped per /64); for others, call
+ * `clientIp(options)` once.
+ *
+ * @example
+ * RateLimitModule.forRoot({ authenticate: clientIp, config })
+ * @throws EmptyInformation when the request carries no usable address
+ */
+export function clientIp(request: ClientAddressRequest, context?: ExecutionContext): Identity;
+/**
+ * Creates the IP resolver as an auth function, `(request) => ({ user: address, group: 'default' })`.
+ * Options are validated (and the trust list compiled) once, here.
  *
  * @example
  * RateLimitModule.forRoot({ authenticate: clientIp({ trustProxy: 1, ipv6Prefix: 56 }), config })
  * @throws RateLimitConfigError when an option is invalid
  */
-export function clientIp(options?: IpAuthOptions): AuthFunction {
-  const resolver = new IpAuthResolver(options);
+export function clientIp(options?: IpAuthOptions): AuthFunction;
+export function clientIp(
+  requestOrOptions?: ClientAddressRequest | IpAuthOptions,
+  context?: ExecutionContext,
+): Identity | AuthFunction {
+  if (isAuthCall(requestOrOptions, context)) {
+    defaultResolver ??= new IpAuthResolver();
+    return defaultResolver.identify(requestOrOptions as ClientAddressRequest);
+  }
+  const resolver = new IpAuthResolver(requestOrOptions as IpAuthOptions | undefined);
   return (request) => resolver.identify(request);
 }
 
@@ -201,57 +248,7 @@ function parseIpAuthOptions(options: IpAuthOptions | null | undefined): {
       `must be a whole number from 0 to 128 (64 counts each IPv6 end site once, 128 every address), got ${describeValue(ipv6Prefix)}.`,
     );
   }
-  return { trust: compileTrust(trustProxy), ipv6Prefix };
-}
-
-/** Turns `trustProxy` into one check, the way Express compiles its own `trust proxy` setting. */
-function compileTrust(value: IpAuthOptions['trustProxy']): TrustProxyFunction | undefined {
-  if (value === undefined) return undefined;
-  if (value === true) return () => true;
-  if (value === false) return () => false;
-  if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value < 0) {
-      fail(
-        'trustProxy',
-        `as a number of proxy hops must be a whole number, 0 or more, got ${value}.`,
-      );
-    }
-    return (_address, hop) => hop < value;
-  }
-  if (typeof value === 'function') {
-    // The function sees attacker-controlled header entries; if it chokes on one, that entry is
-    // simply not trusted, rather than the request failing with a 500.
-    return (address, hop) => {
-      try {
-        return value(address, hop) === true;
-      } catch {
-        return false;
-      }
-    };
-  }
-  const entries =
-    typeof value === 'string'
-      ? value.split(',').map((entry) => entry.trim())
-      : Array.isArray(value) && value.every((entry) => typeof entry === 'string')
-        ? value.map((entry: string) => entry.trim())
-        : fail(
-            'trustProxy',
-            `must be a boolean, a number of hops, an address/CIDR list or a function, got ${describeValue(value)}.`,
-          );
-  if (entries.length === 0 || entries.some((entry) => entry === '')) {
-    fail(
-      'trustProxy',
-      `is empty or has an empty entry; list addresses, CIDR ranges or 'loopback', 'linklocal', 'uniquelocal', got ${describeValue(value)}.`,
-    );
-  }
-  try {
-    return proxyaddr.compile(entries);
-  } catch (error) {
-    return fail(
-      'trustProxy',
-      `${(error as Error).message}; use IP addresses, CIDR ranges (e.g. '10.0.0.0/8') or the names 'loopback', 'linklocal', 'uniquelocal'.`,
-    );
-  }
+  return { trust: compileTrustOption(trustProxy, fail), ipv6Prefix };
 }
 
 const fail: FailOption = optionFailure('IpAuthResolver');
@@ -263,48 +260,73 @@ const fail: FailOption = optionFailure('IpAuthResolver');
  * Candidate addresses, best first; the first one that parses wins. With an explicit trust check
  * the candidates are the trusted walk from the client back to the peer. Otherwise: the peer
  * alone when Express trusts no proxy; else the framework's `ip`, then (Express only) its own walk,
- * then the peer.
+ * then the peer. `onUntrusted` hears of an `X-Forwarded-For` that a peer nobody trusts sent.
  */
 function findClientUser(
   request: ClientAddressRequest,
   trust: TrustProxyFunction | undefined,
   ipv6Prefix: number,
+  onUntrusted?: UntrustedForwardHook,
 ): string | undefined {
   if (trust !== undefined) {
-    return firstUsable(trustedChain(request, trust), ipv6Prefix);
+    const chain = trustedChain(request, trust);
+    // The peer alone: either it sent no X-Forwarded-For, or it is not trusted.
+    if (onUntrusted !== undefined && chain.length === 1) {
+      checkPeer(request, trust, 'option', onUntrusted);
+    }
+    return firstUsable(chain, ipv6Prefix);
   }
+  const peer = request.socket?.remoteAddress;
   // Express with `trust proxy` off (its default): `request.ip` is the socket peer. Reading the
   // peer directly skips proxy-addr, which parses `X-Forwarded-For` into arrays on every request.
-  if (expressTrustsNoProxy(request)) return normalise(request.socket?.remoteAddress, ipv6Prefix);
-  const fromFramework = normalise(request.ip, ipv6Prefix);
-  if (fromFramework !== undefined) return fromFramework;
+  if (expressTrustsNoProxy(request)) {
+    if (onUntrusted !== undefined && peer !== undefined && forwardedFor(request)) {
+      onUntrusted(peer, 'express');
+    }
+    return normalise(peer, ipv6Prefix);
+  }
+  const ip = request.ip;
+  const fromFramework = normalise(ip, ipv6Prefix);
+  if (fromFramework !== undefined) {
+    // The framework answered with the peer: perhaps it ignored an X-Forwarded-For.
+    if (onUntrusted !== undefined && ip === peer) checkFramework(request, onUntrusted);
+    return fromFramework;
+  }
   // `request.ip` is missing or not an address. With `trust proxy` on, Express returns whatever a
   // trusted hop wrote, garbage included; redo its walk and keep the nearest usable entry instead.
-  const expressTrust = expressTrustFunction(request);
-  if (expressTrust !== undefined) {
-    return firstUsable(trustedChain(request, expressTrust), ipv6Prefix);
+  const expressTrustCheck = expressTrust(request);
+  if (expressTrustCheck !== undefined) {
+    return firstUsable(trustedChain(request, expressTrustCheck), ipv6Prefix);
   }
-  return normalise(request.socket?.remoteAddress, ipv6Prefix);
+  return normalise(peer, ipv6Prefix);
+}
+
+/** Tells `onUntrusted` when the request carries X-Forwarded-For and `trust` refuses its peer. */
+function checkPeer(
+  request: ClientAddressRequest,
+  trust: TrustProxyFunction,
+  source: TrustSource,
+  onUntrusted: UntrustedForwardHook,
+): void {
+  const peer = request.socket?.remoteAddress;
+  if (peer !== undefined && forwardedFor(request) && !trust(peer, 0)) onUntrusted(peer, source);
 }
 
 /**
- * The addresses proxy-addr accepts, client first and the socket peer last. The walk stops at the
- * first untrusted entry, and an entry that is not an IP address is never trusted by a compiled
- * list, so nothing to the left of an untrusted or malformed entry is ever looked at. Scanning the
- * result from the client end and skipping an unparsable last entry falls back to the nearest hop
- * we do trust, never to something further left.
+ * The framework's `ip` is the peer. On Express its setting says whether it trusts the peer; any
+ * other adapter (Fastify) ignored the header when its nearest entry is not the peer itself.
  */
-function trustedChain(request: ClientAddressRequest, trust: TrustProxyFunction): string[] {
-  // proxy-addr only reads these two fields; a minimal copy keeps odd request objects (no socket,
-  // array-valued headers) from crashing it.
-  const forwardedFor = request.headers['x-forwarded-for'];
-  const view = {
-    headers: {
-      'x-forwarded-for': Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor,
-    },
-    socket: { remoteAddress: request.socket?.remoteAddress },
-  } as unknown as IncomingMessage;
-  return proxyaddr.all(view, trust).reverse();
+function checkFramework(request: ClientAddressRequest, onUntrusted: UntrustedForwardHook): void {
+  const header = forwardedFor(request);
+  if (!header) return;
+  const trust = expressTrust(request);
+  if (trust !== undefined) {
+    checkPeer(request, trust, 'express', onUntrusted);
+    return;
+  }
+  const peer = request.socket?.remoteAddress;
+  const nearest = header.slice(header.lastIndexOf(',') + 1).trim();
+  if (peer !== undefined && nearest !== peer) onUntrusted(peer, 'adapter');
 }
 
 function firstUsable(candidates: readonly unknown[], ipv6Prefix: number): string | undefined {
@@ -313,31 +335,6 @@ function firstUsable(candidates: readonly unknown[], ipv6Prefix: number): string
     if (user !== undefined) return user;
   }
   return undefined;
-}
-
-/** True for an Express request whose app has `trust proxy` off (`false`, Express's default). */
-function expressTrustsNoProxy(request: ClientAddressRequest): boolean {
-  const app = expressApp(request);
-  return app !== undefined && app.get('trust proxy') === false;
-}
-
-/** Express keeps its compiled `trust proxy` setting on the app as `trust proxy fn`. */
-function expressTrustFunction(request: ClientAddressRequest): TrustProxyFunction | undefined {
-  const trust = expressApp(request)?.get('trust proxy fn');
-  return typeof trust === 'function' ? (trust as TrustProxyFunction) : undefined;
-}
-
-/** The request's Express application (anything with a settings getter), if it has one. */
-function expressApp(request: ClientAddressRequest): ExpressSettings | undefined {
-  // An Express application is itself a function (the request listener), not a plain object.
-  const app = request.app as { get?: unknown } | null | undefined;
-  if (app === null || (typeof app !== 'object' && typeof app !== 'function')) return undefined;
-  return typeof app.get === 'function' ? (app as ExpressSettings) : undefined;
-}
-
-/** `app.get(name)` with one argument reads an Express setting. */
-interface ExpressSettings {
-  get(name: string): unknown;
 }
 
 /** How Node reports an IPv4 peer on a dual-stack socket. */
@@ -349,7 +346,7 @@ const BRACKETED_IPV6 = /^\[([^\]]{2,100})\](?::\d{1,5})?$/;
 /**
  * The rate-limit user for one address, or `undefined` if it is not an IP address. Node's strict
  * parser decides validity (ipaddr.js alone would also accept forms such as `0x7f.1` or a bare
- * number); ipaddr.js then unmaps and masks.
+ * number); ipaddr.js then parses the groups, which are unmapped or masked here.
  */
 function normalise(value: unknown, ipv6Prefix: number): string | undefined {
   if (typeof value !== 'string') return undefined;
@@ -374,15 +371,47 @@ function normalise(value: unknown, ipv6Prefix: number): string | undefined {
     address = (address as ipaddr.IPv6).toIPv4Address();
   }
   if (address.kind() === 'ipv4') return address.toString();
-  // Rebuilding from bytes drops any zone id (`%eth0`): it names our interface, not the client.
-  const bytes = address.toByteArray();
+  // Formatting the groups ourselves drops any zone id (`%eth0`): it names our interface, not the
+  // client.
+  const parts = (address as ipaddr.IPv6).parts.slice();
   const range = (address as ipaddr.IPv6).range();
   // Loopback and the unspecified address are single hosts, so `::1` stays `::1`, not `::/64`.
   if (ipv6Prefix === 128 || range === 'loopback' || range === 'unspecified') {
-    return ipaddr.fromByteArray(bytes).toString();
+    return formatIpv6(parts);
   }
   for (let bit = ipv6Prefix; bit < 128; bit++) {
-    bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+    parts[bit >> 4] &= ~(0x8000 >> (bit & 15));
   }
-  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
+  return `${formatIpv6(parts)}/${ipv6Prefix}`;
+}
+
+/**
+ * The RFC 5952 text of eight 16-bit groups (lower-case hex, no leading zeros, the longest run of
+ * two or more zero groups, the first of equal runs, written `::`), the form Node reports peers in.
+ * ipaddr.js 1.x's `toString()` shortens the first run instead, even a single zero group; Node's
+ * own formatter (`net.SocketAddress`) costs about 2 us per call, as much as the parse itself.
+ */
+function formatIpv6(parts: readonly number[]): string {
+  let runStart = -1;
+  let runLength = 1;
+  for (let i = 0; i < 8;) {
+    if (parts[i] !== 0) {
+      i++;
+      continue;
+    }
+    let end = i + 1;
+    while (end < 8 && parts[end] === 0) end++;
+    if (end - i > runLength) {
+      runStart = i;
+      runLength = end - i;
+    }
+    i = end;
+  }
+  const hex = (from: number, to: number): string =>
+    parts
+      .slice(from, to)
+      .map((part) => part.toString(16))
+      .join(':');
+  if (runStart < 0) return hex(0, 8);
+  return `${hex(0, runStart)}::${hex(runStart + runLength, 8)}`;
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import { optionFailure, rejectUnknownKeys, type FailOption } from '../config-validation.js';
+import { isAuthCall } from './auth-call.js';
 import { AuthResolver } from './auth-resolver.js';
 import { identityFromFields } from './identity-fields.js';
 import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
@@ -114,16 +115,46 @@ export class SessionAuthResolver extends AuthResolver {
   }
 }
 
+/** The request `fromSession` reads, when it is called as an auth function. */
+export interface SessionRequest {
+  /** Present on every HTTP request; how `fromSession` tells a request from its options. */
+  readonly headers: object;
+  /** The session the session middleware attached. */
+  readonly session?: unknown;
+}
+
+/** The resolver `fromSession` uses when it is passed as it is, created on first use. */
+let defaultResolver: SessionAuthResolver | undefined;
+
 /**
- * The session resolver as an auth function: `(request) => ({ user: session.user, group })`.
- * Options are validated once, when `fromSession` is called.
+ * The session resolver used as an auth function itself, as asgi-ratelimit's users write
+ * `from_session`: `authenticate: fromSession`, `authenticate: [fromSession, clientIp]`, or called
+ * in your own function, `fromSession(request, context)`. It reads `session.user` and
+ * `session.group`; for other fields, call `fromSession(options)` once.
  *
  * @example
- * RateLimitModule.forRoot({ authenticate: [fromSession(), clientIp()], config })
+ * RateLimitModule.forRoot({ authenticate: [fromSession, clientIp], config })
+ * @throws EmptyInformation when the session has no usable user
+ */
+export function fromSession(request: SessionRequest, context?: ExecutionContext): Identity;
+/**
+ * Creates the session resolver as an auth function, `(request) => ({ user: session.user, group })`.
+ * Options are validated once, here.
+ *
+ * @example
+ * RateLimitModule.forRoot({ authenticate: [fromSession({ userKey: 'id' }), clientIp], config })
  * @throws RateLimitConfigError when an option is invalid
  */
-export function fromSession(options?: SessionAuthOptions): AuthFunction {
-  const resolver = new SessionAuthResolver(options);
+export function fromSession(options?: SessionAuthOptions): AuthFunction;
+export function fromSession(
+  requestOrOptions?: SessionRequest | SessionAuthOptions,
+  context?: ExecutionContext,
+): Identity | AuthFunction {
+  if (isAuthCall(requestOrOptions, context)) {
+    defaultResolver ??= new SessionAuthResolver();
+    return defaultResolver.identify(requestOrOptions as SessionRequest);
+  }
+  const resolver = new SessionAuthResolver(requestOrOptions as SessionAuthOptions | undefined);
   return (request) => resolver.identify(request);
 }
 
