@@ -1,8 +1,8 @@
 /**
  * Micro-benchmarks without HTTP, in their own process (`node decisions.js '<job as JSON>'`, forked
- * with IPC): decisions per second of each backend on 1 key and on many keys, the Redis backends
- * with 1 and 256 calls in flight beside raw ioredis `INCR` (the bound), and the Redis commands one
- * decision costs.
+ * with IPC): decisions per second of each backend on 1 key and on many keys (and of MemoryBackend
+ * at maxKeys, every decision a new identity), the Redis backends with 1 and 256 calls in flight
+ * beside raw ioredis `INCR` (the bound), and the Redis commands one decision costs.
  *
  * @module
  */
@@ -27,7 +27,7 @@ import type { MicroSettings } from '../support/mode.js';
 import { parseCommandStats } from '../support/commandstats.js';
 import type { CommandCount } from '../support/results.js';
 import { sleep } from '../support/stats.js';
-import type { DecisionsJob, DecisionsMessage } from './jobs.js';
+import { MEMORY_AT_CAPACITY_SUBJECT, type DecisionsJob, type DecisionsMessage } from './jobs.js';
 import { asyncRate, RateSamples, sampleRate, syncRate } from './measure.js';
 
 /** Far above any sample's calls, so every decision is admitted (limit 1e8 per minute). */
@@ -382,6 +382,42 @@ async function measureServiceCheck(settings: MicroSettings): Promise<void> {
   }
 }
 
+/**
+ * MemoryBackend at `maxKeys` (the many-keys count) under a flood of new identities, beside the
+ * rows of the same keys not full: every decision starts a window and evicts the oldest. The
+ * queries cycle over twice `maxKeys` users, so each user was evicted (oldest first) before it
+ * comes round again: every decision is a new identity to the backend, and no query is built in
+ * the loop.
+ */
+async function measureMemoryAtCapacity(settings: MicroSettings): Promise<void> {
+  const maxKeys = settings.manyKeys;
+  const backend = new MemoryBackend({ maxKeys });
+  const list = queries(2 * maxKeys);
+  let next = 0; // across samples, so no sample starts again on users still held
+  let rejected = 0;
+  const decide = (): void => {
+    if (!backend.consume(list[next++ % list.length]!).allowed) rejected++;
+  };
+  for (let i = 0; i < maxKeys; i++) decide(); // full before the warm-up
+  const rate = await sampleRate(settings, (ms) => syncRate(decide, ms));
+  const size = backend.size;
+  await backend.close();
+  if (rejected > 0 || size !== maxKeys) {
+    await send({
+      type: 'problem',
+      text: `MemoryBackend at capacity rejected ${rejected} decisions and held ${size} keys (maxKeys ${maxKeys})`,
+    });
+  }
+  await send({
+    type: 'decision',
+    decision: { subject: MEMORY_AT_CAPACITY_SUBJECT, keys: maxKeys, inFlight: undefined, ...rate },
+  });
+  await send({
+    type: 'progress',
+    line: `MemoryBackend at capacity, ${maxKeys} keys: ${Math.round(rate.perSecond)} decisions/s`,
+  });
+}
+
 async function main(): Promise<void> {
   if (process.send === undefined) throw new Error('decisions.js must be forked with IPC');
   process.on('disconnect', () => process.exit(0));
@@ -410,6 +446,9 @@ async function main(): Promise<void> {
       line: `MemoryBackend, ${keys} keys: ${Math.round(rate.perSecond)} decisions/s`,
     });
   }
+
+  // 1a. MemoryBackend full, every decision a new identity.
+  await measureMemoryAtCapacity(settings);
 
   // 1b. The whole decision of the module, without HTTP.
   try {

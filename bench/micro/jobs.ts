@@ -27,6 +27,10 @@ export interface HeapMessage {
   readonly timers: TimerCount[];
 }
 
+/** The decisions/s row of MemoryBackend full (`maxKeys` reached), every decision a new identity. */
+export const MEMORY_AT_CAPACITY_SUBJECT =
+  'nestjs-ratelimit MemoryBackend at maxKeys, a new identity per decision';
+
 export interface DecisionsJob {
   readonly settings: MicroSettings;
   readonly redisUrl: string | undefined;

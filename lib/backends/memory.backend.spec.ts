@@ -420,6 +420,182 @@ describe('MemoryBackend', () => {
     });
   });
 
+  describe('at maxKeys, under a flood of new identities', () => {
+    // Long enough that no flood window expires: every new identity evicts a live one. Each round
+    // deletes a whole store's worth of entries at the front, so the maps are rebuilt many times.
+    const perMinute = [unit('minute', 1)];
+    const flood = (user: string, limits = perMinute, blockMs = 0): ConsumeResult =>
+      consume(query(limits, counter(user), blockMs));
+    /** Whether the user's minute window is held: a rejection, which writes nothing. */
+    const held = (user: string): boolean => !flood(user).allowed;
+
+    it('stays at maxKeys and evicts the window that started first, round after round', () => {
+      const maxKeys = 50;
+      backend = make({ maxKeys });
+      let sizeSeen = 0;
+      for (let i = 0; i < 40 * maxKeys; i++) {
+        now = i;
+        expect(flood(`u${i}`).allowed).toBe(true);
+        sizeSeen = Math.max(sizeSeen, backend.size);
+        if (i % maxKeys === maxKeys - 1) {
+          // Exactly the newest maxKeys identities are held, the older ones were evicted.
+          for (let j = i - maxKeys + 1; j <= i; j++) expect(held(`u${j}`)).toBe(true);
+        }
+      }
+      expect(sizeSeen).toBe(maxKeys);
+      expect(backend.size).toBe(maxKeys);
+      expect(flood(`u${39 * maxKeys - 1}`).allowed).toBe(true); // evicted: a fresh window
+    });
+
+    it('drops expired windows before evicting live ones, round after round', () => {
+      const maxKeys = 20;
+      backend = make({ maxKeys });
+      const perSecond = [unit('second', 1)];
+      const limitsOf = (i: number) => (i % 2 === 0 ? perSecond : perMinute);
+      for (let i = 0; i < 1_000; i++) {
+        now = i * 100; // a per-second window expires 10 identities later
+        flood(`u${i}`, limitsOf(i));
+        expect(backend.size).toBeLessThanOrEqual(maxKeys);
+      }
+      // Held: the 5 per-second windows still live (the last 10 identities), and so the 15
+      // newest per-minute ones, going back 30 identities. Evicting by age alone would have
+      // kept the last 20 identities instead.
+      for (let i = 990; i < 1_000; i += 2) {
+        expect(consume(query(perSecond, counter(`u${i}`))).allowed).toBe(false);
+      }
+      for (let i = 971; i < 1_000; i += 2) expect(held(`u${i}`)).toBe(true);
+      expect(backend.size).toBe(maxKeys);
+      expect(flood('u969').allowed).toBe(true); // the newest per-minute window evicted
+    });
+
+    it('does not take a restarted window for an old one', () => {
+      backend = make({ maxKeys: 4 });
+      const short = [{ unit: 'second' as const, limit: 1, windowMs: 100 }];
+      flood('r', short); // r: [0, 100)
+      now = 10;
+      flood('s', short); // s: [10, 110)
+      now = 20;
+      flood('f1');
+      now = 30;
+      flood('f2');
+      backend.sweep(); // looks at the front of each unit: r, f1
+      now = 100;
+      flood('r', short); // r restarts: [100, 200), behind s
+      now = 105;
+      flood('f3'); // full: the window that started first is s (at 10), not r (now at 100)
+      expect(consume(query(short, counter('r'))).allowed).toBe(false);
+      for (const user of ['f1', 'f2', 'f3']) expect(held(user)).toBe(true);
+      expect(backend.size).toBe(4);
+      expect(consume(query(short, counter('s'))).allowed).toBe(true); // s was evicted
+    });
+
+    it('drops an expired window behind a restarted one rather than evict a live one', () => {
+      backend = make({ maxKeys: 3 });
+      const short = [{ unit: 'second' as const, limit: 1, windowMs: 100 }];
+      flood('r', short); // r: [0, 100)
+      now = 10;
+      flood('s', short); // s: [10, 110)
+      backend.sweep(); // looks at the front: r
+      now = 100;
+      flood('r', short); // r restarts: [100, 200), behind s
+      now = 115;
+      flood('f1'); // not full yet; s has expired
+      now = 116;
+      flood('f2'); // full: s is dropped, no live window is evicted
+      expect(consume(query(short, counter('r'))).allowed).toBe(false);
+      expect(held('f1')).toBe(true);
+      expect(held('f2')).toBe(true);
+      expect(backend.size).toBe(3);
+    });
+
+    it('keeps windows restarted during the flood, which are among the newest', () => {
+      const maxKeys = 20;
+      backend = make({ maxKeys });
+      const short = [{ unit: 'second' as const, limit: 2, windowMs: 5 }];
+      for (let t = 0; t < 2_000; t++) {
+        now = t;
+        flood(`u${t}`);
+        // r restarts every 5 ms and counts twice in each window; had it been evicted as old, the
+        // third request of a window would get a fresh window and be admitted.
+        const phase = t % 5;
+        const result = consume(query(short, counter('r')));
+        expect(result.allowed).toBe(phase < 2);
+        expect(backend.size).toBeLessThanOrEqual(maxKeys);
+      }
+    });
+
+    it('never evicts a block while a window remains', () => {
+      const maxKeys = 10;
+      backend = make({ maxKeys });
+      for (const user of ['a', 'b', 'c']) {
+        flood(user, perMinute, HOUR);
+        flood(user, perMinute, HOUR); // blocked: a block beside the window
+      }
+      for (let i = 0; i < 100 * maxKeys; i++) {
+        now = i;
+        flood(`u${i}`);
+        expect(backend.size).toBeLessThanOrEqual(maxKeys);
+        for (const user of ['a', 'b', 'c']) expect(backend.isBlocked(user)).toBe(HOUR - now);
+      }
+    });
+
+    it('evicts blocks oldest first once only blocks are left, a renewed block counting as new', () => {
+      const maxKeys = 10;
+      backend = make({ maxKeys });
+      const never = [unit('minute', 0)]; // every request rejected: a block and no window
+      for (let i = 0; i < 100 * maxKeys; i++) {
+        now = i;
+        flood(`b${i}`, never, HOUR);
+        expect(backend.size).toBeLessThanOrEqual(maxKeys);
+      }
+      const blocked = (user: string): boolean => backend.isBlocked(user) > 0;
+      for (let i = 0; i < 100 * maxKeys; i++) expect(blocked(`b${i}`)).toBe(i >= 99 * maxKeys);
+
+      // The oldest block, lifted and started again, goes to the back.
+      const oldest = `b${99 * maxKeys}`;
+      backend.unblock(oldest);
+      flood(oldest, never, HOUR);
+      now = 100 * maxKeys;
+      flood('new', never, HOUR);
+      expect(blocked(oldest)).toBe(true);
+      expect(blocked(`b${99 * maxKeys + 1}`)).toBe(false); // the oldest block left
+      expect(blocked('new')).toBe(true);
+      expect(backend.size).toBe(maxKeys);
+    });
+
+    it('keeps its order across sweeps and long stretches without eviction', () => {
+      const maxKeys = 50;
+      backend = make({ maxKeys });
+      for (let i = 0; i < 3 * maxKeys; i++) {
+        now = i;
+        flood(`u${i}`);
+      }
+      // u100 to u149 are held. Then many restarts and sweeps, and no new key, so no eviction.
+      backend.reset(counter('u100'));
+      const short = [{ unit: 'second' as const, limit: 1, windowMs: 2 }];
+      for (let t = 0; t < 1_000; t++) {
+        now = 3 * maxKeys + t;
+        flood('short', short); // a new window every other millisecond, each behind the last
+        if (t % 100 === 0) backend.sweep();
+      }
+      backend.sweep();
+      backend.sweep();
+      // short's last window started 1 ms ago and is live: the flood below stays at this time.
+      const u = (i: number): string => `u${2 * maxKeys + i}`;
+      // The flood goes on: the older windows go first, the restarted one is among the newest.
+      for (let i = 1; i < maxKeys; i++) {
+        flood(`v${i}`);
+        // Held: u(i+1)…u(maxKeys-1), short and v1…vi, which is maxKeys windows: the rest went.
+        for (let j = i + 1; j < maxKeys; j++) expect(held(u(j))).toBe(true);
+        for (let j = 1; j <= i; j++) expect(held(`v${j}`)).toBe(true);
+        expect(consume(query(short, counter('short'))).allowed).toBe(false);
+        expect(backend.size).toBe(maxKeys);
+      }
+      flood('last'); // only now is short the window that started first
+      expect(consume(query(short, counter('short'))).allowed).toBe(true);
+    });
+  });
+
   describe('sweep timer', () => {
     const realSetInterval = globalThis.setInterval;
     let timers: NodeJS.Timeout[];
