@@ -161,8 +161,28 @@ const STANDARD_WINDOWS: readonly UnitWindow[] = RATE_LIMIT_UNITS.map((unit) => (
 /** Most non-standard windows remembered for `reset()`; only hand-built queries create them. */
 const MAX_EXTRA_WINDOWS = 64;
 
+/**
+ * Longest `close()` waits for the server's reply to `QUIT` before it drops the connection: a server
+ * that stopped answering while the TCP connection stays open (a hung process, a partition, a
+ * proxy that lost its upstream) never replies, and shutdown must not wait for it.
+ */
+const QUIT_TIMEOUT_MS = 500;
+
 /** Longest `close()` waits for the client to end after `QUIT` or a disconnect. */
 const CLOSE_TIMEOUT_MS = 1_000;
+
+/** Resolves whether `promise` settled within `timeoutMs` (an unref'd timer); never rejects. */
+function settlesWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    timer.unref();
+    const settled = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
+}
 
 /** Resolves on the first of `events`, or after `timeoutMs` (an unref'd timer), whichever is first. */
 function waitForEvent(
@@ -497,8 +517,10 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /**
-   * Closes the client the backend created itself (waiting for pending replies when connected).
-   * A client you passed in is left open: close it yourself. Idempotent.
+   * Closes the client the backend created itself: `QUIT` when connected, so pending replies
+   * arrive first, but waiting at most 500 ms for the server's answer, then dropping the
+   * connection; it resolves within about a second even when Redis does not answer at all. A client you passed in is left untouched (close it yourself), and this resolves at
+   * once. Idempotent.
    */
   override async close(): Promise<void> {
     if (this.closed) return;
@@ -512,11 +534,9 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     }
     if (client.status === 'end') return;
     if (client.status === 'ready') {
-      try {
-        await client.quit(); // resolves on the server's OK; the socket closes just after
-      } catch {
-        // not connected after all: drop the connection below
-      }
+      // Resolves on the server's OK (the socket closes just after), rejects when the connection
+      // drops first; either way it settles, or the disconnect below ends it.
+      await settlesWithin(client.quit(), QUIT_TIMEOUT_MS);
     }
     if (client.status !== 'end') {
       const ended = waitForEvent(client, ['end'], CLOSE_TIMEOUT_MS);

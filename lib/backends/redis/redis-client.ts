@@ -52,10 +52,10 @@ export interface RedisClientLike {
  * Connection options for a client the backend creates itself: ioredis `RedisOptions` (see the
  * ioredis documentation; any of its options is passed through). The backend always sets
  * `enableOfflineQueue: false`, `maxRetriesPerRequest: 0` and `autoResendUnfulfilledCommands:
- * false`, and defaults `connectTimeout` to 1000 ms and `retryStrategy` to "retry forever, at most
- * every 500 ms". Concurrent decisions share socket writes without `enableAutoPipelining` (off by
- * default): the backend batches the writes of one event-loop iteration itself, for about half the
- * client CPU of ioredis's auto-pipelining.
+ * false`, and defaults `connectTimeout` to 1000 ms, `disconnectTimeout` to 500 ms and
+ * `retryStrategy` to "retry forever, at most every 500 ms". Concurrent decisions share socket
+ * writes without `enableAutoPipelining` (off by default): the backend batches the writes of one
+ * event-loop iteration itself, for about half the client CPU of ioredis's auto-pipelining.
  */
 export interface RedisConnectionOptions {
   readonly host?: string;
@@ -69,6 +69,8 @@ export interface RedisConnectionOptions {
   readonly connectionName?: string;
   readonly keyPrefix?: string;
   readonly connectTimeout?: number;
+  /** How long a closed connection may stay half-open before its socket is destroyed, in ms. */
+  readonly disconnectTimeout?: number;
   readonly commandTimeout?: number;
   readonly retryStrategy?: (times: number) => number | void | null;
   readonly lazyConnect?: boolean;
@@ -77,6 +79,13 @@ export interface RedisConnectionOptions {
 
 /** How long the client the backend creates waits for a TCP connection, in ms. */
 export const OWN_CLIENT_CONNECT_TIMEOUT_MS = 1_000;
+
+/**
+ * How long the backend's own client lets a connection it closed stay half-open before destroying
+ * the socket (ioredis's `disconnectTimeout`, 2 s by default), in ms: a server that does not answer
+ * does not acknowledge the close either, and `close()` waits for the socket to be gone.
+ */
+export const OWN_CLIENT_DISCONNECT_TIMEOUT_MS = 500;
 
 /** Longest pause between reconnection attempts of the backend's own client, in ms. */
 export const OWN_CLIENT_MAX_RETRY_DELAY_MS = 500;
@@ -114,6 +123,7 @@ export async function createOwnClient(
   const given = typeof source === 'string' ? {} : source;
   const options = {
     connectTimeout: OWN_CLIENT_CONNECT_TIMEOUT_MS,
+    disconnectTimeout: OWN_CLIENT_DISCONNECT_TIMEOUT_MS,
     retryStrategy: ownClientRetryDelay,
     // No auto-pipelining: the backend already sends the decisions of one event-loop iteration in
     // one write (see RedisBackendBase), and ioredis's pipelines would add several promises and
