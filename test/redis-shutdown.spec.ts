@@ -8,7 +8,11 @@ import { Redis } from 'ioredis';
 import { RedisBackend, SlidingRedisBackend, type RateLimitBackend } from 'nestjs-ratelimit';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { as, createTestApp, headerAuth, type TestApp } from './support/nest-app.js';
-import { startOwnedRedisServer, type OwnedRedisServerHandle } from './support/redis-harness.js';
+import {
+  findFreePort,
+  startOwnedRedisServer,
+  type OwnedRedisServerHandle,
+} from './support/redis-harness.js';
 
 /**
  * What `app.close()` may take while Redis is black-holed: the backend waits 500 ms for `QUIT`'s
@@ -88,6 +92,24 @@ describe.each([
     const t = await startApp(createBackend(proxy.url));
     expect(await timed(() => t.close())).toBeLessThan(CLOSE_BOUND_MS);
     await waitFor('the backend to close its connection', () => proxy.connections() === 0);
+  });
+});
+
+describe('a backend whose Redis is down', () => {
+  it('closes at once while its client waits to reconnect, and the client stops retrying', async () => {
+    const port = await findFreePort();
+    const backend = new RedisBackend(`redis://127.0.0.1:${port}`);
+    const t = await startApp(backend);
+    const client = await backend.getClient();
+    await waitFor('a failed attempt', () => client.status === 'reconnecting');
+    let attempts = 0;
+    client.on('connecting', () => attempts++);
+
+    // Before: it waited a whole second for an 'end' event that ioredis never sends then.
+    expect(await timed(() => t.close())).toBeLessThan(250);
+    // Longer than the longest retry delay (500 ms): no attempt is made any more.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(attempts).toBe(0);
   });
 });
 

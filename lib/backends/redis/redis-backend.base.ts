@@ -538,7 +538,11 @@ export abstract class RedisBackendBase extends RateLimitBackend {
       // drops first; either way it settles, or the disconnect below ends it.
       await settlesWithin(client.quit(), QUIT_TIMEOUT_MS);
     }
-    if (client.status !== 'end') {
+    if (client.status === 'reconnecting') {
+      // Between two attempts there is no socket: disconnect() only cancels the next attempt, and
+      // ioredis emits no 'end' then, so waiting for one would only delay shutdown by a second.
+      client.disconnect();
+    } else if (client.status !== 'end') {
       const ended = waitForEvent(client, ['end'], CLOSE_TIMEOUT_MS);
       if (client.status !== 'close') client.disconnect();
       await ended;
