@@ -519,6 +519,17 @@ describe('MemoryBackend', () => {
       }
     });
 
+    it.each([
+      ['maxSize', /"maxSize": is not a MemoryBackend option; did you mean "maxKeys"\?/],
+      ['sweepInterval', /"sweepInterval": .*did you mean "sweepIntervalMs"\?/],
+      ['testClock', /"testClock": .*did you mean "clock"\?/],
+      ['maxkeys', /"maxkeys": .*did you mean "maxKeys"\?/],
+    ])('rejects the unknown option %s, naming the one meant', (option, message) => {
+      const build = () => new MemoryBackend({ [option]: 1 } as MemoryBackendOptions);
+      expect(build).toThrow(RateLimitConfigError);
+      expect(build).toThrow(message);
+    });
+
     it('rejects options that are not an object', () => {
       expect(() => new MemoryBackend(42 as unknown as MemoryBackendOptions)).toThrow(
         RateLimitConfigError,
