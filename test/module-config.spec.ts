@@ -13,6 +13,7 @@ import {
   RateLimitExceptionFilter,
   RateLimitGuard,
   RateLimitModule,
+  RedisBackend,
   type RateLimitModuleOptions,
 } from 'nestjs-ratelimit';
 import { as, createTestApp, headerAuth, HelloController, TestClock } from './support/nest-app.js';
@@ -326,6 +327,11 @@ describe('start-up validation', () => {
       'a switch that is not a boolean',
       { useGlobalGuard: 'false' } as never,
       /"useGlobalGuard": expected true or false, got "false"/,
+    ],
+    [
+      'a Redis URL that ioredis cannot use',
+      { backend: new RedisBackend('redis://:hunter2@bad host:6379') },
+      /Invalid RedisBackend option "client": ioredis cannot connect to "bad host:6379" \(ERR_INVALID_URL: Invalid URL\); pass a URL such as 'redis:\/\/127\.0\.0\.1:6379\/0'/,
     ],
     [
       'a non-function onBlocked',

@@ -491,6 +491,12 @@ describe('MemoryBackend', () => {
     expect(rejected.retryAfterMs).toBeLessThanOrEqual(SECOND);
   });
 
+  it("describes itself in log lines by its class name (RateLimitBackend's default)", () => {
+    expect(backend.describe()).toBe('MemoryBackend');
+    class TenantBackend extends MemoryBackend {}
+    expect(new TenantBackend({ sweepIntervalMs: 0 }).describe()).toBe('TenantBackend');
+  });
+
   describe('options', () => {
     const invalid: [string, unknown][] = [
       ['maxKeys', 0],

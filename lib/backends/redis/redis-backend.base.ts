@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import {
   describeValue,
@@ -13,6 +13,8 @@ import {
   type ConsumeResult,
   type UnitState,
 } from '../rate-limit.backend.js';
+import { watchFirstConnection } from './first-connection.js';
+import { describeClient, describeSource } from './redis-address.js';
 import {
   createOwnClient,
   OWN_CLIENT_CONNECT_TIMEOUT_MS,
@@ -139,6 +141,13 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
 const MAX_TEST_CLOCK_MS = Math.floor(Number.MAX_SAFE_INTEGER / 1000) - 1;
 
 const UNBLOCK_SCRIPT = defineScript(UNBLOCK_LUA);
+
+/**
+ * How long after start-up a client may still be without a ready connection, and no error, before
+ * the start-up report says so: longer than the own client's connect timeout (1 s), after which a
+ * refused or unroutable address has already reported its error.
+ */
+const STARTUP_READY_TIMEOUT_MS = 2_000;
 
 /** Statuses in which a client is still making its first connection. */
 const CONNECTING = new Set(['wait', 'connecting', 'connect']);
@@ -401,10 +410,14 @@ export class UnitArgsCache<T> {
  * script registration and invocation (one script call per operation), the test clock, the
  * user's block and closing.
  */
-export abstract class RedisBackendBase extends RateLimitBackend {
+export abstract class RedisBackendBase extends RateLimitBackend implements OnApplicationBootstrap {
   /** Start of every key; validated (non-empty, no braces). */
   protected readonly prefix: string;
   private readonly name: string;
+  /** Where the client connects, without a password (see {@link describe}). */
+  private readonly address: string;
+  /** Stops the start-up report; set once it started (see {@link onApplicationBootstrap}). */
+  private stopStartupReport: (() => void) | undefined;
   private readonly testClock: (() => number) | undefined;
   /** Non-standard windows seen in this process, so `reset()` can name their keys. */
   private readonly extraWindows = new Map<string, UnitWindow>();
@@ -469,6 +482,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     const source: unknown = client;
     if (isClient(source)) {
       this.ownsClient = false;
+      this.address = describeClient(source);
       this.client = source;
       this.clientPromise = Promise.resolve(source);
       this.warnAboutOfflineQueue(source);
@@ -480,7 +494,8 @@ export abstract class RedisBackendBase extends RateLimitBackend {
         !looksLikeOtherClient(source))
     ) {
       this.ownsClient = true;
-      this.clientPromise = createOwnClient(source as string | RedisConnectionOptions).then(
+      this.address = describeSource(source as string | RedisConnectionOptions);
+      this.clientPromise = createOwnClient(name, source as string | RedisConnectionOptions).then(
         (created) => {
           this.client = created;
           if (this.closed) created.disconnect(); // close() ran while it was being created
@@ -508,6 +523,46 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /**
+   * Names the backend and where it connects, without a password: `RedisBackend(redis://127.0.0.1:6379/0)`
+   * for a URL, `RedisBackend(127.0.0.1:6379)` for options or a client passed in,
+   * `SlidingRedisBackend(Redis Cluster)` for a Cluster.
+   */
+  override describe(): string {
+    return `${this.name}(${this.address})`;
+  }
+
+  /**
+   * Nest calls this once the application has started (the module's `RateLimitBackend` provider is
+   * this backend). It starts the client's first connection if it has not started yet
+   * (`lazyConnect`), and, without holding up start-up, logs one warning naming the address and the
+   * error when that connection fails (a refused or unreachable address, a wrong password, a server
+   * that does not answer within 2 s), rather than nothing until the first request; then, once, when
+   * it connects after all. Call it yourself when using the backend outside Nest. Idempotent.
+   *
+   * @throws RateLimitConfigError when ioredis cannot use the URL or options given; Error when
+   *   ioredis is not installed: both stop start-up, since the backend could never work
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.stopStartupReport !== undefined || this.closed) return;
+    this.stopStartupReport = () => undefined;
+    const client = await this.clientPromise;
+    if (this.closed) return;
+    if (client.status === 'wait' && client.connect !== undefined) {
+      client.connect().catch(() => undefined); // the error surfaces as an event
+    }
+    const logger = new Logger('RateLimit');
+    this.stopStartupReport = watchFirstConnection(client, STARTUP_READY_TIMEOUT_MS, {
+      failed: (problem) =>
+        logger.warn(
+          `The rate-limit backend ${this.describe()} cannot reach Redis at start-up ` +
+            `(${problem}); requests follow the failure policy until it is reachable.`,
+        ),
+      recovered: () =>
+        logger.log(`The rate-limit backend ${this.describe()} has connected to Redis.`),
+    });
+  }
+
+  /**
    * Lifts the user's block (one script call).
    * @returns whether a block was still active
    */
@@ -525,6 +580,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   override async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopStartupReport?.();
     if (!this.ownsClient) return;
     let client: RedisClientLike;
     try {

@@ -5,6 +5,9 @@
  *
  * @module
  */
+import { describeValue, optionFailure, type FailOption } from '../../config-validation.js';
+import { errorText } from '../../internal/error-text.js';
+import { describeSource } from './redis-address.js';
 
 /**
  * An ioredis `Redis` or `Cluster` instance, as far as the Redis backends are concerned. Pass the
@@ -15,12 +18,16 @@ export interface RedisClientLike {
   readonly status: string;
   /**
    * The client's options; `enableOfflineQueue` is read to warn about it, `enableAutoPipelining`
-   * to leave write batching to ioredis when it is on.
+   * to leave write batching to ioredis when it is on, `host`, `port` and `path` to name the
+   * server in log lines.
    */
   readonly options?:
     | {
         readonly enableOfflineQueue?: boolean | undefined;
         readonly enableAutoPipelining?: boolean | undefined;
+        readonly host?: string | undefined;
+        readonly port?: number | undefined;
+        readonly path?: string | null | undefined;
       }
     | undefined;
   /** True for an ioredis `Cluster`. */
@@ -102,12 +109,16 @@ export function ownClientRetryDelay(times: number): number {
  * Creates the backend's own ioredis client from a URL (`redis://...`, `rediss://...`) or
  * options, loading ioredis only now. Commands fail at once while Redis is unreachable (no offline
  * queue, no retries, no resending after a reconnect: an increment is never replayed), and the
- * client reconnects by itself. Errors are swallowed by a listener: a failed command reports them,
- * and the module's failure policy decides what to do.
+ * client reconnects by itself. Its error events are swallowed by a listener: the backend reports a
+ * failed first connection once, a failed command reports its own error, and the module's failure
+ * policy decides what to do.
  *
+ * @param owner the backend's class name, for messages
  * @throws Error when ioredis is not installed, saying how to install it
+ * @throws RateLimitConfigError (`RATE_LIMIT_INVALID_OPTION`) when ioredis rejects `source`
  */
 export async function createOwnClient(
+  owner: string,
   source: string | RedisConnectionOptions,
 ): Promise<RedisClientLike> {
   let Redis: (typeof import('ioredis'))['Redis'];
@@ -134,7 +145,18 @@ export async function createOwnClient(
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
   };
-  const client = typeof source === 'string' ? new Redis(source, options) : new Redis(options);
+  let client: RedisClientLike;
+  try {
+    client = typeof source === 'string' ? new Redis(source, options) : new Redis(options);
+  } catch (error) {
+    const fail: FailOption = optionFailure(owner);
+    fail(
+      'client',
+      `ioredis cannot connect to ${describeValue(describeSource(source))} ` +
+        `(${errorText(error)}); pass a URL such as ` +
+        `'redis://127.0.0.1:6379/0', ioredis options such as { host, port }, or an ioredis client.`,
+    );
+  }
   client.on('error', () => undefined);
   return client;
 }
