@@ -1,6 +1,7 @@
 import { RateLimitBackend } from './backends/rate-limit.backend.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
 import {
+  closestMatch,
   describeValue,
   optionFailure,
   rejectUnknownKeys,
@@ -37,16 +38,37 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
 };
 
 const HEADER_FORMATS: readonly unknown[] = [false, 'draft-10', 'legacy', 'both'];
+const HEADER_FORMAT_NAMES: readonly string[] = ['draft-10', 'legacy', 'both'];
 
 const fail: FailOption = optionFailure('RateLimitModule');
 
 function assertBackend(option: string, value: unknown): void {
-  if (value !== undefined && !(value instanceof RateLimitBackend)) {
-    fail(
-      option,
-      `expected a RateLimitBackend such as new MemoryBackend(), got ${describeValue(value)}.`,
-    );
+  if (value === undefined || value instanceof RateLimitBackend) return;
+  let hint = '';
+  if (typeof value === 'function' && value.prototype instanceof RateLimitBackend) {
+    hint = ` (the class itself: pass an instance, new ${value.name}(...))`;
+  } else if (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof Reflect.get(value, 'consume') === 'function'
+  ) {
+    // Two installed copies of this package, or a hand-written store that only looks like one.
+    hint =
+      ' with a consume() method that does not extend RateLimitBackend: extend the ' +
+      'RateLimitBackend of the nestjs-ratelimit the application imports (check that only one ' +
+      'copy is installed: npm ls nestjs-ratelimit)';
   }
+  fail(
+    option,
+    `expected a RateLimitBackend such as new MemoryBackend(), got ${describeValue(value)}${hint}.`,
+  );
+}
+
+/** The hint for a `headers` value that is none of the formats. */
+function headersHint(value: unknown): string {
+  if (value === true) return "; for the IETF RateLimit-Policy and RateLimit fields use 'draft-10'";
+  const closest = typeof value === 'string' ? closestMatch(value, HEADER_FORMAT_NAMES) : undefined;
+  return closest === undefined ? '' : `; did you mean '${closest}'?`;
 }
 
 /**
@@ -80,7 +102,8 @@ export function assertValidOptions(options: RateLimitModuleOptions): void {
   if (headers !== undefined && !HEADER_FORMATS.includes(headers)) {
     fail(
       'headers',
-      `expected false, 'draft-10', 'legacy' or 'both', got ${describeValue(headers)}.`,
+      `expected false, 'draft-10', 'legacy' or 'both', got ${describeValue(headers)}` +
+        `${headersHint(headers)}.`,
     );
   }
 }

@@ -13,6 +13,7 @@ import {
   RateLimitExceptionFilter,
   RateLimitGuard,
   RateLimitModule,
+  RedisBackend,
   type RateLimitModuleOptions,
 } from 'nestjs-ratelimit';
 import { as, createTestApp, headerAuth, HelloController, TestClock } from './support/nest-app.js';
@@ -243,7 +244,22 @@ describe('start-up validation', () => {
     [
       'an unknown field',
       { config: { '/x': [{ secnd: 1 } as never] } },
-      /"secnd" is not a rule field/,
+      /"secnd" is not a rule field; did you mean "second"\?/,
+    ],
+    [
+      'a limit written as a string',
+      { config: { '/x': [{ minute: '10' as never }] } },
+      /"minute" must be a whole number.*got "10"; write it as a number \(10\)/,
+    ],
+    [
+      'an empty group',
+      { config: { '/x': [{ minute: 1, group: '' }] } },
+      /"group" must be a non-empty string.*leave it unset for 'default'/,
+    ],
+    [
+      'an empty zone',
+      { config: { '/x': [{ minute: 1, zone: '' }] } },
+      /"zone" must be a non-empty string.*leave it unset to count per path or handler/,
     ],
     [
       'rules that are not an array',
@@ -251,9 +267,24 @@ describe('start-up validation', () => {
       /rules must be an array/,
     ],
     [
-      'an invalid method',
+      'two methods in one rule',
       { config: { '/x': [{ second: 1, method: 'GET POST' }] } },
-      /"method" must be an HTTP method/,
+      /"method" must be an HTTP method.*got "GET POST"; a rule has one method: write one rule per method/,
+    ],
+    [
+      'a misspelt method',
+      { config: { '/x': [{ second: 1, method: 'GETT' }] } },
+      /"method" must be an HTTP method such as 'GET' \(any case\) or '\*' for every method, got "GETT"; did you mean 'GET'\?/,
+    ],
+    [
+      'a method no HTTP parser accepts',
+      { config: { '/x': [{ second: 1, method: 'FETCH' }] } },
+      /"method" must be an HTTP method .*got "FETCH"\.$/,
+    ],
+    [
+      "'ALL' for every method",
+      { config: { '/x': [{ second: 1, method: 'ALL' }] } },
+      /got "ALL"; did you mean '\*' \(every method\)\?/,
     ],
     ['a non-resolver authenticate', { authenticate: 'ip' as never }, /"authenticate".*got "ip"/],
     ['an empty authenticate array', { authenticate: [] }, /"authenticate": the array is empty/],
@@ -263,14 +294,44 @@ describe('start-up validation', () => {
       /"onBlock": is not a RateLimitModule option; did you mean "onBlocked"/,
     ],
     [
+      'a misspelt option',
+      { backendTimoutMs: 100 } as never,
+      /"backendTimoutMs": is not a RateLimitModule option; did you mean "backendTimeoutMs"\?/,
+    ],
+    [
       'a backend that is not one',
       { backend: { consume: () => true } } as never,
-      /"backend": expected a RateLimitBackend/,
+      /"backend": expected a RateLimitBackend such as new MemoryBackend\(\), got an object with a consume\(\) method that does not extend RateLimitBackend.*npm ls nestjs-ratelimit/,
+    ],
+    [
+      'a backend class instead of an instance',
+      { backend: MemoryBackend } as never,
+      /"backend": .*got a function \(the class itself: pass an instance, new MemoryBackend\(\.\.\.\)\)/,
     ],
     [
       'an unknown header format',
       { headers: 'ietf' } as never,
       /"headers": expected false, 'draft-10'/,
+    ],
+    [
+      'a misspelt header format',
+      { headers: 'draft10' } as never,
+      /"headers": .*got "draft10"; did you mean 'draft-10'\?/,
+    ],
+    [
+      'headers: true',
+      { headers: true } as never,
+      /"headers": .*got true; for the IETF RateLimit-Policy and RateLimit fields use 'draft-10'/,
+    ],
+    [
+      'a switch that is not a boolean',
+      { useGlobalGuard: 'false' } as never,
+      /"useGlobalGuard": expected true or false, got "false"/,
+    ],
+    [
+      'a Redis URL that ioredis cannot use',
+      { backend: new RedisBackend('redis://:hunter2@bad host:6379') },
+      /Invalid RedisBackend option "client": ioredis cannot connect to "bad host:6379" \(ERR_INVALID_URL: Invalid URL\); pass a URL such as 'redis:\/\/127\.0\.0\.1:6379\/0'/,
     ],
     [
       'a non-function onBlocked',

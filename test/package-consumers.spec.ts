@@ -1,12 +1,14 @@
 /**
  * The published build works for both kinds of consumer on Node 20: an ES module importing it, and
  * a CommonJS module requiring it (through Node's require(esm), available unflagged since 20.19).
- * The package is compiled with the real build config into a throw-away node_modules folder inside
- * the repository, so Nest resolves from the repository's own node_modules, exactly as in an app.
+ * The package (its package.json, README, LICENSE and lib/) is copied into a throw-away
+ * node_modules folder inside the repository and compiled there with the real build config, so
+ * its files lie as in the published package and Nest resolves from the repository's own
+ * node_modules, exactly as in an app; `npm pack --dry-run` there lists what would be published.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -47,21 +49,30 @@ console.log(JSON.stringify({
 
 describe('the built package', () => {
   let dir: string;
+  let pkg: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(root, '.tmp-consumer-'));
-    const pkg = join(dir, 'node_modules', 'nestjs-ratelimit');
+    pkg = join(dir, 'node_modules', 'nestjs-ratelimit');
     mkdirSync(pkg, { recursive: true });
     // Its own package.json, so 'nestjs-ratelimit' is not resolved as the repository's self-reference.
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-    cpSync(join(root, 'package.json'), join(pkg, 'package.json'));
-    await run(
-      join(root, 'node_modules/.bin/tsc'),
-      ['-p', join(root, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')],
-      {
-        cwd: root,
-      },
+    for (const file of ['package.json', 'README.md', 'LICENSE', 'lib']) {
+      cpSync(join(root, file), join(pkg, file), { recursive: true });
+    }
+    // The build config, applied to the copy: dist/ and its maps lie next to lib/ as in the repository.
+    writeFileSync(
+      join(pkg, 'tsconfig.json'),
+      JSON.stringify({
+        extends: join(root, 'tsconfig.build.json'),
+        compilerOptions: { rootDir: './lib', outDir: './dist' },
+        include: ['lib'],
+        exclude: ['lib/**/*.spec.ts'],
+      }),
     );
+    await run(join(root, 'node_modules/.bin/tsc'), ['-p', join(pkg, 'tsconfig.json')], {
+      cwd: root,
+    });
   }, 120_000);
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -90,6 +101,34 @@ describe('the built package', () => {
     },
     60_000,
   );
+
+  it('ships the sources its source maps point at, without the specs, and its licence', async () => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: pkg,
+      timeout: 60_000,
+    });
+    const [packed] = JSON.parse(stdout) as { files: { path: string }[] }[];
+    const shipped = new Set(packed!.files.map((file) => file.path));
+    const maps = [...shipped].filter((path) => path.endsWith('.map'));
+    // Both kinds: dist/*.js.map (stack traces, debuggers) and dist/*.d.ts.map (go to definition).
+    expect(maps.filter((path) => path.endsWith('.d.ts.map')).length).toBeGreaterThan(10);
+    expect(maps.filter((path) => path.endsWith('.js.map')).length).toBeGreaterThan(10);
+    const unresolved: string[] = [];
+    for (const map of maps) {
+      const { sources, sourceRoot = '' } = JSON.parse(readFileSync(join(pkg, map), 'utf8')) as {
+        sources: string[];
+        sourceRoot?: string;
+      };
+      expect(sources.length).toBeGreaterThan(0);
+      for (const source of sources) {
+        const resolved = posix.normalize(posix.join(posix.dirname(map), sourceRoot, source));
+        if (!shipped.has(resolved)) unresolved.push(`${map} -> ${source}`);
+      }
+    }
+    expect(unresolved).toEqual([]);
+    expect([...shipped].filter((path) => path.includes('.spec.'))).toEqual([]);
+    expect(shipped.has('LICENSE')).toBe(true);
+  }, 90_000);
 
   it('ships JSDoc in its type declarations', async () => {
     const { readFile } = await import('node:fs/promises');

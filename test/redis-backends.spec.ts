@@ -1175,6 +1175,7 @@ describe('Redis backend options', () => {
     [{ timeOffsetMs: () => 0 }, /"timeOffsetMs".*did you mean "testClock"/],
     [{ clock: () => 0 }, /"clock".*did you mean "testClock"/],
     [{ keyPrefix: 'x' }, /"keyPrefix".*did you mean "prefix"/],
+    [{ prefx: 'x' }, /"prefx".*did you mean "prefix"/],
     ['rl:', /"options": must be an object/],
   ])('rejects %p', (options, message) => {
     for (const Backend of [RedisBackend, SlidingRedisBackend]) {

@@ -5,7 +5,7 @@
  */
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import {
   RateLimitModule,
   RedisBackend,
@@ -14,6 +14,7 @@ import {
   type RateLimitBackend,
 } from 'nestjs-ratelimit';
 import { captureBackendLogs } from './support/backend-logs.js';
+import { startFaultProxy } from './support/fault-proxy.js';
 import { as, headerAuth, HelloController } from './support/nest-app.js';
 import {
   findFreePort,
@@ -32,18 +33,22 @@ interface Running {
 }
 
 async function startApp(
-  backend: RateLimitBackend,
+  backend: RateLimitBackend | (() => RateLimitBackend),
   failurePolicy: FailurePolicy = 'open',
 ): Promise<Running> {
+  const options = (made: RateLimitBackend) => ({
+    backend: made,
+    failurePolicy,
+    backendTimeoutMs: TIMEOUT_MS,
+    authenticate: headerAuth,
+    config: { '/': [{ minute: 2 }] },
+  });
   const moduleRef = await Test.createTestingModule({
     imports: [
-      RateLimitModule.forRoot({
-        backend,
-        failurePolicy,
-        backendTimeoutMs: TIMEOUT_MS,
-        authenticate: headerAuth,
-        config: { '/': [{ minute: 2 }] },
-      }),
+      // A factory goes through forRootAsync, so the backend is made inside Nest's DI.
+      typeof backend === 'function'
+        ? RateLimitModule.forRootAsync({ useFactory: () => options(backend()) })
+        : RateLimitModule.forRoot(options(backend)),
     ],
     controllers: [HelloController],
   }).compile();
@@ -205,16 +210,163 @@ describe('nothing listening at start-up', () => {
     30_000,
   );
 
-  it('limits as soon as the server appears', async () => {
+  it('limits as soon as the server appears, and says so once', async () => {
     // Start with a server that is down, then bring it up on the same port.
     const server = await startOwnedRedisServer();
     await server.kill();
     const running = await startApp(new RedisBackend(server.url));
     try {
+      await waitForStartupReport();
       expect((await hit(running, 'f')).status).toBe(200);
       await server.restart();
       const ms = await msUntilLimited(running, 'f');
       expect(ms).toBeLessThan(2_500);
+      const connected = logs.infos().filter((line) => /has connected to Redis/.test(line));
+      expect(connected).toEqual([
+        `The rate-limit backend RedisBackend(${server.url}) has connected to Redis.`,
+      ]);
+      expect(startupReports()).toHaveLength(1);
+    } finally {
+      await running.close();
+      await server.stop();
+    }
+  }, 30_000);
+});
+
+/** The start-up reports logged so far (the failure policy's own warnings left out). */
+function startupReports(): string[] {
+  return logs.warnings().filter((line) => line.includes('at start-up'));
+}
+
+/** Waits (bounded by count and time) for the first start-up report and returns it. */
+async function waitForStartupReport(maxMs = 4_000): Promise<string> {
+  const started = performance.now();
+  for (let i = 0; i < 400 && performance.now() - started < maxMs; i++) {
+    const [report] = startupReports();
+    if (report !== undefined) return report;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`No start-up report within ${maxMs} ms`);
+}
+
+describe('start-up report of an unreachable Redis', () => {
+  const SAFE = { enableOfflineQueue: false, maxRetriesPerRequest: 0 } as const;
+  let port: number;
+  beforeEach(async () => {
+    port = await findFreePort();
+  });
+
+  const FOLLOWS = '; requests follow the failure policy until it is reachable.';
+
+  it.each<[string, () => RateLimitBackend, string]>([
+    [
+      'a URL, without its password',
+      () => new RedisBackend(`redis://:hunter2@127.0.0.1:${port}/0`),
+      'RedisBackend(redis://127.0.0.1:PORT/0)',
+    ],
+    [
+      'ioredis options',
+      () => new SlidingRedisBackend({ host: '127.0.0.1', port, password: 'hunter2' }),
+      'SlidingRedisBackend(127.0.0.1:PORT)',
+    ],
+    [
+      'a client passed in',
+      () => {
+        const client = new Redis(port, '127.0.0.1', { ...SAFE, password: 'hunter2' });
+        client.on('error', () => undefined); // as an application would; ioredis prints errors otherwise
+        return new RedisBackend(client);
+      },
+      'RedisBackend(127.0.0.1:PORT)',
+    ],
+  ])(
+    'names the address of %s and the error, once, without holding up start-up',
+    async (_name, create, described) => {
+      const backend = create();
+      const started = performance.now();
+      const running = await startApp(backend);
+      try {
+        expect(performance.now() - started).toBeLessThan(2_000);
+        const report = await waitForStartupReport();
+        expect(backend.describe()).toBe(described.replace('PORT', String(port)));
+        expect(report).toBe(
+          `The rate-limit backend ${backend.describe()} cannot reach Redis at start-up ` +
+            `(connect ECONNREFUSED 127.0.0.1:${port})${FOLLOWS}`,
+        );
+        expect(report).not.toContain('hunter2');
+        // Requests are decided by the failure policy; the client keeps retrying (every 500 ms at
+        // most, each attempt an error event), and the report is not repeated.
+        expect((await hit(running, 'g')).status).toBe(200);
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        expect(startupReports()).toHaveLength(1);
+      } finally {
+        await running.close();
+        const client = await (backend as RedisBackend).getClient();
+        client.disconnect();
+      }
+    },
+    30_000,
+  );
+
+  it('is made for a backend built in forRootAsync, whose provider is a factory', async () => {
+    const running = await startApp(() => new RedisBackend(`redis://127.0.0.1:${port}`));
+    try {
+      expect(await waitForStartupReport()).toMatch(
+        new RegExp(
+          `RedisBackend\\(redis://127\\.0\\.0\\.1:${port}\\) cannot reach Redis.*ECONNREFUSED`,
+        ),
+      );
+    } finally {
+      await running.close();
+    }
+  }, 30_000);
+
+  it('names the Cluster node that failed', async () => {
+    const cluster = new Cluster([{ host: '127.0.0.1', port }], {
+      enableOfflineQueue: false,
+      redisOptions: { maxRetriesPerRequest: 0 },
+    });
+    cluster.on('error', () => undefined); // as an application would; ioredis prints errors otherwise
+    const backend = new RedisBackend(cluster);
+    const running = await startApp(backend);
+    try {
+      expect(backend.describe()).toBe('RedisBackend(Redis Cluster)');
+      expect(await waitForStartupReport()).toBe(
+        `The rate-limit backend RedisBackend(Redis Cluster) cannot reach Redis at start-up ` +
+          `(node 127.0.0.1:${port}: Connection is closed.)${FOLLOWS}`, // all ioredis tells of it
+      );
+    } finally {
+      await running.close();
+      cluster.disconnect();
+    }
+  }, 30_000);
+
+  it('says so when the server accepts the connection but never answers', async () => {
+    const server = await startOwnedRedisServer();
+    const proxy = await startFaultProxy(server);
+    proxy.blackhole();
+    const backend = new RedisBackend(proxy.url);
+    const running = await startApp(backend);
+    try {
+      // The connection is made (no error event); the report comes when 2 s pass without 'ready'.
+      expect(await waitForStartupReport()).toBe(
+        `The rate-limit backend RedisBackend(${proxy.url}) cannot reach Redis at start-up ` +
+          `(not ready 2000 ms after start-up (status 'connect'))${FOLLOWS}`,
+      );
+    } finally {
+      await running.close();
+      await proxy.stop();
+      await server.stop();
+    }
+  }, 30_000);
+
+  it('stays silent when Redis is reachable', async () => {
+    const server = await startOwnedRedisServer();
+    const backend = new RedisBackend(server.url);
+    const running = await startApp(backend);
+    try {
+      expect((await hit(running, 'h')).status).toBe(200);
+      expect(backend.describe()).toBe(`RedisBackend(${server.url})`);
+      expect(logs.warnings()).toEqual([]);
     } finally {
       await running.close();
       await server.stop();

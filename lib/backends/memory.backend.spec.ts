@@ -668,6 +668,12 @@ describe('MemoryBackend', () => {
     expect(rejected.retryAfterMs).toBeLessThanOrEqual(SECOND);
   });
 
+  it("describes itself in log lines by its class name (RateLimitBackend's default)", () => {
+    expect(backend.describe()).toBe('MemoryBackend');
+    class TenantBackend extends MemoryBackend {}
+    expect(new TenantBackend({ sweepIntervalMs: 0 }).describe()).toBe('TenantBackend');
+  });
+
   describe('options', () => {
     const invalid: [string, unknown][] = [
       ['maxKeys', 0],
@@ -694,6 +700,17 @@ describe('MemoryBackend', () => {
         expect(error).toMatchObject({ code: 'RATE_LIMIT_INVALID_OPTION' });
         expect((error as Error).message).toContain(`"${option}"`);
       }
+    });
+
+    it.each([
+      ['maxSize', /"maxSize": is not a MemoryBackend option; did you mean "maxKeys"\?/],
+      ['sweepInterval', /"sweepInterval": .*did you mean "sweepIntervalMs"\?/],
+      ['testClock', /"testClock": .*did you mean "clock"\?/],
+      ['maxkeys', /"maxkeys": .*did you mean "maxKeys"\?/],
+    ])('rejects the unknown option %s, naming the one meant', (option, message) => {
+      const build = () => new MemoryBackend({ [option]: 1 } as MemoryBackendOptions);
+      expect(build).toThrow(RateLimitConfigError);
+      expect(build).toThrow(message);
     });
 
     it('rejects options that are not an object', () => {

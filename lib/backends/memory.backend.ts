@@ -1,4 +1,9 @@
-import { describeValue, optionFailure, type FailOption } from '../config-validation.js';
+import {
+  describeValue,
+  optionFailure,
+  rejectUnknownKeys,
+  type FailOption,
+} from '../config-validation.js';
 import { UNIT_WINDOW_SECONDS, type RateLimitUnit, type UnitLimit } from '../rules/rule-units.js';
 import { counterKey } from './counter-key.js';
 import {
@@ -42,6 +47,19 @@ const MAX_MAP_ENTRIES = 2 ** 24;
 
 /** The largest delay `setInterval` accepts; above it Node silently fires every millisecond. */
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['maxKeys', 'sweepIntervalMs', 'clock']);
+/** Names other stores use for the same options, with the option meant. */
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  max: 'maxKeys',
+  maxSize: 'maxKeys',
+  maxEntries: 'maxKeys',
+  sweepInterval: 'sweepIntervalMs',
+  cleanupInterval: 'sweepIntervalMs',
+  cleanupIntervalMs: 'sweepIntervalMs',
+  now: 'clock',
+  testClock: 'clock',
+};
 
 /**
  * Blocks examined per sweep. Blocks of different lengths do not expire in insertion order, so
@@ -262,12 +280,13 @@ export class MemoryBackend extends RateLimitBackend {
     const fail: FailOption = optionFailure('MemoryBackend');
     // Checked because JavaScript callers (or `as` casts) can pass anything.
     const given: unknown = options ?? {};
-    if (typeof given !== 'object' || Array.isArray(given)) {
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) {
       fail(
         'options',
         `must be an object such as { maxKeys: 100_000 }, got ${describeValue(given)}.`,
       );
     }
+    rejectUnknownKeys(given, KNOWN_OPTIONS, OPTION_HINTS, 'a MemoryBackend option', fail);
     const { maxKeys = 1_000_000, sweepIntervalMs = 10_000, clock = defaultClock } = options ?? {};
     if (
       typeof maxKeys !== 'number' ||

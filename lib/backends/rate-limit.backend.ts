@@ -109,4 +109,13 @@ export abstract class RateLimitBackend {
    * application shuts down. Never closes a client the user passed in.
    */
   close(): void | Promise<void> {}
+
+  /**
+   * A short description of this backend for log lines, so that a warning can say which backend,
+   * and which server, failed: `RedisBackend(redis://127.0.0.1:6379)`. The class name by default;
+   * a backend of yours may add what tells its instances apart, but never a secret.
+   */
+  describe(): string {
+    return this.constructor.name;
+  }
 }

@@ -1,4 +1,5 @@
-import { describeValue, rejectUnknownKeys } from '../config-validation.js';
+import { METHODS } from 'node:http';
+import { closestMatch, describeValue, rejectUnknownKeys } from '../config-validation.js';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
 import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS, type UnitLimit } from './rule-units.js';
 
@@ -30,6 +31,8 @@ export interface RuleInput {
   group?: string;
   /**
    * The HTTP method this rule is for, compared case-insensitively; `'*'` means every method.
+   * One of Node's `http.METHODS` (`'GET'`, `'post'`, `'PROPFIND'`...), or `'*'`: anything else
+   * fails when the rule is created, with the closest method as a hint (`'GETT'` → `'GET'`).
    * A `'GET'` rule also applies to `HEAD` requests, which the router sends to the `GET` handler.
    * The counter key uses the method as written, so `'*'` shares one counter across methods.
    * @default '*'
@@ -68,8 +71,38 @@ const FIELD_HINTS: Readonly<Record<string, string>> = {
   groups: 'group',
 };
 
-/** An HTTP method token (RFC 9110) or `*`. */
-const METHOD_PATTERN = /^(?:\*|[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/;
+/**
+ * The methods a rule may name: those Node's HTTP parser accepts (`http.METHODS`), since a request
+ * with any other method never reaches the application, so a rule for it could never apply.
+ * The common ones first, so that a misspelling is matched to them on a tie.
+ */
+const KNOWN_METHODS: readonly string[] = [
+  ...new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', ...METHODS]),
+];
+const KNOWN_METHOD_SET: ReadonlySet<string> = new Set(KNOWN_METHODS);
+
+/** What users write for "every method", with the spelling meant. */
+const EVERY_METHOD_HINTS: ReadonlySet<string> = new Set(['ALL', 'ANY', '']);
+
+/** For a number written as a string (`'10'`, from an environment variable): how to write it. */
+function numberHint(value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(Number(value)))
+    return '';
+  return `; write it as a number (${Number(value)}), e.g. Number(process.env.LIMIT)`;
+}
+
+/** The "did you mean" of an unknown method, or `''`. */
+function methodHint(method: string): string {
+  const upper = method.trim().toUpperCase();
+  if (EVERY_METHOD_HINTS.has(upper)) return `; did you mean '*' (every method)?`;
+  const parts = upper.split(/[\s,|]+/);
+  if (parts.length > 1 && parts.every((part) => KNOWN_METHOD_SET.has(part))) {
+    return `; a rule has one method: write one rule per method, or '*' for every method.`;
+  }
+  if (KNOWN_METHOD_SET.has(upper)) return `; did you mean '${upper}' (without spaces)?`;
+  const closest = closestMatch(upper, KNOWN_METHODS);
+  return closest === undefined ? '.' : `; did you mean '${closest}'?`;
+}
 
 /**
  * One limit for one group of callers and one HTTP method: up to five units (all must hold), an
@@ -128,7 +161,8 @@ export class Rule {
       if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
         fail(
           `"${unit}"`,
-          `must be a whole number of requests, 0 or more (0 denies every request), got ${describeValue(limit)}.`,
+          `must be a whole number of requests, 0 or more (0 denies every request), got ` +
+            `${describeValue(limit)}${numberHint(limit)}.`,
         );
       }
       limits.push({ unit, limit, windowMs: UNIT_WINDOW_SECONDS[unit] * 1000 });
@@ -136,24 +170,40 @@ export class Rule {
 
     const group = input.group ?? 'default';
     if (typeof group !== 'string' || group.length === 0) {
-      fail('"group"', `must be a non-empty string, got ${describeValue(group)}.`);
+      fail(
+        '"group"',
+        `must be a non-empty string, the group your auth resolver returns (such as 'admin'); ` +
+          `leave it unset for 'default'. Got ${describeValue(group)}.`,
+      );
     }
     const method = input.method ?? '*';
-    if (typeof method !== 'string' || !METHOD_PATTERN.test(method)) {
+    if (typeof method !== 'string') {
       fail(
         '"method"',
         `must be an HTTP method such as 'GET' or '*' for every method, got ${describeValue(method)}.`,
       );
     }
+    if (method !== '*' && !KNOWN_METHOD_SET.has(method.toUpperCase())) {
+      fail(
+        '"method"',
+        `must be an HTTP method such as 'GET' (any case) or '*' for every method, got ` +
+          `${describeValue(method)}${methodHint(method)}`,
+      );
+    }
     const zone = input.zone;
     if (zone !== undefined && (typeof zone !== 'string' || zone.length === 0)) {
-      fail('"zone"', `must be a non-empty string, got ${describeValue(zone)}.`);
+      fail(
+        '"zone"',
+        `must be a non-empty string naming the shared counter pool (such as 'search'); leave ` +
+          `it unset to count per path or handler. Got ${describeValue(zone)}.`,
+      );
     }
     const blockTime = input.blockTime ?? 0;
     if (typeof blockTime !== 'number' || !Number.isFinite(blockTime) || blockTime < 0) {
       fail(
         '"blockTime"',
-        `must be a number of seconds, 0 or more, got ${describeValue(blockTime)}.`,
+        `must be a number of seconds, 0 or more (0: no block), got ${describeValue(blockTime)}` +
+          `${numberHint(blockTime)}.`,
       );
     }
     if (blockTime > 0 && limits.length === 0) {

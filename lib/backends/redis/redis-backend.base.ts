@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import calculateSlot from 'cluster-key-slot';
 import { createHash } from 'node:crypto';
 import {
@@ -14,6 +14,8 @@ import {
   type ConsumeResult,
   type UnitState,
 } from '../rate-limit.backend.js';
+import { watchFirstConnection } from './first-connection.js';
+import { describeClient, describeSource } from './redis-address.js';
 import {
   createOwnClient,
   OWN_CLIENT_CONNECT_TIMEOUT_MS,
@@ -141,6 +143,13 @@ const MAX_TEST_CLOCK_MS = Math.floor(Number.MAX_SAFE_INTEGER / 1000) - 1;
 
 const UNBLOCK_SCRIPT = defineScript(UNBLOCK_LUA);
 
+/**
+ * How long after start-up a client may still be without a ready connection, and no error, before
+ * the start-up report says so: longer than the own client's connect timeout (1 s), after which a
+ * refused or unroutable address has already reported its error.
+ */
+const STARTUP_READY_TIMEOUT_MS = 2_000;
+
 /** Statuses in which a client is still making its first connection. */
 const CONNECTING = new Set(['wait', 'connecting', 'connect']);
 
@@ -159,8 +168,28 @@ const STANDARD_WINDOWS: readonly UnitWindow[] = RATE_LIMIT_UNITS.map((unit) => (
 /** Most non-standard windows remembered for `reset()`; only hand-built queries create them. */
 const MAX_EXTRA_WINDOWS = 64;
 
+/**
+ * Longest `close()` waits for the server's reply to `QUIT` before it drops the connection: a server
+ * that stopped answering while the TCP connection stays open (a hung process, a partition, a
+ * proxy that lost its upstream) never replies, and shutdown must not wait for it.
+ */
+const QUIT_TIMEOUT_MS = 500;
+
 /** Longest `close()` waits for the client to end after `QUIT` or a disconnect. */
 const CLOSE_TIMEOUT_MS = 1_000;
+
+/** Resolves whether `promise` settled within `timeoutMs` (an unref'd timer); never rejects. */
+function settlesWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    timer.unref();
+    const settled = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
+}
 
 /** Resolves on the first of `events`, or after `timeoutMs` (an unref'd timer), whichever is first. */
 function waitForEvent(
@@ -386,10 +415,14 @@ export class UnitArgsCache<T> {
  * script registration and invocation (one script call per operation), the test clock, the
  * user's block and closing.
  */
-export abstract class RedisBackendBase extends RateLimitBackend {
+export abstract class RedisBackendBase extends RateLimitBackend implements OnApplicationBootstrap {
   /** Start of every key; validated (non-empty, no braces). */
   protected readonly prefix: string;
   private readonly name: string;
+  /** Where the client connects, without a password (see {@link describe}). */
+  private readonly address: string;
+  /** Stops the start-up report; set once it started (see {@link onApplicationBootstrap}). */
+  private stopStartupReport: (() => void) | undefined;
   private readonly testClock: (() => number) | undefined;
   /** Non-standard windows seen in this process, so `reset()` can name their keys. */
   private readonly extraWindows = new Map<string, UnitWindow>();
@@ -457,6 +490,7 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     if (isClient(source)) {
       this.ownsClient = false;
       this.clustered = isClusterClient(source);
+      this.address = describeClient(source);
       this.client = source;
       this.clientPromise = Promise.resolve(source);
       this.warnAboutOfflineQueue(source);
@@ -469,7 +503,8 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     ) {
       this.ownsClient = true;
       this.clustered = false;
-      this.clientPromise = createOwnClient(source as string | RedisConnectionOptions).then(
+      this.address = describeSource(source as string | RedisConnectionOptions);
+      this.clientPromise = createOwnClient(name, source as string | RedisConnectionOptions).then(
         (created) => {
           this.client = created;
           if (this.closed) created.disconnect(); // close() ran while it was being created
@@ -497,6 +532,46 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /**
+   * Names the backend and where it connects, without a password: `RedisBackend(redis://127.0.0.1:6379/0)`
+   * for a URL, `RedisBackend(127.0.0.1:6379)` for options or a client passed in,
+   * `SlidingRedisBackend(Redis Cluster)` for a Cluster.
+   */
+  override describe(): string {
+    return `${this.name}(${this.address})`;
+  }
+
+  /**
+   * Nest calls this once the application has started (the module's `RateLimitBackend` provider is
+   * this backend). It starts the client's first connection if it has not started yet
+   * (`lazyConnect`), and, without holding up start-up, logs one warning naming the address and the
+   * error when that connection fails (a refused or unreachable address, a wrong password, a server
+   * that does not answer within 2 s), rather than nothing until the first request; then, once, when
+   * it connects after all. Call it yourself when using the backend outside Nest. Idempotent.
+   *
+   * @throws RateLimitConfigError when ioredis cannot use the URL or options given; Error when
+   *   ioredis is not installed: both stop start-up, since the backend could never work
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.stopStartupReport !== undefined || this.closed) return;
+    this.stopStartupReport = () => undefined;
+    const client = await this.clientPromise;
+    if (this.closed) return;
+    if (client.status === 'wait' && client.connect !== undefined) {
+      client.connect().catch(() => undefined); // the error surfaces as an event
+    }
+    const logger = new Logger('RateLimit');
+    this.stopStartupReport = watchFirstConnection(client, STARTUP_READY_TIMEOUT_MS, {
+      failed: (problem) =>
+        logger.warn(
+          `The rate-limit backend ${this.describe()} cannot reach Redis at start-up ` +
+            `(${problem}); requests follow the failure policy until it is reachable.`,
+        ),
+      recovered: () =>
+        logger.log(`The rate-limit backend ${this.describe()} has connected to Redis.`),
+    });
+  }
+
+  /**
    * Lifts the user's block (one script call).
    * @returns whether a block was still active
    */
@@ -515,12 +590,16 @@ export abstract class RedisBackendBase extends RateLimitBackend {
   }
 
   /**
-   * Closes the client the backend created itself (waiting for pending replies when connected).
-   * A client you passed in is left open: close it yourself. Idempotent.
+   * Closes the client the backend created itself: `QUIT` when connected, so pending replies
+   * arrive first, but waiting at most 500 ms for the server's answer, then dropping the
+   * connection; it resolves within about a second even when Redis does not answer at all. A
+   * client you passed in is left untouched (close it yourself), and this resolves at once.
+   * Idempotent.
    */
   override async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopStartupReport?.();
     if (!this.ownsClient) return;
     let client: RedisClientLike;
     try {
@@ -530,13 +609,15 @@ export abstract class RedisBackendBase extends RateLimitBackend {
     }
     if (client.status === 'end') return;
     if (client.status === 'ready') {
-      try {
-        await client.quit(); // resolves on the server's OK; the socket closes just after
-      } catch {
-        // not connected after all: drop the connection below
-      }
+      // Resolves on the server's OK (the socket closes just after), rejects when the connection
+      // drops first; either way it settles, or the disconnect below ends it.
+      await settlesWithin(client.quit(), QUIT_TIMEOUT_MS);
     }
-    if (client.status !== 'end') {
+    if (client.status === 'reconnecting') {
+      // Between two attempts there is no socket: disconnect() only cancels the next attempt, and
+      // ioredis emits no 'end' then, so waiting for one would only delay shutdown by a second.
+      client.disconnect();
+    } else if (client.status !== 'end') {
       const ended = waitForEvent(client, ['end'], CLOSE_TIMEOUT_MS);
       if (client.status !== 'close') client.disconnect();
       await ended;

@@ -5,6 +5,9 @@
  *
  * @module
  */
+import { describeValue, optionFailure, type FailOption } from '../../config-validation.js';
+import { errorText } from '../../internal/error-text.js';
+import { describeSource } from './redis-address.js';
 
 /**
  * An ioredis `Redis` or `Cluster` instance, as far as the Redis backends are concerned. Pass the
@@ -15,12 +18,16 @@ export interface RedisClientLike {
   readonly status: string;
   /**
    * The client's options; `enableOfflineQueue` is read to warn about it, `enableAutoPipelining`
-   * to leave write batching to ioredis when it is on.
+   * to leave write batching to ioredis when it is on, `host`, `port` and `path` to name the
+   * server in log lines.
    */
   readonly options?:
     | {
         readonly enableOfflineQueue?: boolean | undefined;
         readonly enableAutoPipelining?: boolean | undefined;
+        readonly host?: string | undefined;
+        readonly port?: number | undefined;
+        readonly path?: string | null | undefined;
       }
     | undefined;
   /**
@@ -50,10 +57,10 @@ export interface RedisClientLike {
  * Connection options for a client the backend creates itself: ioredis `RedisOptions` (see the
  * ioredis documentation; any of its options is passed through). The backend always sets
  * `enableOfflineQueue: false`, `maxRetriesPerRequest: 0` and `autoResendUnfulfilledCommands:
- * false`, and defaults `connectTimeout` to 1000 ms and `retryStrategy` to "retry forever, at most
- * every 500 ms". Concurrent decisions share socket writes without `enableAutoPipelining` (off by
- * default): the backend batches the writes of one event-loop iteration itself, for about half the
- * client CPU of ioredis's auto-pipelining.
+ * false`, and defaults `connectTimeout` to 1000 ms, `disconnectTimeout` to 500 ms and
+ * `retryStrategy` to "retry forever, at most every 500 ms". Concurrent decisions share socket
+ * writes without `enableAutoPipelining` (off by default): the backend batches the writes of one
+ * event-loop iteration itself, for about half the client CPU of ioredis's auto-pipelining.
  */
 export interface RedisConnectionOptions {
   readonly host?: string;
@@ -67,6 +74,8 @@ export interface RedisConnectionOptions {
   readonly connectionName?: string;
   readonly keyPrefix?: string;
   readonly connectTimeout?: number;
+  /** How long a closed connection may stay half-open before its socket is destroyed, in ms. */
+  readonly disconnectTimeout?: number;
   readonly commandTimeout?: number;
   readonly retryStrategy?: (times: number) => number | void | null;
   readonly lazyConnect?: boolean;
@@ -75,6 +84,13 @@ export interface RedisConnectionOptions {
 
 /** How long the client the backend creates waits for a TCP connection, in ms. */
 export const OWN_CLIENT_CONNECT_TIMEOUT_MS = 1_000;
+
+/**
+ * How long the backend's own client lets a connection it closed stay half-open before destroying
+ * the socket (ioredis's `disconnectTimeout`, 2 s by default), in ms: a server that does not answer
+ * does not acknowledge the close either, and `close()` waits for the socket to be gone.
+ */
+export const OWN_CLIENT_DISCONNECT_TIMEOUT_MS = 500;
 
 /** Longest pause between reconnection attempts of the backend's own client, in ms. */
 export const OWN_CLIENT_MAX_RETRY_DELAY_MS = 500;
@@ -91,12 +107,16 @@ export function ownClientRetryDelay(times: number): number {
  * Creates the backend's own ioredis client from a URL (`redis://...`, `rediss://...`) or
  * options, loading ioredis only now. Commands fail at once while Redis is unreachable (no offline
  * queue, no retries, no resending after a reconnect: an increment is never replayed), and the
- * client reconnects by itself. Errors are swallowed by a listener: a failed command reports them,
- * and the module's failure policy decides what to do.
+ * client reconnects by itself. Its error events are swallowed by a listener: the backend reports a
+ * failed first connection once, a failed command reports its own error, and the module's failure
+ * policy decides what to do.
  *
+ * @param owner the backend's class name, for messages
  * @throws Error when ioredis is not installed, saying how to install it
+ * @throws RateLimitConfigError (`RATE_LIMIT_INVALID_OPTION`) when ioredis rejects `source`
  */
 export async function createOwnClient(
+  owner: string,
   source: string | RedisConnectionOptions,
 ): Promise<RedisClientLike> {
   let Redis: (typeof import('ioredis'))['Redis'];
@@ -112,6 +132,7 @@ export async function createOwnClient(
   const given = typeof source === 'string' ? {} : source;
   const options = {
     connectTimeout: OWN_CLIENT_CONNECT_TIMEOUT_MS,
+    disconnectTimeout: OWN_CLIENT_DISCONNECT_TIMEOUT_MS,
     retryStrategy: ownClientRetryDelay,
     // No auto-pipelining: the backend already sends the decisions of one event-loop iteration in
     // one write (see RedisBackendBase), and ioredis's pipelines would add several promises and
@@ -122,7 +143,18 @@ export async function createOwnClient(
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
   };
-  const client = typeof source === 'string' ? new Redis(source, options) : new Redis(options);
+  let client: RedisClientLike;
+  try {
+    client = typeof source === 'string' ? new Redis(source, options) : new Redis(options);
+  } catch (error) {
+    const fail: FailOption = optionFailure(owner);
+    fail(
+      'client',
+      `ioredis cannot connect to ${describeValue(describeSource(source))} ` +
+        `(${errorText(error)}); pass a URL such as ` +
+        `'redis://127.0.0.1:6379/0', ioredis options such as { host, port }, or an ioredis client.`,
+    );
+  }
   client.on('error', () => undefined);
   return client;
 }
