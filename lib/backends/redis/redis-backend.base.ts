@@ -541,12 +541,13 @@ export abstract class RedisBackendBase extends RateLimitBackend implements OnApp
   }
 
   /**
-   * Nest calls this once the application has started (the module's `RateLimitBackend` provider is
+   * Nest calls this while the application starts (the module's `RateLimitBackend` provider is
    * this backend). It starts the client's first connection if it has not started yet
-   * (`lazyConnect`), and, without holding up start-up, logs one warning naming the address and the
-   * error when that connection fails (a refused or unreachable address, a wrong password, a server
-   * that does not answer within 2 s), rather than nothing until the first request; then, once, when
-   * it connects after all. Call it yourself when using the backend outside Nest. Idempotent.
+   * (`lazyConnect`) and waits for it, at most 1 s, so that requests are decided from the first
+   * one on. It logs one warning naming the address and the error when that connection fails (a
+   * refused or unreachable address, a wrong password, a server that does not answer within 2 s),
+   * rather than nothing until the first request; then, once, when it connects after all. Call it
+   * yourself when using the backend outside Nest. Idempotent.
    *
    * @throws RateLimitConfigError when ioredis cannot use the URL or options given; Error when
    *   ioredis is not installed: both stop start-up, since the backend could never work
@@ -569,6 +570,11 @@ export abstract class RedisBackendBase extends RateLimitBackend implements OnApp
       recovered: () =>
         logger.log(`The rate-limit backend ${this.describe()} has connected to Redis.`),
     });
+    // The application starts taking requests once the first connection is made (or has failed,
+    // or 1 s passed), not while it is being made: a burst of requests at start-up would otherwise
+    // keep the event loop too busy to finish the handshake in time, and every request of that
+    // burst would follow the failure policy.
+    await this.waitForFirstConnection(client);
   }
 
   /**
