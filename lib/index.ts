@@ -19,7 +19,8 @@ export { RateLimitService, type RateLimitDecision } from './rate-limit.service.j
 
 // Rules and decorators: what is limited, and how a bad rule is reported.
 export { Rule, type RuleInput } from './rules/rule.js';
-export type { RuleList, RuleTableInput } from './rules/rule-table.js';
+export type { PatternKey, RuleList, RuleTableInput } from './rules/rule-table.js';
+export { trustPattern, type TrustedPattern } from './rules/trusted-pattern.js';
 export {
   RATE_LIMIT_UNITS,
   UNIT_WINDOW_SECONDS,

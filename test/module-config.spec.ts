@@ -15,6 +15,7 @@ import {
   RateLimitModule,
   RedisBackend,
   type RateLimitModuleOptions,
+  trustPattern,
 } from 'nestjs-ratelimit';
 import { as, createTestApp, headerAuth, HelloController, TestClock } from './support/nest-app.js';
 
@@ -227,9 +228,24 @@ describe('start-up validation', () => {
       /Invalid rate-limit pattern "\?\?\.\*"/,
     ],
     [
-      'a catastrophic regex',
+      'an exponentially backtracking regex',
       { config: { '/(a+)+$': [{ second: 1 }] } },
-      /Unsafe rate-limit pattern "\/\(a\+\)\+\$"/,
+      /Unsafe rate-limit pattern "\/\(a\+\)\+\$": `\(a\+\)\+` .* exponential time/,
+    ],
+    [
+      'a polynomially backtracking regex',
+      { config: new Map([['^/v2/.+/.+/comments', [{ second: 1 }]]]) },
+      /Unsafe rate-limit pattern "\^\/v2\/\.\+\/\.\+\/comments": .* polynomial time/,
+    ],
+    [
+      'a regex that backtracks only ignoring case',
+      { config: [['^/(a|A)+$', [{ second: 1 }]]] },
+      /Unsafe rate-limit pattern "\^\/\(a\|A\)\+\$" when matched ignoring case/,
+    ],
+    [
+      'a regex the ReDoS check cannot decide',
+      { config: [[new RegExp('^/[\\p{L}--[a-z]]', 'v'), [{ second: 1 }]]] },
+      /could not be checked for catastrophic backtracking: .* trustPattern\(/,
     ],
     [
       'a negative limit',
@@ -345,5 +361,22 @@ describe('start-up validation', () => {
     );
     expect(error).toBeInstanceOf(RateLimitConfigError);
     expect((error as Error).message).toMatch(message);
+  });
+
+  it('starts with a pattern marked trusted that the ReDoS check refuses, and limits by it', async () => {
+    const t = await createTestApp({
+      rateLimit: {
+        authenticate: headerAuth,
+        config: new Map([[trustPattern('^/v2/.+/.+/comments'), [{ minute: 1 }]]]),
+      },
+    });
+    try {
+      await t.http.get('/v2/a/b/comments').set(as('u')).expect(200);
+      await t.http.get('/v2/a/b/comments').set(as('u')).expect(429);
+      await t.http.get('/v2/a/comments').set(as('u')).expect(200);
+      await t.http.get('/v2/a/comments').set(as('u')).expect(200);
+    } finally {
+      await t.close();
+    }
   });
 });

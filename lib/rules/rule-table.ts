@@ -1,10 +1,17 @@
-import safeRegex from 'safe-regex2';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
 import { describeValue } from '../config-validation.js';
+import { assertSafePattern } from './pattern-safety.js';
 import { Rule, type RuleInput } from './rule.js';
+import { TrustedPattern } from './trusted-pattern.js';
 
 /** A list of rules, tried in order; the first one for the caller's group and method is used. */
 export type RuleList = readonly (Rule | RuleInput)[];
+
+/**
+ * A key of a `Map` or array table: a regular-expression source, a `RegExp`, or either of them
+ * marked with {@link trustPattern} to skip the start-up ReDoS check.
+ */
+export type PatternKey = string | RegExp | TrustedPattern;
 
 /**
  * The ordered pattern table. Patterns are tried in order; the first that matches the path (and has
@@ -13,17 +20,22 @@ export type RuleList = readonly (Rule | RuleInput)[];
  * - an object `{ '^/towns': [...], '/forests': [...] }`: JavaScript keeps string keys in insertion
  *   order, except keys that look like integers, which come first; use a Map or an array when a
  *   pattern could be such a key;
- * - a `Map` or an array of `[pattern, rules]` pairs.
+ * - a `Map` or an array of `[pattern, rules]` pairs, whose keys may also be
+ *   `trustPattern(pattern)`.
  *
  * A string pattern is a regular-expression source matched from the start of the path only (like
  * Python's `re.match`: `/towns` matches `/towns/1` but not `/x/towns`); Python's named groups
  * `(?P<name>...)` are accepted. A `RegExp` is used as given (its `g` flag is dropped, because a
  * global regex remembers where it last matched).
+ *
+ * Every pattern is checked at start-up for catastrophic backtracking (ReDoS) on a crafted path, as
+ * compiled and ignoring case; one the check finds unsafe, or cannot decide, stops the start-up
+ * unless its key is `trustPattern(pattern)`.
  */
 export type RuleTableInput =
   | Readonly<Record<string, RuleList>>
-  | ReadonlyMap<string | RegExp, RuleList>
-  | ReadonlyArray<readonly [string | RegExp, RuleList]>;
+  | ReadonlyMap<PatternKey, RuleList>
+  | ReadonlyArray<readonly [PatternKey, RuleList]>;
 
 /** One compiled row of the table. */
 export interface PatternRules {
@@ -97,7 +109,7 @@ export class RuleTable {
   }
 }
 
-function tableRows(input: RuleTableInput): (readonly [string | RegExp, RuleList])[] {
+function tableRows(input: RuleTableInput): (readonly [PatternKey, RuleList])[] {
   if (input instanceof Map) return [...input.entries()];
   if (Array.isArray(input)) {
     return input.map((row: unknown, index) => {
@@ -107,7 +119,7 @@ function tableRows(input: RuleTableInput): (readonly [string | RegExp, RuleList]
           `Invalid rate-limit config: entry ${index} must be a [pattern, rules] pair, got ${describeValue(row)}.`,
         );
       }
-      return row as unknown as readonly [string | RegExp, RuleList];
+      return row as unknown as readonly [PatternKey, RuleList];
     });
   }
   if (input === null || typeof input !== 'object') {
@@ -119,9 +131,11 @@ function tableRows(input: RuleTableInput): (readonly [string | RegExp, RuleList]
   return Object.entries(input as Record<string, RuleList>);
 }
 
-function compileRow(pattern: string | RegExp, rules: RuleList): PatternRules {
+function compileRow(key: PatternKey, rules: RuleList): PatternRules {
+  const trusted = key instanceof TrustedPattern;
+  const pattern = trusted ? key.pattern : key;
   const source = pattern instanceof RegExp ? String(pattern) : pattern;
-  const compiled = compilePattern(pattern);
+  const compiled = trusted ? toRegExp(pattern) : compilePattern(pattern);
   if (!Array.isArray(rules)) {
     throw new RateLimitConfigError(
       'RATE_LIMIT_INVALID_TABLE',
@@ -135,12 +149,22 @@ function compileRow(pattern: string | RegExp, rules: RuleList): PatternRules {
 }
 
 /**
- * Turns a table key into a start-anchored RegExp, rejecting invalid sources and sources whose
- * nested quantifiers could backtrack catastrophically (a request path is attacker-controlled).
+ * Turns a table key into a start-anchored RegExp, rejecting invalid sources and patterns whose
+ * matching could backtrack catastrophically on a crafted path (a request path is
+ * attacker-controlled), as compiled or ignoring case.
  */
 export function compilePattern(pattern: string | RegExp): RegExp {
+  const compiled = toRegExp(pattern);
+  assertSafePattern(
+    compiled,
+    pattern instanceof RegExp ? String(pattern) : JSON.stringify(pattern),
+  );
+  return compiled;
+}
+
+/** A table key as the RegExp it is matched with, without the ReDoS check. */
+export function toRegExp(pattern: string | RegExp): RegExp {
   if (pattern instanceof RegExp) {
-    assertSafe(pattern, String(pattern));
     return pattern.global ? new RegExp(pattern.source, pattern.flags.replace('g', '')) : pattern;
   }
   if (typeof pattern !== 'string' || pattern.length === 0) {
@@ -149,9 +173,8 @@ export function compilePattern(pattern: string | RegExp): RegExp {
       `Invalid rate-limit pattern ${describeValue(pattern)}: use a non-empty regular-expression source such as '^/api' or a RegExp.`,
     );
   }
-  let compiled: RegExp;
   try {
-    compiled = new RegExp(`^(?:${fromPythonSyntax(pattern)})`);
+    return new RegExp(`^(?:${fromPythonSyntax(pattern)})`);
   } catch (error) {
     throw new RateLimitConfigError(
       'RATE_LIMIT_INVALID_PATTERN',
@@ -159,21 +182,9 @@ export function compilePattern(pattern: string | RegExp): RegExp {
         'Patterns are JavaScript regular-expression sources, matched from the start of the path.',
     );
   }
-  assertSafe(compiled, JSON.stringify(pattern));
-  return compiled;
 }
 
 /** Python `(?P<name>...)` and `(?P=name)` become JavaScript's `(?<name>...)` and `\k<name>`. */
 function fromPythonSyntax(source: string): string {
   return source.replace(/(?<!\\)\(\?P</g, '(?<').replace(/(?<!\\)\(\?P=(\w+)\)/g, '\\k<$1>');
-}
-
-function assertSafe(pattern: RegExp, shown: string): void {
-  if (!safeRegex(pattern)) {
-    throw new RateLimitConfigError(
-      'RATE_LIMIT_UNSAFE_PATTERN',
-      `Unsafe rate-limit pattern ${shown}: nested quantifiers such as (a+)+ can take exponential time on a crafted path. ` +
-        'Rewrite it without a repeated group that itself repeats.',
-    );
-  }
 }
