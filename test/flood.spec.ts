@@ -83,12 +83,11 @@ describe.each([
     for (let round = 0; round < BURSTS; round++) {
       const counts = await burst(instance.url, `flood-${round}`);
       expect({ round, counts, warnings: logs.warnings() }).toEqual({
-        warnings: [],
         round,
+        // A busy application is not an outage: nothing was logged as one.
+        warnings: [],
         counts: { 200: LIMIT, 429: BURST - LIMIT },
       });
     }
-    // A busy application is not an outage: nothing was logged as one.
-    expect(logs.warnings()).toEqual([]);
   }, 300_000);
 });
