@@ -80,7 +80,7 @@ describe('failure policy', () => {
     }
     expect(warnings()).toHaveLength(1);
     expect(warnings()[0]).toMatch(
-      /backend failed \(Error: connect ECONNREFUSED.*letting requests through unlimited/,
+      /backend FlakyBackend failed \(Error: connect ECONNREFUSED.*letting requests through unlimited/,
     );
 
     backend.mode = 'ok';

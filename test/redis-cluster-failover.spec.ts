@@ -94,7 +94,9 @@ describe('RedisBackend on a cluster with one master killed', () => {
     // The dead master's user follows the failure policy ('open'): never a 5xx, never limited.
     expect(orphanedStatuses.every((s) => s === 200)).toBe(true);
     expect(logs.warnings()).toHaveLength(1);
-    expect(logs.warnings()[0]).toMatch(/^The rate-limit backend failed for hash slot \d+ /);
+    expect(logs.warnings()[0]).toMatch(
+      /^The rate-limit backend RedisBackend\(Redis Cluster\) failed for hash slot \d+ /,
+    );
     expect(logs.infos()).toEqual([]);
 
     // Back: the orphaned user is limited again (the restarted master keeps nothing on disk, so
@@ -112,6 +114,8 @@ describe('RedisBackend on a cluster with one master killed', () => {
     expect(limitedAgain).toBe(true);
     expect(logs.warnings()).toHaveLength(1);
     expect(logs.infos()).toHaveLength(1);
-    expect(logs.infos()[0]).toMatch(/^The rate-limit backend answers again after/);
+    expect(logs.infos()[0]).toMatch(
+      /^The rate-limit backend RedisBackend\(Redis Cluster\) answers again after/,
+    );
   }, 90_000);
 });

@@ -100,7 +100,7 @@ function expectNoRedisDetails(body: string): void {
 describe.each([
   ['RedisBackend', (url: string) => new RedisBackend(url)],
   ['SlidingRedisBackend', (url: string) => new SlidingRedisBackend(url)],
-])('%s outages', (_name, createBackend) => {
+])('%s outages', (name, createBackend) => {
   let server: OwnedRedisServerHandle;
   let running: Running | undefined;
 
@@ -127,6 +127,10 @@ describe.each([
       expect(res.ms).toBeLessThan(REQUEST_BOUND_MS);
     }
     expect(logs.warnings()).toHaveLength(1);
+    // The warning names the backend and the server it tried, not only ioredis's error.
+    expect(logs.warnings()[0]).toContain(
+      `The rate-limit backend ${name}(redis://127.0.0.1:${server.port}) failed (`,
+    );
 
     await server.restart();
     // Redis came back empty (no persistence): the user gets a fresh window of 2, then a 429.

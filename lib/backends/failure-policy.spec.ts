@@ -86,7 +86,7 @@ describe('BackendFailureHandler per partition', () => {
     // The dead partition was tried at 0 ms, then again only after the 500 ms probe interval.
     expect(backend.calls).toBe(6 + 2);
     expect(warn.mock.calls.map(([message]) => String(message))).toEqual([
-      'The rate-limit backend failed for part 1 (Error: connect ECONNREFUSED 127.0.0.1:7001); ' +
+      'The rate-limit backend PartitionedBackend failed for part 1 (Error: connect ECONNREFUSED 127.0.0.1:7001); ' +
         'letting the requests that need it through unlimited until it answers again.',
     ]);
     expect(log).not.toHaveBeenCalled();
@@ -110,7 +110,7 @@ describe('BackendFailureHandler per partition', () => {
     backend.dead.delete('part 3');
     expect(await decide(handler, 'u-3')).toBe('allowed');
     expect(log.mock.calls.map(([message]) => String(message))).toEqual([
-      'The rate-limit backend answers again after 2.4 s; limiting as usual.',
+      'The rate-limit backend PartitionedBackend answers again after 2.4 s; limiting as usual.',
     ]);
     // The next failure is a new outage, with its own warning.
     backend.dead.add('part 4');
@@ -146,7 +146,7 @@ describe('BackendFailureHandler per partition', () => {
     now += 500;
     expect(await decide(handler, 'u-2')).toBe('allowed');
     expect(warn.mock.calls.map(([message]) => String(message))).toEqual([
-      'The rate-limit backend failed (Error: connect ECONNREFUSED 127.0.0.1:7001); ' +
+      'The rate-limit backend PartitionedBackend failed (Error: connect ECONNREFUSED 127.0.0.1:7001); ' +
         'answering 503 to requests until it answers again.',
     ]);
     expect(log).toHaveBeenCalledTimes(1);

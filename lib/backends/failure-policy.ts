@@ -168,7 +168,7 @@ export class BackendFailureHandler {
     const whole = partition === WHOLE_BACKEND;
     const requests = whole ? 'requests' : 'the requests that need it';
     this.logger.warn(
-      `The rate-limit backend failed${whole ? '' : ` for ${partition}`} ` +
+      `The rate-limit backend ${this.backend.describe()} failed${whole ? '' : ` for ${partition}`} ` +
         `(${errorSummary(error)}); ${FAILURE_BEHAVIOUR[this.policy](requests)} until it answers again.`,
     );
   }
@@ -186,7 +186,10 @@ export class BackendFailureHandler {
     if (this.failing.size !== 0 || this.outageStartedAt === undefined) return;
     const seconds = ((now - this.outageStartedAt) / 1000).toFixed(1);
     this.outageStartedAt = undefined;
-    this.logger.log(`The rate-limit backend answers again after ${seconds} s; limiting as usual.`);
+    this.logger.log(
+      `The rate-limit backend ${this.backend.describe()} answers again after ${seconds} s; ` +
+        'limiting as usual.',
+    );
   }
 }
 
