@@ -4,7 +4,7 @@
  * that return something that is not an identity. Type-checked by `npm run typecheck`, so the
  * assignments below are also the proof that both forms of each helper fit the option's type.
  */
-import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
+import { SessionLoginController } from './support/session-login.js';
 import session from 'express-session';
 import request from 'supertest';
 import {
@@ -40,16 +40,6 @@ void [asTheyAre, calledWithOptions, asAuthFunction, uncalledFactory];
 
 const config: RateLimitModuleOptions['config'] = { '^/api': [{ minute: 2 }] };
 
-@Controller()
-class LoginController {
-  /** Copies the JSON body into the session. */
-  @Post('login')
-  @HttpCode(204)
-  login(@Req() req: { session: Record<string, unknown> }, @Body() body: Record<string, unknown>) {
-    Object.assign(req.session, body);
-  }
-}
-
 async function withApp(
   rateLimit: NonNullable<Parameters<typeof createTestApp>[0]>['rateLimit'],
   body: (t: TestApp, logs: CapturedLogs) => Promise<void>,
@@ -57,7 +47,7 @@ async function withApp(
 ): Promise<void> {
   const t = await createTestApp({
     rateLimit,
-    controllers: [LoginController, HelloController],
+    controllers: [SessionLoginController, HelloController],
     configure(app) {
       if (trustProxy !== undefined)
         app.getHttpAdapter().getInstance().set('trust proxy', trustProxy);

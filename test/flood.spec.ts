@@ -5,8 +5,6 @@
  * saturates the event loop the backend's replies are read on: a busy application must not look
  * like a dead backend, and exactly 100 requests are admitted in every burst.
  */
-import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import {
   MemoryBackend,
   RateLimitModule,
@@ -15,30 +13,22 @@ import {
   type RateLimitBackend,
 } from 'nestjs-ratelimit';
 import { captureBackendLogs } from './support/backend-logs.js';
-import { headerAuth, HelloController } from './support/nest-app.js';
+import { headerAuth, listenApp, type ListeningApp } from './support/nest-app.js';
 import { startRedisServer, type RedisServerHandle } from './support/redis-harness.js';
 
 const BURST = 2_000;
 const LIMIT = 100;
 const BURSTS = 20;
 
-async function startApp(
-  backend: RateLimitBackend,
-): Promise<{ app: INestApplication; url: string }> {
-  const moduleRef = await Test.createTestingModule({
-    imports: [
-      // Default options but for identity and the table: the default failure policy and timeout.
-      RateLimitModule.forRoot({
-        backend,
-        authenticate: headerAuth,
-        config: { '/': [{ minute: LIMIT }] },
-      }),
-    ],
-    controllers: [HelloController],
-  }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.listen(0, '127.0.0.1');
-  return { app, url: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
+/** One instance with default options but for identity and the table. */
+function startApp(backend: RateLimitBackend): Promise<ListeningApp> {
+  return listenApp([
+    RateLimitModule.forRoot({
+      backend,
+      authenticate: headerAuth,
+      config: { '/': [{ minute: LIMIT }] },
+    }),
+  ]);
 }
 
 /** Sends one burst of concurrent requests as `user`; resolves the count of each status. */
@@ -64,7 +54,7 @@ describe.each([
   ['SlidingRedisBackend', (url: string) => new SlidingRedisBackend(url)],
 ])('%s under a flood, default options', (name, createBackend) => {
   let server: RedisServerHandle | undefined;
-  let instance: { app: INestApplication; url: string };
+  let instance: ListeningApp;
   let logs: ReturnType<typeof captureBackendLogs>;
 
   beforeAll(async () => {
@@ -74,7 +64,7 @@ describe.each([
   }, 60_000);
 
   afterAll(async () => {
-    await instance?.app.close();
+    await instance?.close();
     await server?.stop();
     logs.restore();
   });

@@ -5,12 +5,10 @@
  * the users of the dead master follow the failure policy, the outage is logged once without
  * flapping, and the dead master's users are limited again once it is back.
  */
-import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { Cluster } from 'ioredis';
 import { RateLimitModule, RedisBackend } from 'nestjs-ratelimit';
 import { captureBackendLogs } from './support/backend-logs.js';
-import { headerAuth, HelloController } from './support/nest-app.js';
+import { headerAuth, listenApp, type ListeningApp } from './support/nest-app.js';
 import { startRedisCluster, type RedisClusterHandle } from './support/redis-harness.js';
 
 const LIMIT = 5;
@@ -21,8 +19,7 @@ describe('RedisBackend on a cluster with one master killed', () => {
   let cluster: RedisClusterHandle;
   let client: Cluster;
   let backend: RedisBackend;
-  let app: INestApplication;
-  let url: string;
+  let running: ListeningApp;
   let logs: ReturnType<typeof captureBackendLogs>;
 
   beforeAll(async () => {
@@ -34,24 +31,18 @@ describe('RedisBackend on a cluster with one master killed', () => {
     });
     client.on('error', () => undefined);
     backend = new RedisBackend(client);
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        // The default failure policy ('open') and timeout.
-        RateLimitModule.forRoot({
-          backend,
-          authenticate: headerAuth,
-          config: { '/': [{ minute: LIMIT }] },
-        }),
-      ],
-      controllers: [HelloController],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.listen(0, '127.0.0.1');
-    url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    running = await listenApp([
+      // The default failure policy ('open') and timeout.
+      RateLimitModule.forRoot({
+        backend,
+        authenticate: headerAuth,
+        config: { '/': [{ minute: LIMIT }] },
+      }),
+    ]);
   }, 60_000);
 
   afterAll(async () => {
-    await app?.close();
+    await running?.close();
     client?.disconnect();
     await cluster?.stop();
     logs.restore();
@@ -68,7 +59,7 @@ describe('RedisBackend on a cluster with one master killed', () => {
   }
 
   async function status(user: string): Promise<number> {
-    const response = await fetch(`${url}/hello`, {
+    const response = await fetch(`${running.url}/hello`, {
       headers: { user },
       signal: AbortSignal.timeout(5_000),
     });

@@ -3,15 +3,13 @@
  * with its own ioredis client, take 1000 concurrent requests from one user against a limit of
  * 100. Exactly 100 are admitted, every round, for both Redis backends.
  */
-import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import {
   RateLimitModule,
   RedisBackend,
   SlidingRedisBackend,
   type RateLimitBackend,
 } from 'nestjs-ratelimit';
-import { headerAuth, HelloController } from './support/nest-app.js';
+import { headerAuth, listenApp, type ListeningApp } from './support/nest-app.js';
 import { startRedisServer, type RedisServerHandle } from './support/redis-harness.js';
 
 const INSTANCES = 4;
@@ -19,24 +17,16 @@ const REQUESTS = 1000;
 const LIMIT = 100;
 const ROUNDS = 10;
 
-async function startInstance(
-  backend: RateLimitBackend,
-): Promise<{ app: INestApplication; url: string }> {
-  const moduleRef = await Test.createTestingModule({
-    imports: [
-      RateLimitModule.forRoot({
-        backend,
-        authenticate: headerAuth,
-        config: { '/': [{ minute: LIMIT }] },
-        // The default backend timeout: a reply that waits on the busy event loop is not a
-        // timeout (test/flood.spec.ts), so the fail-open policy never admits one here.
-      }),
-    ],
-    controllers: [HelloController],
-  }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.listen(0, '127.0.0.1');
-  return { app, url: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
+function startInstance(backend: RateLimitBackend): Promise<ListeningApp> {
+  return listenApp([
+    RateLimitModule.forRoot({
+      backend,
+      authenticate: headerAuth,
+      config: { '/': [{ minute: LIMIT }] },
+      // The default backend timeout: a reply that waits on the busy event loop is not a
+      // timeout (test/flood.spec.ts), so the fail-open policy never admits one here.
+    }),
+  ]);
 }
 
 describe.each([
@@ -44,7 +34,7 @@ describe.each([
   ['SlidingRedisBackend', (url: string) => new SlidingRedisBackend(url)],
 ])('%s with 4 app instances', (_name, createBackend) => {
   let server: RedisServerHandle;
-  let instances: { app: INestApplication; url: string }[] = [];
+  let instances: ListeningApp[] = [];
 
   beforeAll(async () => {
     server = await startRedisServer();
@@ -54,7 +44,7 @@ describe.each([
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(instances.map(({ app }) => app.close()));
+    await Promise.all(instances.map((instance) => instance.close()));
     await server?.stop();
   });
 

@@ -3,8 +3,6 @@
  * nothing listening at start-up, scripts flushed mid-run. Each case checks the failure policy,
  * the time bound, that nothing of Redis's errors reaches the client, and that limiting resumes.
  */
-import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { Cluster, Redis } from 'ioredis';
 import {
   RateLimitModule,
@@ -15,7 +13,7 @@ import {
 } from 'nestjs-ratelimit';
 import { captureBackendLogs } from './support/backend-logs.js';
 import { startFaultProxy } from './support/fault-proxy.js';
-import { as, headerAuth, HelloController } from './support/nest-app.js';
+import { as, headerAuth, listenApp, type ListeningApp } from './support/nest-app.js';
 import {
   findFreePort,
   startOwnedRedisServer,
@@ -26,11 +24,7 @@ const TIMEOUT_MS = 250;
 /** What a request may take at most during an outage: the backend timeout plus HTTP overhead. */
 const REQUEST_BOUND_MS = TIMEOUT_MS + 500;
 
-interface Running {
-  app: INestApplication;
-  url: string;
-  close(): Promise<void>;
-}
+type Running = ListeningApp;
 
 async function startApp(
   backend: RateLimitBackend | (() => RateLimitBackend),
@@ -43,19 +37,12 @@ async function startApp(
     authenticate: headerAuth,
     config: { '/': [{ minute: 2 }] },
   });
-  const moduleRef = await Test.createTestingModule({
-    imports: [
-      // A factory goes through forRootAsync, so the backend is made inside Nest's DI.
-      typeof backend === 'function'
-        ? RateLimitModule.forRootAsync({ useFactory: () => options(backend()) })
-        : RateLimitModule.forRoot(options(backend)),
-    ],
-    controllers: [HelloController],
-  }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.listen(0, '127.0.0.1');
-  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  return { app, url, close: () => app.close() };
+  return listenApp([
+    // A factory goes through forRootAsync, so the backend is made inside Nest's DI.
+    typeof backend === 'function'
+      ? RateLimitModule.forRootAsync({ useFactory: () => options(backend()) })
+      : RateLimitModule.forRoot(options(backend)),
+  ]);
 }
 
 /** One GET as `user`, timed. */

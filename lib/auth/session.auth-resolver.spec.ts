@@ -1,9 +1,9 @@
-import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import session from 'express-session';
 import request from 'supertest';
 import { expectInvalidOption } from '../../test/support/config-errors.js';
 import { askBothForms, createResolverProbe } from '../../test/support/resolver-probe.js';
+import { SessionLoginController } from '../../test/support/session-login.js';
 import { EmptyInformation } from './empty-information.js';
 import type { RateLimitRequest } from './identity.js';
 import {
@@ -17,16 +17,6 @@ import {
 // A real Nest app with real express-session: /login stores fields in the session, /class and
 // /function answer with what the two forms of the resolver say.
 
-@Controller()
-class LoginController {
-  /** Copies the JSON body into the session, whatever its types (to test odd values too). */
-  @Post('login')
-  @HttpCode(204)
-  login(@Req() req: { session: Record<string, unknown> }, @Body() body: Record<string, unknown>) {
-    Object.assign(req.session, body);
-  }
-}
-
 function createApp({
   options,
   withSession = true,
@@ -35,7 +25,7 @@ function createApp({
     resolver: SessionAuthResolver,
     authenticate: fromSession(options),
     providers: options ? [{ provide: SESSION_AUTH_OPTIONS, useValue: options }] : [],
-    controllers: [LoginController],
+    controllers: [SessionLoginController],
     configure(app) {
       if (withSession) {
         // As a user does it in main.ts: middleware registered before the guards ever run.

@@ -100,6 +100,29 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   };
 }
 
+/** A real Nest application listening on a free loopback port, for clients other than supertest. */
+export interface ListeningApp {
+  app: INestApplication;
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Boots `imports` (the rate-limit module, as the test configures it) with {@link HelloController}
+ * and listens on 127.0.0.1, for tests that need real sockets: floods, several instances, outages.
+ */
+export async function listenApp(imports: ModuleMetadata['imports']): Promise<ListeningApp> {
+  const moduleRef = await Test.createTestingModule({
+    imports,
+    controllers: [HelloController],
+  }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.listen(0, '127.0.0.1');
+  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  return { app, url, close: () => app.close() };
+}
+
 /** Shorthand for the original's `headers={"user": ..., "group": ...}`. */
 export function as(user: string, group = 'default'): Record<string, string> {
   return { user, group };
