@@ -2,7 +2,16 @@
  * RateLimitModule.forRoot / forRootAsync, the global guard and filter switches, and start-up
  * validation of the configuration.
  */
-import { Controller, Get, Injectable, Module, UseFilters, UseGuards } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Injectable,
+  Module,
+  UseFilters,
+  UseGuards,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
@@ -13,6 +22,7 @@ import {
   RateLimitExceptionFilter,
   RateLimitGuard,
   RateLimitModule,
+  RateLimitService,
   RedisBackend,
   type RateLimitModuleOptions,
   trustPattern,
@@ -202,6 +212,46 @@ describe('global guard and filter', () => {
       });
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('without an HTTP server', () => {
+  it('starts in an application context (no HTTP adapter: a worker, a microservice) and decides', async () => {
+    @Module({
+      imports: [
+        RateLimitModule.forRoot({
+          backend: new MemoryBackend(),
+          config: { '^/': [{ minute: 1 }] },
+        }),
+      ],
+    })
+    class WorkerModule {}
+    // Nest's HttpAdapterHost holds null here: the router's settings are Express's defaults.
+    const context = await NestFactory.createApplicationContext(WorkerModule, { logger: false });
+    try {
+      const service = context.get(RateLimitService);
+      const decide = () => {
+        const args = [
+          { url: '/Hello/', method: 'GET', headers: {}, socket: { remoteAddress: '10.0.0.1' } },
+          {},
+        ];
+        return service.check({
+          getType: () => 'http',
+          getHandler: () => HelloController.prototype.hello,
+          getClass: () => HelloController,
+          getArgByIndex: (index: number) => args[index],
+          switchToHttp: () => ({ getRequest: () => args[0], getResponse: () => args[1] }),
+        } as unknown as ExecutionContext);
+      };
+      expect(decide()).toMatchObject({
+        kind: 'decided',
+        allowed: true,
+        counter: { scope: 'path:/hello' },
+      });
+      expect(decide()).toMatchObject({ kind: 'decided', allowed: false });
+    } finally {
+      await context.close();
     }
   });
 });

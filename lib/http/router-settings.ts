@@ -20,7 +20,8 @@ export function readRouterSettings(
   adapterHost: HttpAdapterHost | undefined,
   config: ApplicationConfig | undefined,
 ): PathRouting {
-  const adapter = adapterHost?.httpAdapter;
+  // `null` in an application context without HTTP (createApplicationContext, a microservice).
+  const adapter = adapterHost?.httpAdapter ?? undefined;
   let { caseSensitive, strict } = DEFAULT_ROUTING;
   if (adapter !== undefined && adapter.getType() === 'express') {
     const app = adapter.getInstance<ExpressSettings>();
