@@ -104,7 +104,9 @@ const UPPER_CASE_METHODS: ReadonlySet<string> = new Set([
 export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   /** The table as compiled, matching letter case exactly. */
   private readonly compiledTable: RuleTable;
-  /** The table as the router reads paths (ignoring case unless the router does not). */
+  /** The same table matching regardless of case, for a router that ignores it (the default). */
+  private readonly caseFoldedTable: RuleTable;
+  /** The table as the router reads paths: one of the two above. */
   private table: RuleTable;
   /** How request paths are read: set from the router's settings when the module starts. */
   private paths = new RequestPaths(DEFAULT_ROUTING);
@@ -122,7 +124,8 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   ) {
     // Compiled here so a bad table stops the application from starting.
     this.compiledTable = RuleTable.compile(options.config);
-    this.table = this.compiledTable.ignoringCase();
+    this.caseFoldedTable = this.compiledTable.ignoringCase();
+    this.table = this.caseFoldedTable;
     this.failures = new BackendFailureHandler(backend, options);
   }
 
@@ -137,7 +140,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   /** Reads paths, and matches patterns, the way the router with `routing` does. */
   private useRouting(routing: PathRouting): void {
     this.paths = new RequestPaths(routing);
-    this.table = routing.caseSensitive ? this.compiledTable : this.compiledTable.ignoringCase();
+    this.table = routing.caseSensitive ? this.compiledTable : this.caseFoldedTable;
     for (const source of patternsUnderPrefix(this.compiledTable.entries, routing)) {
       new Logger('RateLimit').warn(
         `Rate-limit pattern ${JSON.stringify(source)} starts with the global prefix ` +

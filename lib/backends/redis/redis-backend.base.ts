@@ -557,10 +557,9 @@ export abstract class RedisBackendBase extends RateLimitBackend implements OnApp
     this.stopStartupReport = () => undefined;
     const client = await this.clientPromise;
     if (this.closed) return;
-    if (client.status === 'wait' && client.connect !== undefined) {
-      client.connect().catch(() => undefined); // the error surfaces as an event
-    }
     const logger = new Logger('RateLimit');
+    // Watch first, then connect (waitForFirstConnection starts a lazyConnect client), so that no
+    // event of the first attempt is missed.
     this.stopStartupReport = watchFirstConnection(client, STARTUP_READY_TIMEOUT_MS, {
       failed: (problem) =>
         logger.warn(
