@@ -14,11 +14,16 @@ export class RateLimitExceededException extends HttpException {
     super(
       {
         statusCode: HttpStatus.TOO_MANY_REQUESTS,
-        message: `Too many requests, retry in ${info.retryAfter} second${info.retryAfter === 1 ? '' : 's'}`,
+        message: overLimitMessage(info.retryAfter),
         error: 'Too Many Requests',
       },
       HttpStatus.TOO_MANY_REQUESTS,
     );
     this.name = 'RateLimitExceededException';
   }
+}
+
+/** The message of a rejection, in every transport: `Too many requests, retry in 3 seconds`. */
+export function overLimitMessage(retryAfter: number): string {
+  return `Too many requests, retry in ${retryAfter} second${retryAfter === 1 ? '' : 's'}`;
 }

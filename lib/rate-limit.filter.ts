@@ -8,7 +8,9 @@ import {
   type ArgumentsHost,
   type ExceptionFilter,
 } from '@nestjs/common';
-import type { ServerResponse } from 'node:http';
+import type { HttpPlatform } from './http/http-platform.js';
+import { platformOfResponse } from './http/platforms/select-platform.js';
+import { RateLimitEdge } from './http/rate-limit-edge.js';
 import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
 import { RateLimitExceededException } from './rate-limit.exception.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
@@ -19,7 +21,8 @@ import type { RateLimitModuleOptions } from './rate-limit.options.js';
  * handler writes or returns. Registered globally by the module unless `useGlobalFilter: false`;
  * create it by hand with `new RateLimitExceptionFilter({ onBlocked })` to use it elsewhere.
  *
- * Written against Node's `ServerResponse`, which Express's response extends.
+ * Works on Express and Fastify alike: it writes through the application's HTTP adapter (or, when
+ * created by hand, the adapter the response belongs to).
  */
 @Catch(RateLimitExceededException)
 @Injectable()
@@ -30,10 +33,12 @@ export class RateLimitExceptionFilter implements ExceptionFilter<RateLimitExceed
     @Optional()
     @Inject(RATE_LIMIT_OPTIONS)
     private readonly options: Pick<RateLimitModuleOptions, 'onBlocked'> = {},
+    @Optional() private readonly edge?: RateLimitEdge,
   ) {}
 
   async catch(exception: RateLimitExceededException, host: ArgumentsHost): Promise<void> {
-    const response = host.switchToHttp().getResponse<ServerResponse>();
+    const response = host.switchToHttp().getResponse<object>();
+    const platform = this.edge?.platformFor(response) ?? platformOfResponse(response);
     const onBlocked = this.options?.onBlocked;
     if (onBlocked) {
       let body: unknown;
@@ -47,29 +52,25 @@ export class RateLimitExceptionFilter implements ExceptionFilter<RateLimitExceed
         );
         body = undefined;
       }
-      if (response.headersSent || response.writableEnded) return;
-      if (body !== undefined) return send(response, body);
+      if (platform.isSent(response)) return;
+      if (body !== undefined) return send(platform, response, body);
     }
-    send(response, exception.getResponse());
+    send(platform, response, exception.getResponse());
   }
 }
 
 /** Sends a 429 body: strings and Buffers as they are, anything else as JSON. */
-function send(response: ServerResponse, body: unknown): void {
-  response.statusCode = HttpStatus.TOO_MANY_REQUESTS;
-  let payload: string | Buffer;
-  let type: string;
+function send(platform: HttpPlatform, response: object, body: unknown): void {
   if (typeof body === 'string') {
-    payload = body;
-    type = 'text/plain; charset=utf-8';
+    platform.send(response, HttpStatus.TOO_MANY_REQUESTS, body, 'text/plain; charset=utf-8');
   } else if (Buffer.isBuffer(body)) {
-    payload = body;
-    type = 'application/octet-stream';
+    platform.send(response, HttpStatus.TOO_MANY_REQUESTS, body, 'application/octet-stream');
   } else {
-    payload = JSON.stringify(body);
-    type = 'application/json; charset=utf-8';
+    platform.send(
+      response,
+      HttpStatus.TOO_MANY_REQUESTS,
+      JSON.stringify(body),
+      'application/json; charset=utf-8',
+    );
   }
-  if (!response.hasHeader('Content-Type')) response.setHeader('Content-Type', type);
-  response.setHeader('Content-Length', Buffer.byteLength(payload));
-  response.end(payload);
 }

@@ -1,6 +1,7 @@
 import type { RateLimitCounter, UnitState } from './backends/rate-limit.backend.js';
 import type { Rule } from './rules/rule.js';
 import type { RateLimitUnit } from './rules/rule-units.js';
+import type { RateLimitContextType } from './http/context-type.js';
 
 /** Everything known about a limited request: given to `onBlocked` and carried by the 429 exception. */
 export interface RateLimitInfo {
@@ -29,4 +30,9 @@ export interface RateLimitInfo {
   readonly counter: RateLimitCounter;
   /** Every unit of the rule as it stands (a rejected request counts in none), in rule order. */
   readonly units: readonly UnitState[];
+  /**
+   * The kind of call that was rejected: an HTTP request, a GraphQL resolver call, a WebSocket
+   * message or a microservice message.
+   */
+  readonly contextType: RateLimitContextType;
 }

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { MemoryBackend } from './backends/memory.backend.js';
 import { RateLimitBackend } from './backends/rate-limit.backend.js';
+import { RateLimitEdge } from './http/rate-limit-edge.js';
 import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
 import { RateLimitExceptionFilter } from './rate-limit.filter.js';
 import { assertValidOptions } from './rate-limit.options-validation.js';
@@ -35,11 +36,13 @@ import { RateLimitService } from './rate-limit.service.js';
       },
       inject: [RATE_LIMIT_OPTIONS],
     },
+    RateLimitEdge,
     RateLimitService,
     RateLimitGuard,
     RateLimitExceptionFilter,
   ],
   exports: [
+    RateLimitEdge,
     RateLimitBackend,
     RateLimitService,
     RateLimitGuard,

@@ -1,4 +1,5 @@
 import { RateLimitBackend } from './backends/rate-limit.backend.js';
+import { RATE_LIMIT_CONTEXT_TYPES, type RateLimitContextType } from './http/context-type.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
 import {
   closestMatch,
@@ -18,6 +19,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'failurePolicy',
   'backendTimeoutMs',
   'fallbackBackend',
+  'contexts',
   // Extras of forRoot(); ConfigurableModuleBuilder leaves them in the options object.
   'isGlobal',
   'useGlobalGuard',
@@ -35,12 +37,32 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
   header: 'headers',
   timeout: 'backendTimeoutMs',
   failOpen: 'failurePolicy',
+  context: 'contexts',
+  transports: 'contexts',
 };
 
 const HEADER_FORMATS: readonly unknown[] = [false, 'draft-10', 'legacy', 'both'];
 const HEADER_FORMAT_NAMES: readonly string[] = ['draft-10', 'legacy', 'both'];
 
 const fail: FailOption = optionFailure('RateLimitModule');
+
+function assertContexts(value: unknown): void {
+  if (value === undefined) return;
+  const names = RATE_LIMIT_CONTEXT_TYPES.map((type) => `'${type}'`).join(', ');
+  if (!Array.isArray(value)) {
+    fail('contexts', `expected an array of context types (${names}), got ${describeValue(value)}.`);
+  }
+  for (const entry of value as unknown[]) {
+    if (RATE_LIMIT_CONTEXT_TYPES.includes(entry as RateLimitContextType)) continue;
+    const closest =
+      typeof entry === 'string' ? closestMatch(entry, RATE_LIMIT_CONTEXT_TYPES) : undefined;
+    fail(
+      'contexts',
+      `has ${describeValue(entry)}, which is not a context type; use ${names}` +
+        `${closest === undefined ? '' : ` (did you mean '${closest}'?)`}.`,
+    );
+  }
+}
 
 function assertBackend(option: string, value: unknown): void {
   if (value === undefined || value instanceof RateLimitBackend) return;
@@ -81,7 +103,9 @@ export function assertValidOptions(options: RateLimitModuleOptions): void {
     fail('options', `expected an object, got ${describeValue(options)}.`);
   }
   rejectUnknownKeys(options, OPTION_NAMES, OPTION_HINTS, 'a RateLimitModule option', fail);
-  const { backend, fallbackBackend, failurePolicy, onBlocked, onAuthError, headers } = options;
+  const { backend, fallbackBackend, failurePolicy, onBlocked, onAuthError, headers, contexts } =
+    options;
+  assertContexts(contexts);
   assertBackend('backend', backend);
   assertBackend('fallbackBackend', fallbackBackend);
   if (fallbackBackend !== undefined && failurePolicy !== 'fallback') {

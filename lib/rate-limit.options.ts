@@ -2,6 +2,7 @@ import type { ArgumentsHost, ExecutionContext, ModuleMetadata, Type } from '@nes
 import type { AuthResolver } from './auth/auth-resolver.js';
 import type { AuthFunction, IdentityLike } from './auth/identity.js';
 import type { FailurePolicy } from './backends/failure-policy.js';
+import type { RateLimitContextType } from './http/context-type.js';
 import type { RateLimitBackend } from './backends/rate-limit.backend.js';
 import type { RateLimitInfo } from './rate-limit.info.js';
 import type { RuleTableInput } from './rules/rule-table.js';
@@ -21,9 +22,12 @@ export type AuthenticateOption = AuthenticateEntry | readonly AuthenticateEntry[
 export type RateLimitHeadersOption = false | 'draft-10' | 'legacy' | 'both';
 
 /**
- * Replaces the default 429 response. Write the response through `host` yourself, or return a
- * body: a string or Buffer is sent as is, an object as JSON, `undefined` (writing nothing) keeps
- * the default. `Retry-After` and the enabled rate-limit headers are set before it runs.
+ * Replaces the default rejection. Over HTTP, write the response through `host` yourself, or return
+ * a body: a string or Buffer is sent as is, an object as JSON, `undefined` (writing nothing) keeps
+ * the default 429; `Retry-After` and the enabled rate-limit headers are set before it runs. In the
+ * other contexts (`info.contextType`) a returned string becomes the error's message, and an object
+ * the WebSocket / RPC error payload or extra GraphQL `extensions` (`code` stays
+ * `'TOO_MANY_REQUESTS'`).
  */
 export type OnBlockedHandler = (info: RateLimitInfo, host: ArgumentsHost) => unknown;
 
@@ -87,6 +91,13 @@ export interface RateLimitModuleOptions {
    * @default new MemoryBackend()
    */
   fallbackBackend?: RateLimitBackend;
+  /**
+   * Which kinds of call are limited at all: HTTP requests to controllers, GraphQL resolver calls
+   * (whose HTTP path the table also matches), WebSocket gateway messages, microservice messages.
+   * A type left out is never limited, by decorators or by the table.
+   * @default ['http', 'graphql', 'ws', 'rpc']
+   */
+  contexts?: readonly RateLimitContextType[];
 }
 
 /** Structural options of `forRoot()` / `forRootAsync()`, decided when the module is defined. */

@@ -24,6 +24,8 @@ import {
   type RateLimitCounter,
 } from './backends/rate-limit.backend.js';
 import { BackendFailureHandler, isFailureOutcome } from './backends/failure-policy.js';
+import type { ContextReader } from './http/contexts/context-edge.js';
+import { RateLimitEdge } from './http/rate-limit-edge.js';
 import { DEFAULT_ROUTING, RequestPaths, type PathRouting } from './http/request-path.js';
 import { patternsUnderPrefix, readRouterSettings } from './http/router-settings.js';
 import { andThen, type MaybePromise } from './internal/maybe-promise.js';
@@ -54,6 +56,16 @@ export type RateLimitDecision =
       readonly counter: RateLimitCounter;
     };
 
+/** What `check` has read of one call, for `decide`. */
+interface Call {
+  readonly reader: ContextReader;
+  readonly httpRequest: object | undefined;
+  readonly plan: HandlerPlan;
+  readonly rows: readonly PatternRules[];
+  /** The canonical path the table was matched against (`''` without a table). */
+  readonly path: string;
+}
+
 /** Decorator rules of one handler, resolved once: the handler's list first, then the class's. */
 interface HandlerPlan {
   readonly skip: boolean;
@@ -82,6 +94,9 @@ const DECISION = Symbol('nestjs-ratelimit:decision');
 type DecisionMemo = Record<typeof DECISION, RememberedDecision | typeof NOT_LIMITED | undefined>;
 
 const NO_ROWS: readonly PatternRules[] = Object.freeze([]);
+
+/** The method of a call without an HTTP request (WebSocket, RPC): only `method: '*'` rules apply. */
+const NO_METHOD = '';
 
 /** Request methods as Node's parser spells them: already upper case, no conversion needed. */
 const UPPER_CASE_METHODS: ReadonlySet<string> = new Set([
@@ -113,12 +128,19 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   private readonly failures: BackendFailureHandler;
   private readonly plans = new WeakMap<object, HandlerPlan>();
   private authenticator: Authenticator | undefined;
+  /**
+   * Table decisions of GraphQL calls, per HTTP request: a table rule counts an HTTP request once,
+   * however many resolver calls it carries (SPEC 5).
+   */
+  private readonly perHttpRequest = new WeakMap<object, RememberedDecision | typeof NOT_LIMITED>();
 
   constructor(
     @Inject(RATE_LIMIT_OPTIONS) private readonly options: RateLimitModuleOptions,
     private readonly backend: RateLimitBackend,
     private readonly reflector: Reflector,
     private readonly moduleRef: ModuleRef,
+    /** The transports: how each kind of call is read, and the HTTP adapter's platform. */
+    readonly edge: RateLimitEdge,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
     @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
   ) {
@@ -156,9 +178,10 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Decides the request of an HTTP `context`: a decision, or `undefined` when no limited rule
-   * applies (skipped, no candidate, no rule for the caller's group and method, an unlimited rule,
-   * or a failing backend under `failurePolicy: 'open'`). Returns a plain value when every step is
+   * Decides the call of `context` (an HTTP request, a GraphQL resolver call, a WebSocket or
+   * microservice message): a decision, or `undefined` when no limited rule applies (a context
+   * type left out of `contexts`, skipped, no candidate, no rule for the caller's group and method,
+   * an unlimited rule, or a failing backend under `failurePolicy: 'open'`). Returns a plain value when every step is
    * synchronous (memory backend, synchronous resolver) and a promise otherwise.
    *
    * A context is decided once: calling `check` again with the same context (as Nest does for
@@ -167,23 +190,26 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
    * @throws whatever `authenticate` / `onAuthError` throw (`EmptyInformation` is a 401)
    */
   check(context: ExecutionContext): MaybePromise<RateLimitDecision | undefined> {
+    const reader = this.edge.readerOf(context);
+    if (reader === undefined) return undefined;
     const plan = this.planFor(context);
     if (plan.skip) return undefined;
-    // The HTTP request is argument 0; switchToHttp() would allocate three closures per call.
-    const request = context.getArgByIndex<RateLimitRequest>(0);
     const memo = context as unknown as DecisionMemo;
     const remembered = memo[DECISION];
     if (remembered !== undefined) return remembered === NOT_LIMITED ? undefined : remembered;
+    const httpRequest = reader.httpRequest(context);
     let path = '';
     let rows = NO_ROWS;
-    if (!this.table.isEmpty) {
-      const forms = this.paths.of(request);
+    // The table applies to HTTP paths: of an HTTP request, or of the one a GraphQL call came in.
+    if (!this.table.isEmpty && httpRequest !== undefined) {
+      const forms = this.paths.ofTarget(this.edge.platform.target(httpRequest));
       path = forms.canonical;
       rows = this.table.matching(path, forms.routed);
     }
     if (plan.lists.length === 0 && rows.length === 0) return undefined;
-    const decision = andThen(this.identify(request, context), (identity) =>
-      identity === UNLIMITED ? undefined : this.decide(request, plan, rows, path, identity),
+    const call: Call = { reader, httpRequest, plan, rows, path };
+    const decision = andThen(this.identify(reader.authRequest(context), context), (identity) =>
+      identity === UNLIMITED ? undefined : this.decide(call, identity),
     );
     memo[DECISION] = decision ?? NOT_LIMITED;
     return decision;
@@ -191,13 +217,14 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
 
   /** Picks the rule for an identified caller and asks the backend. */
   private decide(
-    request: RateLimitRequest,
-    plan: HandlerPlan,
-    rows: readonly PatternRules[],
-    path: string,
+    call: Call,
     identity: ResolvedIdentity,
   ): MaybePromise<RateLimitDecision | undefined> {
-    const method = requestMethod(request);
+    const { httpRequest, plan, rows, path } = call;
+    const method =
+      httpRequest === undefined
+        ? NO_METHOD
+        : upperCaseMethod(this.edge.platform.method(httpRequest));
     const { group } = identity;
     // SPEC 2.3 step 4: the first rule for the caller's group and method, in the first candidate
     // list that has one: the handler's decorators, the class's, then the matching table rows.
@@ -215,7 +242,25 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
           break;
         }
       }
+      // A table rule counts a GraphQL HTTP request once: its other resolver calls share the
+      // first call's decision.
+      if (rule !== undefined && call.reader.type === 'graphql' && httpRequest !== undefined) {
+        const shared = this.perHttpRequest.get(httpRequest);
+        if (shared !== undefined) return shared === NOT_LIMITED ? undefined : shared;
+        const decision = this.consume(rule, scope, identity);
+        this.perHttpRequest.set(httpRequest, decision ?? NOT_LIMITED);
+        return decision;
+      }
     }
+    return this.consume(rule, scope, identity);
+  }
+
+  /** Asks the backend about `rule` for the caller (nothing to ask for an unlimited rule). */
+  private consume(
+    rule: Rule | undefined,
+    scope: string,
+    identity: ResolvedIdentity,
+  ): MaybePromise<RateLimitDecision | undefined> {
     if (rule === undefined || rule.unlimited) return undefined;
 
     const counter: RateLimitCounter = {
@@ -235,12 +280,12 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
 
   /** The caller's identity; `null` when `onAuthError` let it through unlimited. */
   private identify(
-    request: RateLimitRequest,
+    request: unknown,
     context: ExecutionContext,
   ): MaybePromise<ResolvedIdentity | typeof UNLIMITED> {
     let identity: MaybePromise<ResolvedIdentity>;
     try {
-      identity = this.authenticator!(request, context);
+      identity = this.authenticator!(request as RateLimitRequest, context);
     } catch (error) {
       return this.onAuthFailure(error, context);
     }
@@ -306,9 +351,8 @@ function firstRuleFor(rules: readonly Rule[], group: string, method: string): Ru
   return undefined;
 }
 
-/** The request method in upper case (`GET` when missing), converting only unusual spellings. */
-function requestMethod(request: RateLimitRequest): string {
-  const method = request.method;
+/** A request method in upper case (`GET` when missing), converting only unusual spellings. */
+function upperCaseMethod(method: string | undefined): string {
   if (method === undefined) return 'GET';
   return UPPER_CASE_METHODS.has(method) ? method : method.toUpperCase();
 }

@@ -10,7 +10,8 @@ import {
 import { isAuthCall } from './auth-call.js';
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
-import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
+import { callerFor } from './caller.js';
+import type { AuthFunction, Identity } from './identity.js';
 import {
   compileTrustOption,
   expressTrust,
@@ -151,11 +152,13 @@ export class IpAuthResolver extends AuthResolver {
         };
   }
 
-  /** Identifies the caller of the current HTTP request. */
+  /**
+   * Identifies the caller of the current call: the HTTP request's client (of a GraphQL call too)
+   * or the WebSocket client's.
+   * @throws EmptyInformation for a microservice message, which has no client address
+   */
   resolve(context: ExecutionContext): Identity {
-    // The HTTP request is argument 0 (what switchToHttp().getRequest() returns, without the
-    // closures switchToHttp() allocates on every call).
-    return this.identify(context.getArgByIndex<RateLimitRequest>(0));
+    return this.identify(callerFor(context, 'IpAuthResolver'));
   }
 
   /**
@@ -201,10 +204,13 @@ export function clientIp(
 ): Identity | AuthFunction {
   if (isAuthCall(requestOrOptions, context)) {
     defaultResolver ??= new IpAuthResolver();
-    return defaultResolver.identify(requestOrOptions as ClientAddressRequest);
+    return context === undefined
+      ? defaultResolver.identify(requestOrOptions as ClientAddressRequest)
+      : defaultResolver.resolve(context);
   }
   const resolver = new IpAuthResolver(requestOrOptions as IpAuthOptions | undefined);
-  return (request) => resolver.identify(request);
+  return (request, callContext) =>
+    callContext === undefined ? resolver.identify(request) : resolver.resolve(callContext);
 }
 
 /**

@@ -10,7 +10,9 @@ import { optionFailure, rejectUnknownKeys, type FailOption } from '../config-val
 import { AuthResolver } from './auth-resolver.js';
 import { EmptyInformation } from './empty-information.js';
 import { identityFromFields } from './identity-fields.js';
-import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
+import type { CallerRequest } from '../http/contexts/context-edge.js';
+import { callerFor } from './caller.js';
+import type { AuthFunction, Identity } from './identity.js';
 
 /** The JWS algorithms a token may be pinned to. `none` is deliberately not one of them. */
 export const JWT_ALGORITHMS = [
@@ -179,11 +181,12 @@ export class JwtAuthResolver extends AuthResolver implements OnModuleInit {
     await loadVerifier();
   }
 
-  /** Identifies the caller of the current HTTP request. */
-  resolve(context: ExecutionContext): Promise<Identity> {
-    // The HTTP request is argument 0 (what switchToHttp().getRequest() returns, without the
-    // closures switchToHttp() allocates on every call).
-    return this.identify(context.getArgByIndex<RateLimitRequest>(0));
+  /**
+   * Identifies the caller of the current call: the bearer token of its HTTP request (of a GraphQL
+   * call too) or of its WebSocket handshake (the `Authorization` header, or `auth.token`).
+   */
+  async resolve(context: ExecutionContext): Promise<Identity> {
+    return this.identify(callerFor(context, 'JwtAuthResolver'));
   }
 
   /**
@@ -191,8 +194,8 @@ export class JwtAuthResolver extends AuthResolver implements OnModuleInit {
    * @throws EmptyInformation when there is no valid bearer token with a usable user claim
    * @throws Error when `@nestjs/jwt` is not installed
    */
-  async identify(request: Pick<RateLimitRequest, 'headers'>): Promise<Identity> {
-    const token = bearerToken(request.headers.authorization);
+  async identify(request: Pick<CallerRequest, 'headers' | 'auth'>): Promise<Identity> {
+    const token = bearerToken(request.headers.authorization ?? handshakeToken(request.auth));
     const verifier = await loadVerifier();
     let payload: unknown;
     try {
@@ -238,7 +241,8 @@ export function createJwtAuth(
     fail('options', 'must not repeat secret or algorithms; they are the first two arguments.');
   }
   const resolver = new JwtAuthResolver({ ...options, secret, algorithms });
-  return (request) => resolver.identify(request);
+  return (request, context) =>
+    context === undefined ? resolver.identify(request) : resolver.resolve(context);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,6 +286,16 @@ function loadVerifier(): Promise<JwtVerifier> {
 // Per request
 
 /** The token of `Authorization: Bearer <token>`; scheme case-insensitive, whitespace tolerated. */
+/**
+ * The token a socket.io client sent as `auth: { token }`, as an `Authorization` value: with or
+ * without the `Bearer ` scheme.
+ */
+function handshakeToken(auth: unknown): string | undefined {
+  const token = (auth as { token?: unknown } | undefined)?.token;
+  if (typeof token !== 'string') return undefined;
+  return /^bearer[ \t]/i.test(token.trim()) ? token : `Bearer ${token}`;
+}
+
 function bearerToken(header: string | string[] | undefined): string {
   if (typeof header !== 'string' || header.trim() === '') {
     throw new EmptyInformation('No Authorization header');

@@ -3,7 +3,8 @@ import { optionFailure, rejectUnknownKeys, type FailOption } from '../config-val
 import { isAuthCall } from './auth-call.js';
 import { AuthResolver } from './auth-resolver.js';
 import { identityFromFields } from './identity-fields.js';
-import type { AuthFunction, Identity, RateLimitRequest } from './identity.js';
+import { callerFor } from './caller.js';
+import type { AuthFunction, Identity } from './identity.js';
 
 /** Options of {@link SessionAuthResolver} and {@link fromSession}. */
 export interface SessionAuthOptions {
@@ -85,11 +86,9 @@ export class SessionAuthResolver extends AuthResolver {
     this.groupKey = groupKey;
   }
 
-  /** Identifies the caller of the current HTTP request. */
+  /** Identifies the caller of the current call from its HTTP request's session. */
   resolve(context: ExecutionContext): Identity {
-    // The HTTP request is argument 0 (what switchToHttp().getRequest() returns, without the
-    // closures switchToHttp() allocates on every call).
-    return this.identify(context.getArgByIndex<RateLimitRequest>(0));
+    return this.identify(callerFor(context, 'SessionAuthResolver'));
   }
 
   /**
@@ -107,12 +106,35 @@ export class SessionAuthResolver extends AuthResolver {
           'in main.ts. (express-session also leaves it unset while its store is disconnected.)',
       );
     }
-    return identityFromFields(session as Record<string, unknown>, this.userKey, this.groupKey, {
-      noUser: 'The session has no user',
-      badUser: `The session's "${this.userKey}" is not a string or number`,
-      badGroup: `The session's "${this.groupKey}" is not a non-empty string`,
-    });
+    return identityFromFields(
+      sessionFields(session, this.userKey, this.groupKey),
+      this.userKey,
+      this.groupKey,
+      {
+        noUser: 'The session has no user',
+        badUser: `The session's "${this.userKey}" is not a string or number`,
+        badGroup: `The session's "${this.groupKey}" is not a non-empty string`,
+      },
+    );
   }
+}
+
+/**
+ * The two fields of a session: express-session and @fastify/session keep them as properties,
+ * @fastify/secure-session (and @fastify/session too) behind a documented `get(key)`.
+ */
+function sessionFields(
+  session: object,
+  userKey: string,
+  groupKey: string,
+): Record<string, unknown> {
+  const { get } = session as { get?: unknown };
+  if (typeof get !== 'function') return session as Record<string, unknown>;
+  const read = (key: string): unknown => {
+    const value: unknown = get.call(session, key);
+    return value === undefined ? (session as Record<string, unknown>)[key] : value;
+  };
+  return { [userKey]: read(userKey), [groupKey]: read(groupKey) };
 }
 
 /** The request `fromSession` reads, when it is called as an auth function. */
@@ -152,10 +174,13 @@ export function fromSession(
 ): Identity | AuthFunction {
   if (isAuthCall(requestOrOptions, context)) {
     defaultResolver ??= new SessionAuthResolver();
-    return defaultResolver.identify(requestOrOptions as SessionRequest);
+    return context === undefined
+      ? defaultResolver.identify(requestOrOptions as SessionRequest)
+      : defaultResolver.resolve(context);
   }
   const resolver = new SessionAuthResolver(requestOrOptions as SessionAuthOptions | undefined);
-  return (request) => resolver.identify(request);
+  return (request, callContext) =>
+    callContext === undefined ? resolver.identify(request) : resolver.resolve(callContext);
 }
 
 const fail: FailOption = optionFailure('SessionAuthResolver');

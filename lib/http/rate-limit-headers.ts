@@ -1,10 +1,14 @@
 import type { ConsumeResult, UnitState } from '../backends/rate-limit.backend.js';
 import type { RateLimitHeadersOption } from '../rate-limit.options.js';
 import type { Rule } from '../rules/rule.js';
+import type { HttpPlatform } from './http-platform.js';
 
-/** The part of Node's response the headers are written to, whatever the HTTP adapter. */
-export interface HeaderTarget {
-  setHeader(name: string, value: string): unknown;
+/** `Retry-After` of a 503 under `failurePolicy: 'closed'`: about when the backend is probed again. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = '1';
+
+/** The header of a 503 that `failurePolicy: 'closed'` answers while the backend is failing. */
+export function writeUnavailableHeaders(platform: HttpPlatform, response: object): void {
+  platform.setHeader(response, 'Retry-After', UNAVAILABLE_RETRY_AFTER_SECONDS);
 }
 
 /** Whole seconds for a wait in ms: rounded up, and at least 1 so a client never retries at once. */
@@ -52,13 +56,14 @@ function policyHeader(rule: Rule): string {
  * `RateLimit-Policy` as draft-ietf-httpapi-ratelimit-headers-10 requires.
  */
 export function writeRateLimitHeaders(
-  target: HeaderTarget,
+  platform: HttpPlatform,
+  response: object,
   format: RateLimitHeadersOption | undefined,
   rule: Rule,
   result: ConsumeResult,
 ): void {
   const retryAfter = result.allowed ? 0 : toRetryAfterSeconds(result.retryAfterMs);
-  if (!result.allowed) target.setHeader('Retry-After', String(retryAfter));
+  if (!result.allowed) platform.setHeader(response, 'Retry-After', String(retryAfter));
   if (!format) return;
 
   const tightest = tightestUnit(result);
@@ -70,12 +75,12 @@ export function writeRateLimitHeaders(
 
   if (format === 'draft-10' || format === 'both') {
     const name = tightest?.unit ?? rule.limits[0]!.unit;
-    target.setHeader('RateLimit-Policy', policyHeader(rule));
-    target.setHeader('RateLimit', `"${name}";r=${remaining};t=${resetSeconds}`);
+    platform.setHeader(response, 'RateLimit-Policy', policyHeader(rule));
+    platform.setHeader(response, 'RateLimit', `"${name}";r=${remaining};t=${resetSeconds}`);
   }
   if (format === 'legacy' || format === 'both') {
-    target.setHeader('X-RateLimit-Limit', String(limit));
-    target.setHeader('X-RateLimit-Remaining', String(remaining));
-    target.setHeader('X-RateLimit-Reset', String(resetSeconds));
+    platform.setHeader(response, 'X-RateLimit-Limit', String(limit));
+    platform.setHeader(response, 'X-RateLimit-Remaining', String(remaining));
+    platform.setHeader(response, 'X-RateLimit-Reset', String(resetSeconds));
   }
 }

@@ -1,0 +1,31 @@
+import type { ExecutionContext } from '@nestjs/common';
+import { RATE_LIMIT_CONTEXT_TYPES, type RateLimitContextType } from '../context-type.js';
+import type { CallerRequest, ContextReader } from './context-edge.js';
+import { graphqlContext } from './graphql.context.js';
+import { httpContext } from './http.context.js';
+import { rpcContext } from './rpc.context.js';
+import { wsContext } from './ws.context.js';
+
+const READERS: ReadonlyMap<string, ContextReader> = new Map(
+  [httpContext, graphqlContext, wsContext, rpcContext].map((reader) => [reader.type, reader]),
+);
+
+/** The reader of each context type in `types` (default: all of them). */
+export function contextReaders(
+  types: readonly RateLimitContextType[] = RATE_LIMIT_CONTEXT_TYPES,
+): Map<string, ContextReader> {
+  return new Map(types.map((type) => [type, READERS.get(type)!]));
+}
+
+/** The reader for `context`, or `undefined` for a context type this package does not know. */
+export function readerOf(context: ExecutionContext): ContextReader | undefined {
+  return READERS.get(context.getType());
+}
+
+/**
+ * What the built-in resolvers read the caller from in any context: the HTTP request (HTTP,
+ * GraphQL), a WebSocket client's handshake, or `undefined` (RPC, or a context without a caller).
+ */
+export function callerRequestOf(context: ExecutionContext): CallerRequest | undefined {
+  return readerOf(context)?.caller(context);
+}

@@ -1,0 +1,98 @@
+import { HttpStatus, type HttpException } from '@nestjs/common';
+import { overLimitMessage } from '../../rate-limit.exception.js';
+import type { RateLimitInfo } from '../../rate-limit.info.js';
+import type { RateLimitContextType } from '../context-type.js';
+import type { ContextRejections } from './context-edge.js';
+
+/** The error object a WebSocket or microservice client receives. */
+export interface TransportErrorPayload {
+  readonly status: 'error';
+  readonly statusCode: number;
+  readonly message: string;
+  /** Whole seconds until a call would be admitted again; only on a 429. */
+  readonly retryAfter?: number;
+}
+
+/** `extensions.code` of a GraphQL error for the HTTP status it stands for. */
+const GRAPHQL_CODES: Readonly<Record<number, string>> = {
+  [HttpStatus.BAD_REQUEST]: 'BAD_REQUEST',
+  [HttpStatus.UNAUTHORIZED]: 'UNAUTHENTICATED',
+  [HttpStatus.FORBIDDEN]: 'FORBIDDEN',
+  [HttpStatus.TOO_MANY_REQUESTS]: 'TOO_MANY_REQUESTS',
+  [HttpStatus.SERVICE_UNAVAILABLE]: 'SERVICE_UNAVAILABLE',
+};
+
+/** What `onBlocked` returned, applied to the default payload: a string message or an object. */
+function customised(info: RateLimitInfo, custom: unknown): object {
+  const payload: TransportErrorPayload = {
+    status: 'error',
+    statusCode: HttpStatus.TOO_MANY_REQUESTS,
+    message: overLimitMessage(info.retryAfter),
+    retryAfter: info.retryAfter,
+  };
+  if (typeof custom === 'string') return { ...payload, message: custom };
+  if (typeof custom === 'object' && custom !== null && !Buffer.isBuffer(custom)) return custom;
+  return payload;
+}
+
+/** The payload for an HTTP exception raised while deciding (a 401 identity failure, a 503). */
+function failurePayload(error: HttpException): TransportErrorPayload {
+  return { status: 'error', statusCode: error.getStatus(), message: error.message };
+}
+
+type Loader = () => Promise<ContextRejections>;
+
+/**
+ * The packages are the application's (optional peers of this one), loaded the first time a call
+ * of their context is rejected: an application without GraphQL never loads `graphql`.
+ */
+const LOADERS: Readonly<Record<Exclude<RateLimitContextType, 'http'>, Loader>> = {
+  graphql: async () => {
+    const { GraphQLError } = await import('graphql');
+    return {
+      overLimit: (info, custom) => {
+        const extra = typeof custom === 'object' && custom !== null ? custom : {};
+        return new GraphQLError(
+          typeof custom === 'string' ? custom : overLimitMessage(info.retryAfter),
+          {
+            extensions: { ...extra, code: 'TOO_MANY_REQUESTS', retryAfter: info.retryAfter },
+          },
+        );
+      },
+      identityFailure: (error) => {
+        const status = error.getStatus();
+        const code =
+          GRAPHQL_CODES[status] ?? (status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST');
+        return new GraphQLError(error.message, { extensions: { code, statusCode: status } });
+      },
+    };
+  },
+  ws: async () => {
+    const { WsException } = await import('@nestjs/websockets');
+    return {
+      overLimit: (info, custom) => new WsException(customised(info, custom)),
+      identityFailure: (error) => new WsException(failurePayload(error)),
+    };
+  },
+  rpc: async () => {
+    const { RpcException } = await import('@nestjs/microservices');
+    return {
+      overLimit: (info, custom) => new RpcException(customised(info, custom)),
+      identityFailure: (error) => new RpcException(failurePayload(error)),
+    };
+  },
+};
+
+const loaded = new Map<RateLimitContextType, Promise<ContextRejections>>();
+
+/** How rejections are thrown in `type`'s context (loaded once per context type). */
+export function rejectionsFor(
+  type: Exclude<RateLimitContextType, 'http'>,
+): Promise<ContextRejections> {
+  let rejections = loaded.get(type);
+  if (rejections === undefined) {
+    rejections = LOADERS[type]();
+    loaded.set(type, rejections);
+  }
+  return rejections;
+}
