@@ -109,6 +109,8 @@ async function versions(): Promise<Record<string, string>> {
     '@nestjs/common',
     '@nestjs/platform-express',
     'express',
+    '@nestjs/platform-fastify',
+    'fastify',
     '@nestjs/throttler',
     '@nest-lab/throttler-storage-redis',
     'rate-limiter-flexible',
@@ -129,6 +131,7 @@ function suitePlans(mode: BenchMode, withRedis: boolean): SuitePlan[] {
   return [
     {
       id: 'main',
+      // Express and Fastify variants in one suite, so both are measured interleaved.
       title: 'One busy key: every request from one client (127.0.0.1), each library keyed by IP',
       cases: VARIANT_NAMES.filter(usable).map((variant) => ({
         variant,

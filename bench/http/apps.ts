@@ -178,7 +178,10 @@ function requireRedisUrl(spec: ServerSpec): string {
   return spec.redisUrl;
 }
 
-/** What a server process runs, and what it must close after `app.close()`. */
+/**
+ * What a server process runs, and what it must close after `app.close()`. A Fastify variant
+ * builds the same module as its Express twin: the server picks the adapter.
+ */
 export interface BuiltApp {
   readonly module: DynamicModule;
   /** Clients the variant opened itself (the libraries do not own them). */
@@ -199,10 +202,13 @@ export async function buildApp(spec: ServerSpec): Promise<BuiltApp> {
   const windowMs = WINDOW_SECONDS * 1000;
   switch (spec.variant) {
     case 'bare':
+    case 'fastify-bare':
       return { module: app(), cleanup };
     case 'noop-guard':
+    case 'fastify-noop-guard':
       return { module: app([], [{ provide: APP_GUARD, useClass: NoopGuard }]), cleanup };
     case 'ratelimit-memory':
+    case 'fastify-ratelimit-memory':
       return {
         module: app([rateLimitModule(new MemoryBackend(), identity, ADMIT_LIMIT)]),
         cleanup,
@@ -210,6 +216,7 @@ export async function buildApp(spec: ServerSpec): Promise<BuiltApp> {
     case 'ratelimit-all-429':
       return { module: app([rateLimitModule(new MemoryBackend(), identity, 0)]), cleanup };
     case 'ratelimit-redis':
+    case 'fastify-ratelimit-redis':
       return {
         module: app([
           rateLimitModule(new RedisBackend(requireRedisUrl(spec)), identity, ADMIT_LIMIT),
@@ -224,6 +231,7 @@ export async function buildApp(spec: ServerSpec): Promise<BuiltApp> {
         cleanup,
       };
     case 'throttler-memory':
+    case 'fastify-throttler-memory':
       return {
         module: app([throttlerModule(identity, windowMs, ADMIT_LIMIT)], [THROTTLER_GUARD]),
         cleanup,

@@ -15,6 +15,7 @@ import type { BenchRedis } from '../support/redis.js';
 import type { HttpCase, HttpRun, HttpSuite, HttpSummary } from '../support/results.js';
 import { median, ratio, sleep } from '../support/stats.js';
 import {
+  bareOf,
   VARIANTS,
   type IdentityMode,
   type ServerMessage,
@@ -439,10 +440,14 @@ async function waitForQuiet(
   return performance.now() - started;
 }
 
-/** Medians of every case; ratios against the bare case with the same number of users. */
+/**
+ * Medians of every case; ratios against the bare case on the same adapter (Express or Fastify)
+ * with the same number of users.
+ */
 function summarize(cases: readonly HttpCase[]): void {
   for (const c of cases) {
-    const bare = cases.find((other) => other.variant === 'bare' && other.users === c.users);
+    const bareName = bareOf(c.variant);
+    const bare = cases.find((other) => other.variant === bareName && other.users === c.users);
     const bareByRep = new Map(bare?.runs.map((run) => [run.repetition, run]) ?? []);
     const bareRps = median(bare?.runs.map((run) => run.requestsPerSecond) ?? []);
     const rps = median(c.runs.map((run) => run.requestsPerSecond));

@@ -6,11 +6,18 @@
  * @module
  */
 import 'reflect-metadata';
+import type { INestApplication, NestApplicationOptions } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { RateLimitGuard } from 'nestjs-ratelimit';
 import type { AddressInfo } from 'node:net';
-import { buildApp } from './apps.js';
-import type { DriverMessage, ServerMessage, ServerSample, ServerSpec } from './variants.js';
+import { buildApp, type BuiltApp } from './apps.js';
+import {
+  VARIANTS,
+  type DriverMessage,
+  type ServerMessage,
+  type ServerSample,
+  type ServerSpec,
+} from './variants.js';
 
 /** Longest a graceful stop may take before the process exits anyway. */
 const STOP_TIMEOUT_MS = 5_000;
@@ -53,6 +60,19 @@ function sample(spec: ServerSpec): ServerSample {
   };
 }
 
+/**
+ * The Nest application on the variant's adapter. `@nestjs/platform-fastify` is loaded only by the
+ * Fastify variants, so an Express server's memory and start-up are not charged for it.
+ */
+async function createApp(spec: ServerSpec, built: BuiltApp): Promise<INestApplication> {
+  const options: NestApplicationOptions = { logger: ['error', 'warn'] };
+  if (VARIANTS[spec.variant].platform === 'express') {
+    return NestFactory.create(built.module, options);
+  }
+  const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+  return NestFactory.create(built.module, new FastifyAdapter(), options);
+}
+
 async function main(): Promise<void> {
   if (process.send === undefined) throw new Error('server.js must be forked with an IPC channel');
   // Never outlive the driver, whatever happens to it.
@@ -61,7 +81,7 @@ async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '') as ServerSpec;
   if (spec.timeGuard === true) timeGuard();
   const built = await buildApp(spec);
-  const app = await NestFactory.create(built.module, { logger: ['error', 'warn'] });
+  const app = await createApp(spec, built);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
 

@@ -19,6 +19,11 @@ export const VARIANT_NAMES = [
   'throttler-redis',
   'rlf-memory',
   'rlf-redis',
+  'fastify-bare',
+  'fastify-noop-guard',
+  'fastify-ratelimit-memory',
+  'fastify-ratelimit-redis',
+  'fastify-throttler-memory',
 ] as const;
 
 export type VariantName = (typeof VARIANT_NAMES)[number];
@@ -30,8 +35,13 @@ export type IdentityMode =
   /** The `x-user` request header, through each library's own hook for a custom key. */
   | 'header';
 
+/** The Nest HTTP adapter a server runs on. */
+export type HttpPlatformName = 'express' | 'fastify';
+
 export interface VariantInfo {
   readonly name: VariantName;
+  /** `@nestjs/platform-express` or `@nestjs/platform-fastify`. */
+  readonly platform: HttpPlatformName;
   /** Shown in the tables. */
   readonly label: string;
   /** Needs the benchmark's Redis server. */
@@ -52,6 +62,7 @@ export const WINDOW_SECONDS = 60;
 export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   bare: {
     name: 'bare',
+    platform: 'express',
     label: 'bare app',
     redis: false,
     expectedStatus: 200,
@@ -59,6 +70,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'noop-guard': {
     name: 'noop-guard',
+    platform: 'express',
     label: 'no-op guard',
     redis: false,
     expectedStatus: 200,
@@ -66,6 +78,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'ratelimit-memory': {
     name: 'ratelimit-memory',
+    platform: 'express',
     label: 'nestjs-ratelimit, MemoryBackend',
     redis: false,
     expectedStatus: 200,
@@ -74,6 +87,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'ratelimit-redis': {
     name: 'ratelimit-redis',
+    platform: 'express',
     label: 'nestjs-ratelimit, RedisBackend',
     redis: true,
     expectedStatus: 200,
@@ -81,6 +95,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'ratelimit-sliding-redis': {
     name: 'ratelimit-sliding-redis',
+    platform: 'express',
     label: 'nestjs-ratelimit, SlidingRedisBackend',
     redis: true,
     expectedStatus: 200,
@@ -88,6 +103,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'ratelimit-all-429': {
     name: 'ratelimit-all-429',
+    platform: 'express',
     label: 'nestjs-ratelimit, all 429 (memory)',
     redis: false,
     expectedStatus: 429,
@@ -96,6 +112,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'throttler-memory': {
     name: 'throttler-memory',
+    platform: 'express',
     label: '@nestjs/throttler, memory',
     redis: false,
     expectedStatus: 200,
@@ -104,6 +121,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'throttler-memory-1s': {
     name: 'throttler-memory-1s',
+    platform: 'express',
     label: '@nestjs/throttler, memory, 1 s window',
     redis: false,
     expectedStatus: 200,
@@ -112,6 +130,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'throttler-all-429': {
     name: 'throttler-all-429',
+    platform: 'express',
     label: '@nestjs/throttler, all 429 (memory)',
     redis: false,
     expectedStatus: 429,
@@ -120,6 +139,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'throttler-redis': {
     name: 'throttler-redis',
+    platform: 'express',
     label: '@nestjs/throttler + @nest-lab/throttler-storage-redis',
     redis: true,
     expectedStatus: 200,
@@ -128,6 +148,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'rlf-memory': {
     name: 'rlf-memory',
+    platform: 'express',
     label: 'rate-limiter-flexible, RateLimiterMemory',
     redis: false,
     expectedStatus: 200,
@@ -136,13 +157,69 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
   },
   'rlf-redis': {
     name: 'rlf-redis',
+    platform: 'express',
     label: 'rate-limiter-flexible, RateLimiterRedis',
     redis: true,
     expectedStatus: 200,
     description:
       'new RateLimiterRedis({ storeClient: new Redis({ enableOfflineQueue: false }), points: 1e8, duration: 60 }) in the same middleware.',
   },
+  // The same apps on Fastify: the same controller, identity and limits, on `new FastifyAdapter()`.
+  'fastify-bare': {
+    name: 'fastify-bare',
+    platform: 'fastify',
+    label: 'Fastify: bare app',
+    redis: false,
+    expectedStatus: 200,
+    description:
+      'Nest 12 + Fastify (new FastifyAdapter()), the same controller, no guard: the baseline of the Fastify ratios.',
+  },
+  'fastify-noop-guard': {
+    name: 'fastify-noop-guard',
+    platform: 'fastify',
+    label: 'Fastify: no-op guard',
+    redis: false,
+    expectedStatus: 200,
+    description:
+      'The no-op APP_GUARD on Fastify: the yardstick of the Fastify targets (server CPU per request).',
+  },
+  'fastify-ratelimit-memory': {
+    name: 'fastify-ratelimit-memory',
+    platform: 'fastify',
+    label: 'Fastify: nestjs-ratelimit, MemoryBackend',
+    redis: false,
+    expectedStatus: 200,
+    description:
+      "The same RateLimitModule.forRoot({ config: { '^/': [{ minute: 1e8 }] } }) on Fastify.",
+  },
+  'fastify-ratelimit-redis': {
+    name: 'fastify-ratelimit-redis',
+    platform: 'fastify',
+    label: 'Fastify: nestjs-ratelimit, RedisBackend',
+    redis: true,
+    expectedStatus: 200,
+    description: 'The same rule on RedisBackend(redis://…) on Fastify.',
+  },
+  'fastify-throttler-memory': {
+    name: 'fastify-throttler-memory',
+    platform: 'fastify',
+    label: 'Fastify: @nestjs/throttler, memory',
+    redis: false,
+    expectedStatus: 200,
+    description:
+      'The same ThrottlerModule.forRoot([{ ttl: 60_000, limit: 1e8 }]) + ThrottlerGuard on Fastify.',
+  },
 };
+
+/** The bare app on the same adapter as `variant`: what its throughput ratios divide by. */
+export function bareOf(variant: VariantName): VariantName {
+  return VARIANTS[variant].platform === 'fastify' ? 'fastify-bare' : 'bare';
+}
+
+/** The no-op guard on the same adapter as `variant`: the yardstick of the CPU targets. */
+export function noopGuardOf(variant: VariantName): VariantName {
+  return VARIANTS[variant].platform === 'fastify' ? 'fastify-noop-guard' : 'noop-guard';
+}
 
 /** What the driver passes to a server process (as JSON in argv). */
 export interface ServerSpec {
