@@ -5,7 +5,13 @@
  * @module
  */
 import type { ProfileSummary } from './http/profile.js';
-import { VARIANTS, type VariantName } from './http/variants.js';
+import {
+  bareOf,
+  noopGuardOf,
+  VARIANTS,
+  type HttpPlatformName,
+  type VariantName,
+} from './http/variants.js';
 import { MEMORY_AT_CAPACITY_SUBJECT } from './micro/jobs.js';
 import type {
   BenchResults,
@@ -14,7 +20,7 @@ import type {
   HttpCase,
   HttpSuite,
 } from './support/results.js';
-import { median } from './support/stats.js';
+import { median, ratio } from './support/stats.js';
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
@@ -88,12 +94,12 @@ const SLIDING = 'nestjs-ratelimit SlidingRedisBackend';
 const INCR = 'ioredis INCR (the bound)';
 
 /**
- * The fastest run of a case over the fastest run of the bare app with the same users: a
+ * The fastest run of a case over the fastest run of the bare app (same adapter) with the same users: a
  * secondary statistic for a noisy machine, where disturbances slow runs down but never speed
  * them up. The targets are judged on medians.
  */
 function fastestRatio(results: BenchResults, id: HttpSuite['id'], c: HttpCase): number | undefined {
-  const bare = httpCase(results, id, 'bare', c.users);
+  const bare = httpCase(results, id, bareOf(c.variant), c.users);
   if (bare === undefined || bare.runs.length === 0 || c.runs.length === 0) return undefined;
   const best = (runs: readonly { requestsPerSecond: number }[]): number =>
     Math.max(...runs.map((r) => r.requestsPerSecond));
@@ -114,6 +120,35 @@ function pairedRatio(one: HttpCase | undefined, lots: HttpCase | undefined): num
     return base === undefined || base === 0 ? [] : [run.requestsPerSecond / base];
   });
   return median(ratios);
+}
+
+/** Server CPU per request of the no-op guard over a case's, in the main suite. */
+interface CpuRatio {
+  /** The no-op guard's median µs/req over the case's median. */
+  readonly median: number | undefined;
+  /** Smallest and largest of the same over the runs of each repetition. */
+  readonly range: readonly [number, number] | undefined;
+}
+
+/**
+ * How close a case's server CPU per request is to the no-op guard's on the same adapter: the
+ * guard's µs/req over the case's, so that 1 is "costs nothing beyond any guard" and, like the
+ * throughput ratios, higher is better. CPU per request, not req/s, is what the Fastify targets
+ * compare: on Fastify the load generator can saturate its core before the server does.
+ */
+function cpuRatioToNoop(results: BenchResults, c: HttpCase): CpuRatio {
+  const noop = httpCase(results, 'main', noopGuardOf(c.variant), c.users);
+  const median = ratio(noop?.summary?.serverCpuUsPerRequest, c.summary?.serverCpuUsPerRequest);
+  const noopByRep = new Map(noop?.runs.map((run) => [run.repetition, run]) ?? []);
+  const ratios = c.runs
+    .map((run) =>
+      ratio(noopByRep.get(run.repetition)?.serverCpuUsPerRequest, run.serverCpuUsPerRequest),
+    )
+    .filter((value): value is number => value !== undefined);
+  return {
+    median,
+    range: ratios.length > 0 ? [Math.min(...ratios), Math.max(...ratios)] : undefined,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -158,6 +193,30 @@ function targets(results: BenchResults): Target[] {
   ratioTarget('ratelimit-memory', 0.95);
   ratioTarget('ratelimit-redis', 0.9);
   ratioTarget('ratelimit-all-429', 0.9);
+
+  // Issue 13: Fastify's bare app is about twice as fast as Express's, so the limiter's own cost
+  // weighs twice as much there; compared on server CPU per request against the no-op guard.
+  const cpuTarget = (variant: VariantName, bound: number): void => {
+    const c = httpCase(results, 'main', variant);
+    const noop = httpCase(results, 'main', noopGuardOf(variant));
+    const r =
+      c === undefined ? { median: undefined, range: undefined } : cpuRatioToNoop(results, c);
+    list.push({
+      target:
+        `HTTP on ${VARIANTS[variant].platform === 'fastify' ? 'Fastify' : 'Express'}: ` +
+        `${VARIANTS[variant].label.replace(/^Fastify: /, '')}, server CPU/req ` +
+        `within ${fixed((1 - bound) * 100, 0)} % of the no-op guard ` +
+        `(no-op ÷ this ≥ ${bound.toFixed(2)}, medians)`,
+      measured:
+        `${fixed(r.median, 3)} (${fixed(noop?.summary?.serverCpuUsPerRequest, 1)} vs ` +
+        `${fixed(c?.summary?.serverCpuUsPerRequest, 1)} µs/req` +
+        (r.range === undefined ? '' : `; runs ${fixed(r.range[0], 3)}–${fixed(r.range[1], 3)}`) +
+        ')',
+      pass: atLeast(r.median, bound),
+    });
+  };
+  cpuTarget('fastify-ratelimit-memory', 0.95);
+  cpuTarget('fastify-ratelimit-redis', 0.95);
 
   const many = results.http.settings.manyUsers;
   for (const variant of ['ratelimit-memory', 'ratelimit-redis'] as const) {
@@ -245,7 +304,17 @@ function targets(results: BenchResults): Target[] {
 // Sections
 // ---------------------------------------------------------------------------------------------
 
-function httpMainTable(results: BenchResults, s: HttpSuite): string {
+/** The main suite's cases on one adapter. */
+function platformCases(s: HttpSuite, platform: HttpPlatformName): HttpCase[] {
+  return s.cases.filter((c) => VARIANTS[c.variant].platform === platform);
+}
+
+/**
+ * The main suite's table for one adapter; ratios are to the bare app on that adapter. The Fastify
+ * table adds the CPU ratio to the no-op guard its targets are judged on.
+ */
+function httpMainTable(results: BenchResults, s: HttpSuite, platform: HttpPlatformName): string {
+  const withCpuRatio = platform === 'fastify';
   return table(
     [
       'Variant',
@@ -256,14 +325,16 @@ function httpMainTable(results: BenchResults, s: HttpSuite): string {
       'p50 ms',
       'p99 ms',
       'server CPU µs/req',
+      ...(withCpuRatio ? ['no-op guard CPU/req ÷ this (per run)'] : []),
       'server RSS MB (end / peak)',
       'redis CPU µs/req',
       'Redis calls/req',
       'status',
     ],
-    s.cases.map((c) => {
+    platformCases(s, platform).map((c) => {
       const m = c.summary;
       const range = m?.ratioRange;
+      const cpu = withCpuRatio ? cpuRatioToNoop(results, c) : undefined;
       return [
         c.label,
         int(m?.requestsPerSecond),
@@ -273,12 +344,45 @@ function httpMainTable(results: BenchResults, s: HttpSuite): string {
         fixed(m?.p50Ms, 2),
         fixed(m?.p99Ms, 2),
         fixed(m?.serverCpuUsPerRequest, 1),
+        ...(cpu === undefined
+          ? []
+          : [
+              fixed(cpu.median, 3) +
+                (cpu.range === undefined
+                  ? ''
+                  : ` (${fixed(cpu.range[0], 3)}–${fixed(cpu.range[1], 3)})`),
+            ]),
         `${mb(m?.serverRssBytes)} / ${mb(m?.serverMaxRssBytes)}`,
         fixed(m?.redisCpuUsPerRequest, 1),
         fixed(m?.redisCommandsPerRequest, 2),
         statusCell(c),
       ];
     }),
+  );
+}
+
+/** The sentences above the Fastify table: what it compares, and Fastify's bare app against Express's. */
+function fastifyIntro(results: BenchResults, s: HttpSuite): string {
+  const express = httpCase(results, 'main', 'bare')?.summary;
+  const fastify = httpCase(results, 'main', 'fastify-bare')?.summary;
+  const drivers = platformCases(s, 'fastify').flatMap((c) => c.runs.map((r) => r.driverCpuShare));
+  const busiestDriver = drivers.length === 0 ? undefined : Math.max(...drivers);
+  const speed = ratio(fastify?.requestsPerSecond, express?.requestsPerSecond);
+  const cpu = ratio(express?.serverCpuUsPerRequest, fastify?.serverCpuUsPerRequest);
+  return (
+    'The same controller, identity (the client IP) and limits as the Express rows, on ' +
+    '`@nestjs/platform-fastify` (`new FastifyAdapter()`, its defaults), measured in the same ' +
+    'interleaved run; ratios are to the bare Fastify app. ' +
+    `Fastify's bare app served ${fixed(speed, 2)}× the req/s of Express's and used ` +
+    `${fixed(fastify?.serverCpuUsPerRequest, 1)} µs of server CPU per request against ` +
+    `${fixed(express?.serverCpuUsPerRequest, 1)} (${fixed(cpu, 2)}× less), so a limiter's own ` +
+    'cost weighs that much more here. ' +
+    `The load generator used up to ${percent(busiestDriver)} of its core during these runs; ` +
+    (busiestDriver !== undefined && busiestDriver >= 0.9
+      ? 'it was close to saturation, so req/s understates the gaps, '
+      : '') +
+    "which is why the Fastify targets compare server CPU per request with the no-op guard's " +
+    "(the guard's µs/req over the row's: 1 = nothing beyond the cost of any guard)."
   );
 }
 
@@ -519,12 +623,15 @@ function generatedNotes(results: BenchResults): string[] {
   }
   const busiestDriver = Math.max(
     0,
-    ...(main?.cases.flatMap((c) => c.runs.map((r) => r.driverCpuShare)) ?? []),
+    // Express's rows only: the Fastify section says the same of its own.
+    ...((main === undefined ? [] : platformCases(main, 'express')).flatMap((c) =>
+      c.runs.map((r) => r.driverCpuShare),
+    ) ?? []),
   );
   if (bare?.requestsPerSecond !== undefined) {
     notes.push(
       `The load generator (autocannon, in the driver process) used up to ` +
-        `${percent(busiestDriver)} of one core in the main suite; the server used ` +
+        `${percent(busiestDriver)} of one core in the main suite's Express runs; the server used ` +
         `${percent(median(httpCase(results, 'main', 'bare')?.runs.map((r) => r.serverCpuShare) ?? []))} ` +
         'of one core for the bare app. ' +
         (busiestDriver >= 0.9
@@ -651,7 +758,7 @@ export function render(results: BenchResults): string {
     'It needs `redis-server` on the PATH: the benchmark starts its own on a free loopback port ' +
       'through the test harness (`test/support/redis-harness.ts`) and stops it at the end.',
     '',
-    '## Targets of issues 4 and 12',
+    '## Targets of issues 4, 12 and 13',
     '',
     table(
       ['Target', 'Measured', 'Result'],
@@ -662,7 +769,17 @@ export function render(results: BenchResults): string {
 
   const main = suite(results, 'main');
   if (main !== undefined) {
-    out.push(`## HTTP: ${main.title}`, '', httpMainTable(results, main), '');
+    out.push(`## HTTP on Express: ${main.title}`, '', httpMainTable(results, main, 'express'), '');
+    if (platformCases(main, 'fastify').length > 0) {
+      out.push(
+        `## HTTP on Fastify: ${main.title}`,
+        '',
+        fastifyIntro(results, main),
+        '',
+        httpMainTable(results, main, 'fastify'),
+        '',
+      );
+    }
   }
   const users = suite(results, 'users');
   if (users !== undefined) {
