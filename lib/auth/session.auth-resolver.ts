@@ -4,6 +4,7 @@ import { isAuthCall } from './auth-call.js';
 import { AuthResolver } from './auth-resolver.js';
 import { identityFromFields } from './identity-fields.js';
 import { callerFor } from './caller.js';
+import { EmptyInformation } from './empty-information.js';
 import type { AuthFunction, Identity } from './identity.js';
 
 /** Options of {@link SessionAuthResolver} and {@link fromSession}. */
@@ -88,7 +89,13 @@ export class SessionAuthResolver extends AuthResolver {
 
   /** Identifies the caller of the current call from its HTTP request's session. */
   resolve(context: ExecutionContext): Identity {
-    return this.identify(callerFor(context, 'SessionAuthResolver'));
+    const caller = callerFor(context, 'SessionAuthResolver');
+    // No session middleware runs for a gateway message: that caller is not identified here (the
+    // next resolver of a chain may be able to), which is no set-up mistake.
+    if (caller.session === undefined && context.getType() === 'ws') {
+      throw new EmptyInformation('A WebSocket message has no HTTP session');
+    }
+    return this.identify(caller);
   }
 
   /**
