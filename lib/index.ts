@@ -41,6 +41,9 @@ export type {
   IdentityTuple,
   RateLimitRequest,
 } from './auth/identity.js';
+export { callerRequestOf } from './http/contexts/context-readers.js';
+export type { CallerRequest } from './http/contexts/context-edge.js';
+export type { RateLimitContextType } from './http/context-type.js';
 export {
   IP_AUTH_OPTIONS,
   IpAuthResolver,

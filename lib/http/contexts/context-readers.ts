@@ -25,6 +25,15 @@ export function readerOf(context: ExecutionContext): ContextReader | undefined {
 /**
  * What the built-in resolvers read the caller from in any context: the HTTP request (HTTP,
  * GraphQL), a WebSocket client's handshake, or `undefined` (RPC, or a context without a caller).
+ * Use it in your own `AuthResolver` to read headers the same way in every transport, where
+ * `context.switchToHttp()` only works over HTTP.
+ *
+ * @example
+ * resolve(context: ExecutionContext): Identity {
+ *   const key = callerRequestOf(context)?.headers['x-api-key'];
+ *   if (typeof key !== 'string') throw new EmptyInformation('No API key');
+ *   return { user: `key:${key}` };
+ * }
  */
 export function callerRequestOf(context: ExecutionContext): CallerRequest | undefined {
   return readerOf(context)?.caller(context);
