@@ -8,6 +8,8 @@ import {
   type ArgumentsHost,
   type ExceptionFilter,
 } from '@nestjs/common';
+import { throwError, type Observable } from 'rxjs';
+import { RpcRejection } from './http/contexts/rpc-rejection.js';
 import type { HttpPlatform } from './http/http-platform.js';
 import { platformOfResponse } from './http/platforms/select-platform.js';
 import { RateLimitEdge } from './http/rate-limit-edge.js';
@@ -23,10 +25,16 @@ import type { RateLimitModuleOptions } from './rate-limit.options.js';
  *
  * Works on Express and Fastify alike: it writes through the application's HTTP adapter (or, when
  * created by hand, the adapter the response belongs to).
+ *
+ * It also answers the guard's rejections of microservice messages (`RpcException`s) as Nest's
+ * own RPC filter would, but without the error line Nest logs for each rejected `@EventPattern`
+ * event (see {@link RpcRejection}).
  */
-@Catch(RateLimitExceededException)
+@Catch(RateLimitExceededException, RpcRejection)
 @Injectable()
-export class RateLimitExceptionFilter implements ExceptionFilter<RateLimitExceededException> {
+export class RateLimitExceptionFilter implements ExceptionFilter<
+  RateLimitExceededException | RpcRejection
+> {
   private readonly logger = new Logger('RateLimit');
 
   constructor(
@@ -36,7 +44,23 @@ export class RateLimitExceptionFilter implements ExceptionFilter<RateLimitExceed
     @Optional() private readonly edge?: RateLimitEdge,
   ) {}
 
-  async catch(exception: RateLimitExceededException, host: ArgumentsHost): Promise<void> {
+  catch(
+    exception: RateLimitExceededException | RpcRejection,
+    host: ArgumentsHost,
+  ): Promise<void> | Observable<never> {
+    if (exception instanceof RpcRejection) {
+      // What a message's client receives, as Nest's BaseRpcExceptionFilter sends an RpcException;
+      // for an event nobody receives it, and nothing is logged.
+      const error = exception.getError();
+      return throwError(() =>
+        typeof error === 'object' ? error : { status: 'error', message: error },
+      );
+    }
+    return this.answer(exception, host);
+  }
+
+  /** Answers an HTTP request over its limit. */
+  private async answer(exception: RateLimitExceededException, host: ArgumentsHost): Promise<void> {
     const response = host.switchToHttp().getResponse<object>();
     const platform = this.edge?.platformFor(response) ?? platformOfResponse(response);
     const onBlocked = this.options?.onBlocked;

@@ -3,6 +3,7 @@ import { overLimitMessage } from '../../rate-limit.exception.js';
 import type { RateLimitInfo } from '../../rate-limit.info.js';
 import type { RateLimitContextType } from '../context-type.js';
 import type { ContextRejections } from './context-edge.js';
+import { markRpcRejection } from './rpc-rejection.js';
 
 /** The error object a WebSocket or microservice client receives. */
 export interface TransportErrorPayload {
@@ -76,9 +77,11 @@ const LOADERS: Readonly<Record<Exclude<RateLimitContextType, 'http'>, Loader>> =
   },
   rpc: async () => {
     const { RpcException } = await import('@nestjs/microservices');
+    // Marked, so that RateLimitExceptionFilter answers them and Nest does not log each
+    // rejected event as an error (see RpcRejection).
     return {
-      overLimit: (info, custom) => new RpcException(customised(info, custom)),
-      identityFailure: (error) => new RpcException(failurePayload(error)),
+      overLimit: (info, custom) => markRpcRejection(new RpcException(customised(info, custom))),
+      identityFailure: (error) => markRpcRejection(new RpcException(failurePayload(error))),
     };
   },
 };
