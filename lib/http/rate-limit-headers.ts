@@ -3,12 +3,15 @@ import type { RateLimitHeadersOption } from '../rate-limit.options.js';
 import type { Rule } from '../rules/rule.js';
 import type { HttpPlatform } from './http-platform.js';
 
-/** `Retry-After` of a 503 under `failurePolicy: 'closed'`: about when the backend is probed again. */
-const UNAVAILABLE_RETRY_AFTER_SECONDS = '1';
+/**
+ * `Retry-After` of a 503 under `failurePolicy: 'closed'` (the `retryAfter` of the error outside
+ * HTTP): about when the backend is probed again.
+ */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
 
 /** The header of a 503 that `failurePolicy: 'closed'` answers while the backend is failing. */
 export function writeUnavailableHeaders(platform: HttpPlatform, response: object): void {
-  platform.setHeader(response, 'Retry-After', UNAVAILABLE_RETRY_AFTER_SECONDS);
+  platform.setHeader(response, 'Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
 }
 
 /** Whole seconds for a wait in ms: rounded up, and at least 1 so a client never retries at once. */

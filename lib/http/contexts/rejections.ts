@@ -2,6 +2,7 @@ import { HttpStatus, type HttpException } from '@nestjs/common';
 import { overLimitMessage } from '../../rate-limit.exception.js';
 import type { RateLimitInfo } from '../../rate-limit.info.js';
 import type { RateLimitContextType } from '../context-type.js';
+import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../rate-limit-headers.js';
 import type { ContextRejections } from './context-edge.js';
 import { markRpcRejection } from './rpc-rejection.js';
 
@@ -10,7 +11,7 @@ export interface TransportErrorPayload {
   readonly status: 'error';
   readonly statusCode: number;
   readonly message: string;
-  /** Whole seconds until a call would be admitted again; only on a 429. */
+  /** Whole seconds until a call would be admitted again: on a 429, and on a 503 (as over HTTP). */
   readonly retryAfter?: number;
 }
 
@@ -38,7 +39,12 @@ function customised(info: RateLimitInfo, custom: unknown): object {
 
 /** The payload for an HTTP exception raised while deciding (a 401 identity failure, a 503). */
 function failurePayload(error: HttpException): TransportErrorPayload {
-  return { status: 'error', statusCode: error.getStatus(), message: error.message };
+  const statusCode = error.getStatus();
+  const payload: TransportErrorPayload = { status: 'error', statusCode, message: error.message };
+  // The closed failure policy's 503 says when to try again, as its Retry-After does over HTTP.
+  return statusCode === HttpStatus.SERVICE_UNAVAILABLE
+    ? { ...payload, retryAfter: UNAVAILABLE_RETRY_AFTER_SECONDS }
+    : payload;
 }
 
 type Loader = () => Promise<ContextRejections>;
