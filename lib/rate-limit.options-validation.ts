@@ -46,16 +46,46 @@ const HEADER_FORMAT_NAMES: readonly string[] = ['draft-10', 'legacy', 'both'];
 
 const fail: FailOption = optionFailure('RateLimitModule');
 
+/** Other names users give the context types (lower case), with the type meant. */
+const CONTEXT_HINTS: Readonly<Record<string, RateLimitContextType>> = {
+  rest: 'http',
+  express: 'http',
+  fastify: 'http',
+  gql: 'graphql',
+  apollo: 'graphql',
+  mercurius: 'graphql',
+  websocket: 'ws',
+  websockets: 'ws',
+  'socket.io': 'ws',
+  gateway: 'ws',
+  microservice: 'rpc',
+  microservices: 'rpc',
+  tcp: 'rpc',
+};
+
+/** The context type a wrong `contexts` entry probably meant, if any. */
+function contextHint(entry: unknown): RateLimitContextType | undefined {
+  if (typeof entry !== 'string') return undefined;
+  const lower = entry.toLowerCase();
+  return Object.hasOwn(CONTEXT_HINTS, lower)
+    ? CONTEXT_HINTS[lower]
+    : (closestMatch(entry, RATE_LIMIT_CONTEXT_TYPES) as RateLimitContextType | undefined);
+}
+
 function assertContexts(value: unknown): void {
   if (value === undefined) return;
   const names = RATE_LIMIT_CONTEXT_TYPES.map((type) => `'${type}'`).join(', ');
   if (!Array.isArray(value)) {
-    fail('contexts', `expected an array of context types (${names}), got ${describeValue(value)}.`);
+    const single = RATE_LIMIT_CONTEXT_TYPES.includes(value as RateLimitContextType);
+    fail(
+      'contexts',
+      `expected an array of context types (${names}), got ${describeValue(value)}` +
+        `${single ? `; write ['${String(value)}']` : ''}.`,
+    );
   }
   for (const entry of value as unknown[]) {
     if (RATE_LIMIT_CONTEXT_TYPES.includes(entry as RateLimitContextType)) continue;
-    const closest =
-      typeof entry === 'string' ? closestMatch(entry, RATE_LIMIT_CONTEXT_TYPES) : undefined;
+    const closest = contextHint(entry);
     fail(
       'contexts',
       `has ${describeValue(entry)}, which is not a context type; use ${names}` +
