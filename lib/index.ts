@@ -88,3 +88,4 @@ export { BackendTimeoutError, type FailurePolicy } from './backends/failure-poli
 export { RateLimitExceededException } from './rate-limit.exception.js';
 export { RateLimitExceptionFilter } from './rate-limit.filter.js';
 export type { RateLimitInfo } from './rate-limit.info.js';
+export type { RpcRejection } from './http/contexts/rpc-rejection.js';

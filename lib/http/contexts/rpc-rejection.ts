@@ -18,8 +18,9 @@ export function markRpcRejection<E extends RpcErrorLike>(error: E): E {
  *
  * Nest (12, since nestjs/nest#17634) logs every `RpcException` of an `@EventPattern` handler that
  * no exception filter handles, as an error: left to Nest, each dropped event would be an error
- * line, when a rejection must not be logged above debug level. `RateLimitExceptionFilter` catches this class and answers as Nest
- * would (the client of a message receives the same error object), without the log line.
+ * line, when a rejection must not be logged above debug level. `RateLimitExceptionFilter`
+ * catches this class and answers as Nest would (the client of a message receives the same error
+ * object), without the log line.
  * `@nestjs/microservices` is an optional peer, loaded only once a message is rejected, so the
  * class cannot extend `RpcException`: `instanceof` recognises the mark instead.
  */
