@@ -3,6 +3,7 @@ import { overLimitMessage } from '../../rate-limit.exception.js';
 import type { RateLimitInfo } from '../../rate-limit.info.js';
 import type { RateLimitContextType } from '../context-type.js';
 import type { ContextRejections } from './context-edge.js';
+import { wsRejectionPayload } from './ws-rejections.js';
 
 /** The error object a WebSocket or microservice client receives. */
 export interface TransportErrorPayload {
@@ -70,8 +71,8 @@ const LOADERS: Readonly<Record<Exclude<RateLimitContextType, 'http'>, Loader>> =
   ws: async () => {
     const { WsException } = await import('@nestjs/websockets');
     return {
-      overLimit: (info, custom) => new WsException(customised(info, custom)),
-      identityFailure: (error) => new WsException(failurePayload(error)),
+      overLimit: (info, custom) => new WsException(wsRejectionPayload(customised(info, custom))),
+      identityFailure: (error) => new WsException(wsRejectionPayload(failurePayload(error))),
     };
   },
   rpc: async () => {
