@@ -1,9 +1,24 @@
 import type { INestApplication } from '@nestjs/common';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { trackWsClients } from 'nestjs-ratelimit';
+
+/**
+ * The major version of the `@nestjs/websockets` the tests run on (11 or 12), read from its
+ * `package.json` next to its entry point (Nest 12 does not export the file itself).
+ */
+export const NEST_MAJOR: number = (() => {
+  const entry = createRequire(import.meta.url).resolve('@nestjs/websockets');
+  const { version } = JSON.parse(readFileSync(join(dirname(entry), 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return Number(version.split('.')[0]);
+})();
 
 /** One message a client received: the event name and its data. */
 export interface WsReply {

@@ -41,11 +41,13 @@ const upgrades = new WeakMap<object, Upgrade>();
 
 /**
  * Records the upgrade request of a client that just connected (the arguments of the server's
- * `connection` event); true when it did. Anything else (a socket.io socket, which connects
+ * `connection` event); true when it recorded it now, false when it already had. Anything else (a socket.io socket, which connects
  * without a request, or a custom adapter's own arguments) is ignored.
  */
 export function rememberUpgrade(client: unknown, request: unknown): client is object {
   if (typeof client !== 'object' || client === null || !isUpgradeRequest(request)) return false;
+  // Nest binds the connection once per gateway, and gateways on one path share a server.
+  if (upgrades.has(client)) return false;
   // The address is read now, while the connection is open: Node no longer reports it once the
   // socket is gone, and the view then outlives nothing but the client.
   upgrades.set(client, {
