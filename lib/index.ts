@@ -70,6 +70,9 @@ export {
   type JwtClaimOptions,
 } from './auth/jwt.auth-resolver.js';
 
+// Transports: what `@nestjs/platform-ws` applications add so their clients can be identified.
+export { trackWsClients } from './http/contexts/track-ws-clients.js';
+
 // Backends: where counters live.
 export {
   RateLimitBackend,

@@ -285,7 +285,6 @@ function loadVerifier(): Promise<JwtVerifier> {
 // ---------------------------------------------------------------------------------------------
 // Per request
 
-/** The token of `Authorization: Bearer <token>`; scheme case-insensitive, whitespace tolerated. */
 /**
  * The token a socket.io client sent as `auth: { token }`, as an `Authorization` value: with or
  * without the `Bearer ` scheme.
@@ -296,6 +295,7 @@ function handshakeToken(auth: unknown): string | undefined {
   return /^bearer[ \t]/i.test(token.trim()) ? token : `Bearer ${token}`;
 }
 
+/** The token of `Authorization: Bearer <token>`; scheme case-insensitive, whitespace tolerated. */
 function bearerToken(header: string | string[] | undefined): string {
   if (typeof header !== 'string' || header.trim() === '') {
     throw new EmptyInformation('No Authorization header');

@@ -24,17 +24,21 @@ import { platformOfResponse, selectPlatform } from './platforms/select-platform.
 export class RateLimitEdge implements OnModuleInit {
   private readonly readers: Map<string, ContextReader>;
   private adapterPlatform: HttpPlatform | undefined;
+  /** The Express application, whose `trust proxy` setting WebSocket handshakes follow too. */
+  private expressApp: unknown;
 
   constructor(
     @Inject(RATE_LIMIT_OPTIONS) options: Pick<RateLimitModuleOptions, 'contexts'>,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
-    this.readers = contextReaders(options.contexts);
+    this.readers = contextReaders(options.contexts, () => this.expressApp);
   }
 
   /** The adapter is known once the application exists, which is after providers are created. */
   onModuleInit(): void {
     this.adapterPlatform = selectPlatform(this.adapterHost);
+    const adapter = this.adapterHost?.httpAdapter ?? undefined;
+    if (adapter?.getType() === 'express') this.expressApp = adapter.getInstance();
   }
 
   /** How `context` is read, or `undefined` when its type is not limited (`contexts`). */

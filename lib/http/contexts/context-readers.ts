@@ -4,17 +4,23 @@ import type { CallerRequest, ContextReader } from './context-edge.js';
 import { graphqlContext } from './graphql.context.js';
 import { httpContext } from './http.context.js';
 import { rpcContext } from './rpc.context.js';
-import { wsContext } from './ws.context.js';
+import { wsContext, wsReader } from './ws.context.js';
 
 const READERS: ReadonlyMap<string, ContextReader> = new Map(
   [httpContext, graphqlContext, wsContext, rpcContext].map((reader) => [reader.type, reader]),
 );
 
-/** The reader of each context type in `types` (default: all of them). */
+/**
+ * The reader of each context type in `types` (default: all of them), for one application:
+ * `httpApp` gives its Express application (see {@link wsReader}), read on every WebSocket call.
+ */
 export function contextReaders(
   types: readonly RateLimitContextType[] = RATE_LIMIT_CONTEXT_TYPES,
+  httpApp: () => unknown = () => undefined,
 ): Map<string, ContextReader> {
-  return new Map(types.map((type) => [type, READERS.get(type)!]));
+  return new Map(
+    types.map((type) => [type, type === 'ws' ? wsReader(httpApp) : READERS.get(type)!]),
+  );
 }
 
 /** The reader for `context`, or `undefined` for a context type this package does not know. */

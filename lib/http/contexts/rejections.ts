@@ -5,6 +5,7 @@ import type { RateLimitContextType } from '../context-type.js';
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../rate-limit-headers.js';
 import type { ContextRejections } from './context-edge.js';
 import { markRpcRejection } from './rpc-rejection.js';
+import { wsRejectionPayload } from './ws-rejections.js';
 
 /** The error object a WebSocket or microservice client receives. */
 export interface TransportErrorPayload {
@@ -77,8 +78,8 @@ const LOADERS: Readonly<Record<Exclude<RateLimitContextType, 'http'>, Loader>> =
   ws: async () => {
     const { WsException } = await import('@nestjs/websockets');
     return {
-      overLimit: (info, custom) => new WsException(customised(info, custom)),
-      identityFailure: (error) => new WsException(failurePayload(error)),
+      overLimit: (info, custom) => new WsException(wsRejectionPayload(customised(info, custom))),
+      identityFailure: (error) => new WsException(wsRejectionPayload(failurePayload(error))),
     };
   },
   rpc: async () => {
