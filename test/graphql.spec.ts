@@ -4,7 +4,12 @@
  * limiter needs no `context` function.
  */
 import { JwtService } from '@nestjs/jwt';
-import { createJwtAuth, type RateLimitInfo } from 'nestjs-ratelimit';
+import {
+  RateLimitBackend,
+  createJwtAuth,
+  type ConsumeResult,
+  type RateLimitInfo,
+} from 'nestjs-ratelimit';
 import { captureLogs } from './support/captured-logs.js';
 import {
   GRAPHQL_DRIVERS,
@@ -17,6 +22,19 @@ import { RESOLVERS, RestController } from './support/graphql-schema.js';
 import { as, headerAuth } from './support/nest-app.js';
 
 const MINUTE = 60_000;
+
+/** A backend whose store is down: every decision fails, with an error text no client may see. */
+class DownBackend extends RateLimitBackend {
+  consume(): Promise<ConsumeResult> {
+    return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6390 (secret detail)'));
+  }
+  unblock(): boolean {
+    return false;
+  }
+  reset(): boolean {
+    return false;
+  }
+}
 
 /** The error a rejected field gets, as both drivers send it. */
 function tooManyRequests(path: readonly (string | number)[], retryAfter = 60): object {
@@ -164,6 +182,11 @@ describe.each(GRAPHQL_DRIVERS)('GraphQL over HTTP: $name on $adapter', (driver) 
       expect(rejected.body.data).toEqual({ a: null, b: null });
       expect(errorsOf(rejected)).toEqual([tooManyRequests(['a']), tooManyRequests(['b'])]);
       expect(rejected.headers['retry-after']).toBe('60');
+      // A rejected non-null root field nulls the whole answer: still the driver's 200.
+      const nonNull = await t.query('{ towns { name } }', as('u'));
+      expect(nonNull.status).toBe(200);
+      expect(nonNull.body.data).toBeNull();
+      expect(errorsOf(nonNull)).toEqual([tooManyRequests(['towns'])]);
       // Another caller is counted on their own.
       expect((await t.query('{ plain }', as('v'))).body).toEqual({ data: { plain: 'plain' } });
     });
@@ -305,6 +328,21 @@ describe.each(GRAPHQL_DRIVERS)('GraphQL over HTTP: $name on $adapter', (driver) 
         }),
       ]);
     });
+  });
+
+  it("fails closed as SERVICE_UNAVAILABLE, never a 5xx or the backend's error", async () => {
+    await start({ rateLimit: { backend: new DownBackend(), failurePolicy: 'closed' } });
+    const response = await t.query('{ strict }', as('u'));
+    expect(response.status).toBe(200);
+    expect(response.body.data).toEqual({ strict: null });
+    expect(response.body.errors).toEqual([
+      expect.objectContaining({
+        message: 'Rate limiting is temporarily unavailable',
+        extensions: expect.objectContaining({ code: 'SERVICE_UNAVAILABLE' }),
+      }),
+    ]);
+    expect(response.headers['retry-after']).toBe('1');
+    expect(JSON.stringify(response.body)).not.toMatch(/ECONNREFUSED|secret|6390/);
   });
 
   it('logs no rejection above debug level', async () => {

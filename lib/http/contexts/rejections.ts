@@ -36,7 +36,7 @@ type Loader = () => Promise<ContextRejections>;
 
 /**
  * The packages are the application's (optional peers of this one), loaded the first time a call
- * of their context is rejected: an application without GraphQL never loads `graphql`.
+ * of their context is rejected: an application without WebSockets never loads them.
  */
 const LOADERS: Readonly<Record<Exclude<RateLimitContextType, 'http'>, Loader>> = {
   // Nothing to load: graphql-js itself turns what a resolver throws into a GraphQLError.
