@@ -29,8 +29,9 @@ export interface CallerRequest {
 export interface ContextReader {
   readonly type: RateLimitContextType;
   /**
-   * What `authenticate(request, context)` receives: the HTTP request for HTTP and GraphQL, the
-   * client socket for WebSocket, the message payload for RPC.
+   * What `authenticate(request, context)` receives: the HTTP request for HTTP and GraphQL (for a
+   * GraphQL subscription, a {@link CallerRequest} of its connection), the client socket for
+   * WebSocket, the message payload for RPC.
    */
   authRequest(context: ExecutionContext): unknown;
   /** The HTTP request behind the call (HTTP, GraphQL over HTTP), or `undefined`. */

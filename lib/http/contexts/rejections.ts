@@ -4,6 +4,7 @@ import type { RateLimitInfo } from '../../rate-limit.info.js';
 import type { RateLimitContextType } from '../context-type.js';
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../rate-limit-headers.js';
 import type { ContextRejections } from './context-edge.js';
+import { graphqlRejections } from './graphql-rejections.js';
 import { markRpcRejection } from './rpc-rejection.js';
 import { wsRejectionPayload } from './ws-rejections.js';
 
@@ -15,15 +16,6 @@ export interface TransportErrorPayload {
   /** Whole seconds until a call would be admitted again: on a 429, and on a 503 (as over HTTP). */
   readonly retryAfter?: number;
 }
-
-/** `extensions.code` of a GraphQL error for the HTTP status it stands for. */
-const GRAPHQL_CODES: Readonly<Record<number, string>> = {
-  [HttpStatus.BAD_REQUEST]: 'BAD_REQUEST',
-  [HttpStatus.UNAUTHORIZED]: 'UNAUTHENTICATED',
-  [HttpStatus.FORBIDDEN]: 'FORBIDDEN',
-  [HttpStatus.TOO_MANY_REQUESTS]: 'TOO_MANY_REQUESTS',
-  [HttpStatus.SERVICE_UNAVAILABLE]: 'SERVICE_UNAVAILABLE',
-};
 
 /** What `onBlocked` returned, applied to the default payload: a string message or an object. */
 function customised(info: RateLimitInfo, custom: unknown): object {
@@ -52,29 +44,11 @@ type Loader = () => Promise<ContextRejections>;
 
 /**
  * The packages are the application's (optional peers of this one), loaded the first time a call
- * of their context is rejected: an application without GraphQL never loads `graphql`.
+ * of their context is rejected: an application without WebSockets never loads them.
  */
 const LOADERS: Readonly<Record<Exclude<RateLimitContextType, 'http'>, Loader>> = {
-  graphql: async () => {
-    const { GraphQLError } = await import('graphql');
-    return {
-      overLimit: (info, custom) => {
-        const extra = typeof custom === 'object' && custom !== null ? custom : {};
-        return new GraphQLError(
-          typeof custom === 'string' ? custom : overLimitMessage(info.retryAfter),
-          {
-            extensions: { ...extra, code: 'TOO_MANY_REQUESTS', retryAfter: info.retryAfter },
-          },
-        );
-      },
-      identityFailure: (error) => {
-        const status = error.getStatus();
-        const code =
-          GRAPHQL_CODES[status] ?? (status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST');
-        return new GraphQLError(error.message, { extensions: { code, statusCode: status } });
-      },
-    };
-  },
+  // Nothing to load: graphql-js itself turns what a resolver throws into a GraphQLError.
+  graphql: () => Promise.resolve(graphqlRejections),
   ws: async () => {
     const { WsException } = await import('@nestjs/websockets');
     return {
