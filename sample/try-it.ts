@@ -13,6 +13,8 @@ export interface Demo {
 
 const status = `curl -s -o /dev/null -w '%{http_code} '`;
 const freeKey = `-H 'X-Api-Key: demo-free-key'`;
+// Express keeps the case the guard writes (`RateLimit`), Fastify lower-cases every header name.
+const lowerCase = `tr A-Z a-z`;
 
 /**
  * The demos, in the order they work when pasted: each counts under its own user or counter, so
@@ -22,9 +24,10 @@ const freeKey = `-H 'X-Api-Key: demo-free-key'`;
 export const DEMOS: readonly Demo[] = [
   {
     description:
-      'Default limit (per client IP, 30 a minute), IETF RateLimit headers on every limited response:',
-    commands: (base) => [`curl -si ${base}/hello | grep -i '^ratelimit'`],
-    output: 'RateLimit-Policy: "minute";q=30;w=60\nRateLimit: "minute";r=29;t=60',
+      'Default limit (per client IP, 30 a minute), IETF RateLimit headers on every limited response\n' +
+      '(names shown in lower case, as Fastify sends them; HTTP header names ignore case):',
+    commands: (base) => [`curl -si ${base}/hello | grep -i '^ratelimit' | ${lowerCase}`],
+    output: 'ratelimit-policy: "minute";q=30;w=60\nratelimit: "minute";r=29;t=60',
   },
   {
     description: 'Per-method rules on /towns (GET 2 a second, POST 3 a minute):',
@@ -47,9 +50,9 @@ export const DEMOS: readonly Demo[] = [
     description:
       'A session login: counted per user, not per IP (alice gets r=29 on /hello, not 28):',
     commands: (base) => [
-      `curl -s -c jar -H 'Content-Type: application/json' -d '{"user":"alice"}' ${base}/auth/login; echo; curl -si -b jar ${base}/hello | grep -i '^ratelimit:'`,
+      `curl -s -c jar -H 'Content-Type: application/json' -d '{"user":"alice"}' ${base}/auth/login; echo; curl -si -b jar ${base}/hello | grep -i '^ratelimit:' | ${lowerCase}`,
     ],
-    output: '{"user":"alice"}\nRateLimit: "minute";r=29;t=60',
+    output: '{"user":"alice"}\nratelimit: "minute";r=29;t=60',
   },
   {
     description: 'Decorators: /reports/export allows 2 a minute, /reports/health is never limited:',
@@ -70,9 +73,9 @@ export const DEMOS: readonly Demo[] = [
     description:
       'A custom AuthResolver (X-Api-Key, injected ApiKeyService); partners get 300 a minute:',
     commands: (base) => [
-      `curl -si -H 'X-Api-Key: demo-partner-key' ${base}/reports/daily | grep -i '^ratelimit'`,
+      `curl -si -H 'X-Api-Key: demo-partner-key' ${base}/reports/daily | grep -i '^ratelimit' | ${lowerCase}`,
     ],
-    output: 'RateLimit-Policy: "minute";q=300;w=60\nRateLimit: "minute";r=299;t=60',
+    output: 'ratelimit-policy: "minute";q=300;w=60\nratelimit: "minute";r=299;t=60',
   },
   {
     description:

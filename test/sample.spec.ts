@@ -1,6 +1,7 @@
 /**
- * The sample application, booted as `npm start` boots it (same module, same middleware), on a
- * memory backend with a test clock. Keeps the sample honest: every feature it shows is checked.
+ * The sample application, booted as `npm start` and `npm run start:fastify` boot it (same module,
+ * same middleware), on a memory backend with a test clock, on each HTTP adapter. Keeps the sample
+ * honest: every feature it shows is checked, on Express and on Fastify.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,28 +11,64 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
-import { MemoryBackend } from 'nestjs-ratelimit';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { MemoryBackend, type RateLimitBackend } from 'nestjs-ratelimit';
 import request from 'supertest';
 import { AppModule } from '../sample/app.module.js';
-import { configureApp } from '../sample/setup.js';
+import {
+  adapterFromEnvironment,
+  configureApp,
+  createHttpAdapter,
+  type SampleAdapter,
+} from '../sample/setup.js';
 import { DEMOS, localBase, tryIt } from '../sample/try-it.js';
 import { TestClock } from './support/nest-app.js';
 
 const run = promisify(execFile);
+const ADAPTERS: readonly SampleAdapter[] = ['express', 'fastify'];
 
-describe('the sample app', () => {
+/** The sample's module and middleware on `adapter`, initialised (not yet listening). */
+async function bootSample(
+  adapter: SampleAdapter,
+  backend: RateLimitBackend,
+): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule.register(backend)],
+  }).compile();
+  const app = moduleRef.createNestApplication(createHttpAdapter(adapter), { logger: false });
+  await configureApp(app);
+  await app.init();
+  // Fastify serves requests once its plugins (the session, Mercurius) have loaded.
+  if (adapter === 'fastify') {
+    await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready();
+  }
+  return app;
+}
+
+/** Listens on a free loopback port; the base URL. */
+async function listenLoopback(app: INestApplication): Promise<string> {
+  await app.listen(0, '127.0.0.1');
+  return `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+}
+
+describe('HTTP_ADAPTER (what npm run start:fastify sets)', () => {
+  it('picks Express by default, Fastify when asked, and refuses anything else', () => {
+    expect(adapterFromEnvironment({})).toBe('express');
+    expect(adapterFromEnvironment({ HTTP_ADAPTER: 'fastify' })).toBe('fastify');
+    expect(() => adapterFromEnvironment({ HTTP_ADAPTER: 'Fastify' })).toThrow(
+      'HTTP_ADAPTER must be "express" or "fastify", got "Fastify"',
+    );
+  });
+});
+
+describe.each(ADAPTERS)('the sample app on %s', (adapter) => {
   let app: INestApplication;
   let clock: TestClock;
   let http: ReturnType<typeof request>;
 
   beforeEach(async () => {
     clock = new TestClock();
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register(new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 }))],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    configureApp(app);
-    await app.init();
+    app = await bootSample(adapter, new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 }));
     http = request(app.getHttpServer());
   });
   afterEach(() => app.close());
@@ -149,7 +186,7 @@ function printedDemos(page: string): { description: string; commands: string[] }
  * into a shell (here bash, with the real curl, sed and grep) against the running sample, on a
  * frozen clock so that every window and Retry-After is the one a quick paste sees.
  */
-describe('the try-it lines, pasted in printed order', () => {
+describe.each(ADAPTERS)('the try-it lines on %s, pasted in printed order', (adapter) => {
   let app: INestApplication;
   let dir: string;
   let base: string;
@@ -164,13 +201,8 @@ describe('the try-it lines, pasted in printed order', () => {
       );
     }
     const frozen = (): number => 1_000_000;
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register(new MemoryBackend({ clock: frozen, sweepIntervalMs: 0 }))],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    configureApp(app);
-    await app.listen(0, '127.0.0.1');
-    base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    app = await bootSample(adapter, new MemoryBackend({ clock: frozen, sweepIntervalMs: 0 }));
+    base = await listenLoopback(app);
     // The session demo writes its cookie jar into the working directory. HOME points here too,
     // so the developer's own ~/.curlrc is not read, and this one bounds every curl call.
     dir = mkdtempSync(join(tmpdir(), 'sample-try-it-'));
