@@ -18,6 +18,9 @@ const config: Config = {
   moduleNameMapper: {
     '^nestjs-ratelimit$': '<rootDir>/lib/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
+    // Mercurius loads @fastify/static, whose content-disposition 3 is ESM only: Node 20.19 can
+    // require() it, Jest 29 cannot. Version 2 (Express's) is the same API as CommonJS.
+    '^content-disposition$': '<rootDir>/node_modules/content-disposition',
   },
   testMatch: ['<rootDir>/lib/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
   testTimeout: 30_000,
