@@ -8,7 +8,10 @@ import { localBase, samplePort, tryIt } from './try-it.js';
 async function bootstrap(): Promise<void> {
   const { backend, description, close } = backendFromEnvironment();
   const adapter = adapterFromEnvironment();
-  const app = await NestFactory.create(AppModule.register(backend), createHttpAdapter(adapter));
+  const app = await NestFactory.create(
+    AppModule.register(backend, adapter),
+    createHttpAdapter(adapter),
+  );
   await configureApp(app);
   // Ctrl-C / SIGTERM: close the app (which closes the backend), then what the sample opened.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

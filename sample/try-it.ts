@@ -96,6 +96,37 @@ export const DEMOS: readonly Demo[] = [
     ],
     output: '{"unblocked":true}\n200',
   },
+  {
+    description:
+      'GraphQL: @RateLimit on a resolver (forecast, 2 a minute); the 3rd call is a GraphQL error:',
+    commands: (base) => [
+      `for i in 1 2 3; do curl -s -H 'Content-Type: application/json' -d '{"query":"{ forecast }"}' ${base}/graphql | grep -o '"forecast":"[a-z]*"\\|"message":"[^"]*"\\|"code":"[A-Z_]*","retryAfter":[0-9]*'; done`,
+    ],
+    output:
+      '"forecast":"sunny"\n"forecast":"sunny"\n"message":"Over the minute limit; retry in 60s."\n' +
+      '"code":"TOO_MANY_REQUESTS","retryAfter":60',
+  },
+  {
+    description:
+      'WebSocket: @RateLimit on a socket.io @SubscribeMessage handler (chat, 3 a minute); the 4th\n' +
+      'message gets an exception event and the connection stays open (run it in the repository,\n' +
+      'where socket.io-client is installed):',
+    commands: (base) => [
+      `node -e "const socket = require('socket.io-client').io('${base}', { reconnection: false });`,
+      `  let sent = 0;`,
+      `  function send() {`,
+      `    if (sent++ === 4) { console.log('connected:', socket.connected); return socket.close(); }`,
+      `    socket.emit('chat', 'hi ' + sent, (reply) => { console.log(reply); send(); });`,
+      `  }`,
+      `  socket.on('exception', (error) => { console.log(JSON.stringify(error)); send(); });`,
+      `  socket.on('connect_error', (error) => console.log(error.message));`,
+      `  send();"`,
+    ],
+    output:
+      'echo: hi 1\necho: hi 2\necho: hi 3\n' +
+      '{"status":"error","statusCode":429,"message":"Over the minute limit; retry in 60s.","retryAfter":60}\n' +
+      'connected: true',
+  },
 ];
 
 /** The port `npm start` serves on: `PORT`, default 3000. */
