@@ -42,13 +42,16 @@ export function rateLimitOptions(
     ],
     config: rules,
     headers: 'draft-10',
-    // A custom 429: JSON that tells the client what tripped and when to come back.
-    onBlocked: (info) => ({
-      error: 'rate_limited',
-      message: info.blocked
+    // A custom rejection that tells the client what tripped and when to come back. Over HTTP it
+    // is the 429's JSON body; for GraphQL and WebSocket calls a string is the message of the
+    // transport's own error, which already carries the status and retryAfter.
+    onBlocked: (info) => {
+      const message = info.blocked
         ? `Blocked for ${info.retryAfter}s after going over the limit.`
-        : `Over the ${info.unit} limit; retry in ${info.retryAfter}s.`,
-      retryAfter: info.retryAfter,
-    }),
+        : `Over the ${info.unit} limit; retry in ${info.retryAfter}s.`;
+      return info.contextType === 'http'
+        ? { error: 'rate_limited', message, retryAfter: info.retryAfter }
+        : message;
+    },
   };
 }

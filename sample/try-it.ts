@@ -13,6 +13,8 @@ export interface Demo {
 
 const status = `curl -s -o /dev/null -w '%{http_code} '`;
 const freeKey = `-H 'X-Api-Key: demo-free-key'`;
+// Express keeps the case the guard writes (`RateLimit`), Fastify lower-cases every header name.
+const lowerCase = `tr A-Z a-z`;
 
 /**
  * The demos, in the order they work when pasted: each counts under its own user or counter, so
@@ -22,9 +24,10 @@ const freeKey = `-H 'X-Api-Key: demo-free-key'`;
 export const DEMOS: readonly Demo[] = [
   {
     description:
-      'Default limit (per client IP, 30 a minute), IETF RateLimit headers on every limited response:',
-    commands: (base) => [`curl -si ${base}/hello | grep -i '^ratelimit'`],
-    output: 'RateLimit-Policy: "minute";q=30;w=60\nRateLimit: "minute";r=29;t=60',
+      'Default limit (per client IP, 30 a minute), IETF RateLimit headers on every limited response\n' +
+      '(names shown in lower case, as Fastify sends them; HTTP header names ignore case):',
+    commands: (base) => [`curl -si ${base}/hello | grep -i '^ratelimit' | ${lowerCase}`],
+    output: 'ratelimit-policy: "minute";q=30;w=60\nratelimit: "minute";r=29;t=60',
   },
   {
     description: 'Per-method rules on /towns (GET 2 a second, POST 3 a minute):',
@@ -47,9 +50,9 @@ export const DEMOS: readonly Demo[] = [
     description:
       'A session login: counted per user, not per IP (alice gets r=29 on /hello, not 28):',
     commands: (base) => [
-      `curl -s -c jar -H 'Content-Type: application/json' -d '{"user":"alice"}' ${base}/auth/login; echo; curl -si -b jar ${base}/hello | grep -i '^ratelimit:'`,
+      `curl -s -c jar -H 'Content-Type: application/json' -d '{"user":"alice"}' ${base}/auth/login; echo; curl -si -b jar ${base}/hello | grep -i '^ratelimit:' | ${lowerCase}`,
     ],
-    output: '{"user":"alice"}\nRateLimit: "minute";r=29;t=60',
+    output: '{"user":"alice"}\nratelimit: "minute";r=29;t=60',
   },
   {
     description: 'Decorators: /reports/export allows 2 a minute, /reports/health is never limited:',
@@ -70,9 +73,9 @@ export const DEMOS: readonly Demo[] = [
     description:
       'A custom AuthResolver (X-Api-Key, injected ApiKeyService); partners get 300 a minute:',
     commands: (base) => [
-      `curl -si -H 'X-Api-Key: demo-partner-key' ${base}/reports/daily | grep -i '^ratelimit'`,
+      `curl -si -H 'X-Api-Key: demo-partner-key' ${base}/reports/daily | grep -i '^ratelimit' | ${lowerCase}`,
     ],
-    output: 'RateLimit-Policy: "minute";q=300;w=60\nRateLimit: "minute";r=299;t=60',
+    output: 'ratelimit-policy: "minute";q=300;w=60\nratelimit: "minute";r=299;t=60',
   },
   {
     description:
@@ -92,6 +95,37 @@ export const DEMOS: readonly Demo[] = [
       `curl -s -H 'Content-Type: application/json' -d '{"user":"key:acme"}' ${base}/auth/unblock; echo; ${status} ${freeKey} ${base}/towns; echo`,
     ],
     output: '{"unblocked":true}\n200',
+  },
+  {
+    description:
+      'GraphQL: @RateLimit on a resolver (forecast, 2 a minute); the 3rd call is a GraphQL error:',
+    commands: (base) => [
+      `for i in 1 2 3; do curl -s -H 'Content-Type: application/json' -d '{"query":"{ forecast }"}' ${base}/graphql | grep -o '"forecast":"[a-z]*"\\|"message":"[^"]*"\\|"code":"[A-Z_]*","retryAfter":[0-9]*'; done`,
+    ],
+    output:
+      '"forecast":"sunny"\n"forecast":"sunny"\n"message":"Over the minute limit; retry in 60s."\n' +
+      '"code":"TOO_MANY_REQUESTS","retryAfter":60',
+  },
+  {
+    description:
+      'WebSocket: @RateLimit on a socket.io @SubscribeMessage handler (chat, 3 a minute); the 4th\n' +
+      'message gets an exception event and the connection stays open (run it in the repository,\n' +
+      'where socket.io-client is installed):',
+    commands: (base) => [
+      `node -e "const socket = require('socket.io-client').io('${base}', { reconnection: false });`,
+      `  let sent = 0;`,
+      `  function send() {`,
+      `    if (sent++ === 4) { console.log('connected:', socket.connected); return socket.close(); }`,
+      `    socket.emit('chat', 'hi ' + sent, (reply) => { console.log(reply); send(); });`,
+      `  }`,
+      `  socket.on('exception', (error) => { console.log(JSON.stringify(error)); send(); });`,
+      `  socket.on('connect_error', (error) => console.log(error.message));`,
+      `  send();"`,
+    ],
+    output:
+      'echo: hi 1\necho: hi 2\necho: hi 3\n' +
+      '{"status":"error","statusCode":429,"message":"Over the minute limit; retry in 60s.","retryAfter":60}\n' +
+      'connected: true',
   },
 ];
 

@@ -20,7 +20,7 @@ async function boot(sample: SampleBackend): Promise<INestApplication> {
     imports: [AppModule.register(sample.backend)],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
-  configureApp(app);
+  await configureApp(app);
   await app.init();
   return app;
 }

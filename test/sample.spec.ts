@@ -1,37 +1,108 @@
 /**
- * The sample application, booted as `npm start` boots it (same module, same middleware), on a
- * memory backend with a test clock. Keeps the sample honest: every feature it shows is checked.
+ * The sample application, booted as `npm start` and `npm run start:fastify` boot it (same module,
+ * same middleware), on a memory backend with a test clock, on each HTTP adapter. Keeps the sample
+ * honest: every feature it shows is checked, on Express and on Fastify.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
-import { MemoryBackend } from 'nestjs-ratelimit';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { MemoryBackend, type RateLimitBackend } from 'nestjs-ratelimit';
+import { io, type Socket } from 'socket.io-client';
 import request from 'supertest';
 import { AppModule } from '../sample/app.module.js';
-import { configureApp } from '../sample/setup.js';
+import {
+  adapterFromEnvironment,
+  configureApp,
+  createHttpAdapter,
+  type SampleAdapter,
+} from '../sample/setup.js';
 import { DEMOS, localBase, tryIt } from '../sample/try-it.js';
 import { TestClock } from './support/nest-app.js';
 
 const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const ADAPTERS: readonly SampleAdapter[] = ['express', 'fastify'];
 
-describe('the sample app', () => {
+/** The sample's module and middleware on `adapter`, initialised (not yet listening). */
+async function bootSample(
+  adapter: SampleAdapter,
+  backend: RateLimitBackend,
+): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule.register(backend, adapter)],
+  }).compile();
+  const app = moduleRef.createNestApplication(createHttpAdapter(adapter), { logger: false });
+  await configureApp(app);
+  await app.init();
+  // Fastify serves requests once its plugins (the session, Mercurius) have loaded.
+  if (adapter === 'fastify') {
+    await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready();
+  }
+  return app;
+}
+
+/** Listens on a free loopback port; the base URL. */
+async function listenLoopback(app: INestApplication): Promise<string> {
+  await app.listen(0, '127.0.0.1');
+  return `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+}
+
+/** A socket.io client of the sample's gateway, connected; its own connection (no multiplexing). */
+async function connectChat(base: string, headers: Record<string, string> = {}): Promise<Socket> {
+  const socket = io(base, { forceNew: true, reconnection: false, extraHeaders: headers });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('socket.io: no connection in 5s')), 5_000);
+    socket.once('connect', () => (clearTimeout(timer), resolve()));
+    socket.once('connect_error', (error) => (clearTimeout(timer), reject(error)));
+  });
+  return socket;
+}
+
+/** Sends one `chat` message: the gateway's reply (the ack) or the `exception` event, whichever. */
+function chat(socket: Socket, text: string): Promise<{ reply?: unknown; exception?: unknown }> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('exception', onException);
+    };
+    const onException = (exception: unknown): void => (done(), resolve({ exception }));
+    const timer = setTimeout(
+      () => (done(), reject(new Error(`no answer to ${text} in 5s`))),
+      5_000,
+    );
+    socket.once('exception', onException);
+    socket.emit('chat', text, (reply: unknown) => (done(), resolve({ reply })));
+  });
+}
+
+describe('HTTP_ADAPTER (what npm run start:fastify sets)', () => {
+  it('picks Express by default, Fastify when asked, and refuses anything else', () => {
+    expect(adapterFromEnvironment({})).toBe('express');
+    expect(adapterFromEnvironment({ HTTP_ADAPTER: 'fastify' })).toBe('fastify');
+    expect(() => adapterFromEnvironment({ HTTP_ADAPTER: 'Fastify' })).toThrow(
+      'HTTP_ADAPTER must be "express" or "fastify", got "Fastify"',
+    );
+  });
+});
+
+const forecastQuery = { query: '{ forecast }' };
+const overLimit = 'Over the minute limit; retry in 60s.';
+
+describe.each(ADAPTERS)('the sample app on %s', (adapter) => {
   let app: INestApplication;
   let clock: TestClock;
   let http: ReturnType<typeof request>;
 
   beforeEach(async () => {
     clock = new TestClock();
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register(new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 }))],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    configureApp(app);
-    await app.init();
+    app = await bootSample(adapter, new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 }));
     http = request(app.getHttpServer());
   });
   afterEach(() => app.close());
@@ -128,6 +199,58 @@ describe('the sample app', () => {
     const free = await http.get('/hello').set('X-Api-Key', 'demo-free-key').expect(200);
     expect(free.headers['ratelimit']).toBe('"minute";r=29;t=60');
   });
+
+  it('limits the GraphQL forecast query per caller: a TOO_MANY_REQUESTS error, Retry-After', async () => {
+    const forecast = () => http.post('/graphql').send(forecastQuery);
+    for (let i = 0; i < 2; i++) {
+      await forecast().expect(200, { data: { forecast: 'sunny' } });
+    }
+    const rejected = await forecast().expect(200).expect('retry-after', '60');
+    expect(rejected.body.data).toBeNull();
+    expect(rejected.body.errors).toHaveLength(1);
+    const [error] = rejected.body.errors;
+    expect(error.message).toBe(overLimit);
+    expect(error.path).toEqual(['forecast']);
+    expect(error.extensions).toEqual({ code: 'TOO_MANY_REQUESTS', retryAfter: 60 });
+    // The API-key resolver reads the GraphQL request too: key:acme has a counter of its own.
+    await forecast()
+      .set('X-Api-Key', 'demo-free-key')
+      .expect(200, { data: { forecast: 'sunny' } });
+    clock.advance(60_000);
+    await forecast().expect(200, { data: { forecast: 'sunny' } });
+  });
+
+  it('counts each root field of one GraphQL request: three aliases of forecast, the third rejected', async () => {
+    const res = await http
+      .post('/graphql')
+      .send({ query: '{ a: forecast b: forecast c: forecast }' })
+      .expect(200);
+    expect(res.body.data).toBeNull();
+    expect(res.body.errors.map((error: { path: string[] }) => error.path)).toEqual([['c']]);
+    expect(res.body.errors[0].extensions.code).toBe('TOO_MANY_REQUESTS');
+  });
+
+  it('limits chat messages per caller on the socket.io gateway; the connection stays open', async () => {
+    const base = await listenLoopback(app);
+    const socket = await connectChat(base);
+    const partner = await connectChat(base, { 'x-api-key': 'demo-free-key' });
+    try {
+      for (const text of ['hi 1', 'hi 2', 'hi 3']) {
+        expect(await chat(socket, text)).toEqual({ reply: `echo: ${text}` });
+      }
+      expect(await chat(socket, 'hi 4')).toEqual({
+        exception: { status: 'error', statusCode: 429, message: overLimit, retryAfter: 60 },
+      });
+      expect(socket.connected).toBe(true);
+      // The handshake's X-Api-Key identifies this client: key:acme, not the same address.
+      expect(await chat(partner, 'hello')).toEqual({ reply: 'echo: hello' });
+      clock.advance(60_000);
+      expect(await chat(socket, 'hi 5')).toEqual({ reply: 'echo: hi 5' });
+    } finally {
+      socket.close();
+      partner.close();
+    }
+  });
 });
 
 /** The printed page split into its demos: a description, then the indented lines to paste. */
@@ -149,7 +272,7 @@ function printedDemos(page: string): { description: string; commands: string[] }
  * into a shell (here bash, with the real curl, sed and grep) against the running sample, on a
  * frozen clock so that every window and Retry-After is the one a quick paste sees.
  */
-describe('the try-it lines, pasted in printed order', () => {
+describe.each(ADAPTERS)('the try-it lines on %s, pasted in printed order', (adapter) => {
   let app: INestApplication;
   let dir: string;
   let base: string;
@@ -164,17 +287,15 @@ describe('the try-it lines, pasted in printed order', () => {
       );
     }
     const frozen = (): number => 1_000_000;
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register(new MemoryBackend({ clock: frozen, sweepIntervalMs: 0 }))],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    configureApp(app);
-    await app.listen(0, '127.0.0.1');
-    base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    app = await bootSample(adapter, new MemoryBackend({ clock: frozen, sweepIntervalMs: 0 }));
+    base = await listenLoopback(app);
     // The session demo writes its cookie jar into the working directory. HOME points here too,
-    // so the developer's own ~/.curlrc is not read, and this one bounds every curl call.
+    // so the developer's own ~/.curlrc is not read, and this one bounds every curl call. The
+    // WebSocket demo runs `node -e` with socket.io-client, which a user pastes in the
+    // repository: here the directory links to the repository's node_modules instead.
     dir = mkdtempSync(join(tmpdir(), 'sample-try-it-'));
     writeFileSync(join(dir, '.curlrc'), 'max-time = 5\nconnect-timeout = 2\n');
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
   });
   afterAll(async () => {
     await app?.close();

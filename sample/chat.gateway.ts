@@ -1,0 +1,17 @@
+import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
+import { RateLimit } from 'nestjs-ratelimit';
+
+/**
+ * A socket.io gateway on the sample's HTTP server. `@RateLimit` counts each `chat` message per
+ * caller (an API key or token sent with the handshake, else the client address); the 4th in a
+ * minute is answered with an `exception` event, `{ status: 'error', statusCode: 429, ... }`, and
+ * the connection stays open.
+ */
+@WebSocketGateway()
+export class ChatGateway {
+  @RateLimit({ minute: 3 })
+  @SubscribeMessage('chat')
+  chat(@MessageBody() text: unknown): string {
+    return `echo: ${String(text).slice(0, 40)}`;
+  }
+}
