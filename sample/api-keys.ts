@@ -1,6 +1,5 @@
 import { Injectable, type ExecutionContext } from '@nestjs/common';
-import { GqlExecutionContext, type GqlContextType } from '@nestjs/graphql';
-import { AuthResolver, EmptyInformation, type Identity } from 'nestjs-ratelimit';
+import { AuthResolver, EmptyInformation, callerRequestOf, type Identity } from 'nestjs-ratelimit';
 
 /** The application's own service: who owns which API key, and on which plan. */
 @Injectable()
@@ -12,32 +11,6 @@ export class ApiKeyService {
 
   find(key: string): { owner: string; plan: string } | undefined {
     return this.keys.get(key);
-  }
-}
-
-type Headers = Readonly<Record<string, string | string[] | undefined>>;
-
-/** What the resolver reads of a socket.io client: its documented handshake. */
-interface SocketIoClient {
-  readonly handshake: { readonly headers: Headers };
-}
-
-/**
- * The headers of the call, through each transport's Nest API: the HTTP request, the HTTP request
- * of a GraphQL call (`req` in the context of both the Apollo and the Mercurius driver), or the
- * socket.io handshake of a WebSocket message.
- */
-function headersOf(context: ExecutionContext): Headers | undefined {
-  switch (context.getType<GqlContextType>()) {
-    case 'http':
-      return context.switchToHttp().getRequest<{ headers: Headers }>().headers;
-    case 'graphql':
-      return GqlExecutionContext.create(context).getContext<{ req?: { headers: Headers } }>().req
-        ?.headers;
-    case 'ws':
-      return context.switchToWs().getClient<SocketIoClient>().handshake.headers;
-    default:
-      return undefined;
   }
 }
 
@@ -53,7 +26,9 @@ export class ApiKeyAuthResolver extends AuthResolver {
   }
 
   resolve(context: ExecutionContext): Identity {
-    const key = headersOf(context)?.['x-api-key'];
+    // The headers of the HTTP request, of a GraphQL call's HTTP request or of a WebSocket
+    // handshake alike (context.switchToHttp() only works over HTTP).
+    const key = callerRequestOf(context)?.headers['x-api-key'];
     if (typeof key !== 'string') throw new EmptyInformation('No API key');
     const found = this.apiKeys.find(key);
     if (!found) throw new EmptyInformation('Unknown API key');
