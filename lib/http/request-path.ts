@@ -2,9 +2,15 @@ import type { RateLimitRequest } from '../auth/identity.js';
 
 /** How the application's router treats the spelling of a path. */
 export interface PathRouting {
-  /** Whether `/Towns` and `/towns` are different routes (Express: `case sensitive routing`). */
+  /**
+   * Whether `/Towns` and `/towns` are different routes (Express: `case sensitive routing`, off by
+   * default; Fastify: `caseSensitive`, on by default).
+   */
   readonly caseSensitive: boolean;
-  /** Whether `/towns/` and `/towns` are different routes (Express: `strict routing`). */
+  /**
+   * Whether `/towns/` and `/towns` are different routes (Express: `strict routing`, off by
+   * default; Fastify: not `ignoreTrailingSlash`, so on by default).
+   */
   readonly strict: boolean;
   /** The global prefix (`app.setGlobalPrefix`) as a canonical path such as `/api`, or `''`. */
   readonly prefix: string;

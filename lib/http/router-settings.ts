@@ -7,14 +7,36 @@ interface ExpressSettings {
   get(name: string): unknown;
 }
 
+/** Fastify's router options, as its documented `initialConfig` exposes them. */
+interface FastifyRouterOptions {
+  readonly caseSensitive?: boolean;
+  readonly ignoreTrailingSlash?: boolean;
+}
+
+/**
+ * Fastify's documented `fastify.initialConfig`: the options the instance was created with. Router
+ * options live under `routerOptions` (Fastify 5, and what Nest's FastifyAdapter passes); the
+ * top-level spellings are Fastify 4's, deprecated in 5 but still read.
+ */
+interface FastifyInitialConfig extends FastifyRouterOptions {
+  readonly routerOptions?: FastifyRouterOptions;
+}
+
 /**
  * How the application's router treats the spelling of a path, read once when the module starts
  * (after `main.ts` has called `setGlobalPrefix` and `app.set(...)`, and after Nest has registered
  * the routes):
  * - Express: its documented `case sensitive routing` and `strict routing` settings (off by
  *   default: `/Towns` and `/towns/` reach the `/towns` handler);
+ * - Fastify: its router options `caseSensitive` (on by default: `/Towns` is another route) and
+ *   `ignoreTrailingSlash` (off by default: `/towns/` is another route), from its documented
+ *   `initialConfig`;
  * - any other adapter, or none (a microservice): Express's defaults;
  * - the global prefix from Nest's `ApplicationConfig`.
+ *
+ * Repeated slashes and `;` parameters are dropped from the canonical path whatever the router
+ * says (Fastify's `ignoreDuplicateSlashes` and `useSemicolonDelimiter`): a catch-all route still
+ * receives `//towns`, and counting it with `/towns` can only make a limit stricter.
  */
 export function readRouterSettings(
   adapterHost: HttpAdapterHost | undefined,
@@ -23,13 +45,31 @@ export function readRouterSettings(
   // `null` in an application context without HTTP (createApplicationContext, a microservice).
   const adapter = adapterHost?.httpAdapter ?? undefined;
   let { caseSensitive, strict } = DEFAULT_ROUTING;
-  if (adapter !== undefined && adapter.getType() === 'express') {
-    const app = adapter.getInstance<ExpressSettings>();
+  const type = adapter?.getType();
+  if (type === 'express') {
+    const app = adapter!.getInstance<ExpressSettings>();
     caseSensitive = app.get('case sensitive routing') === true;
     strict = app.get('strict routing') === true;
+  } else if (type === 'fastify') {
+    ({ caseSensitive, strict } = fastifyRouting(
+      adapter!.getInstance<{ initialConfig?: FastifyInitialConfig }>().initialConfig,
+    ));
   }
   const prefix = canonicalPrefix(config?.getGlobalPrefix() ?? '', caseSensitive);
   return Object.freeze({ caseSensitive, strict, prefix });
+}
+
+/** Fastify's router defaults: case-sensitive, a trailing slash makes another route. */
+function fastifyRouting(
+  initialConfig: FastifyInitialConfig | undefined,
+): Pick<PathRouting, 'caseSensitive' | 'strict'> {
+  const router = initialConfig?.routerOptions;
+  const option = <K extends keyof FastifyRouterOptions>(name: K): boolean | undefined =>
+    router?.[name] ?? initialConfig?.[name];
+  return {
+    caseSensitive: option('caseSensitive') !== false,
+    strict: option('ignoreTrailingSlash') !== true,
+  };
 }
 
 /**
