@@ -20,14 +20,22 @@ export type IdentityLike = Identity | IdentityTuple;
 
 /**
  * The HTTP request as auth functions see it: Node's request plus the fields Express and common
- * middleware add. Cast it to your framework's type when you need more.
+ * middleware add. On Fastify it is Fastify's request, which has the same `headers`, `ip`,
+ * `originalUrl` and `session` (its Node request is `request.raw`). Cast it to your framework's
+ * type when you need more.
  */
 export interface RateLimitRequest extends IncomingMessage {
-  /** The client address as Express computed it from its `trust proxy` setting. */
+  /**
+   * The client address as the framework computed it from its own trust-proxy setting (Express's
+   * `trust proxy`, Fastify's `trustProxy`).
+   */
   readonly ip?: string;
   /** The URL as received, before any router rewrote `url`. */
   readonly originalUrl?: string;
-  /** The express-session session, when that middleware runs before the guard. */
+  /**
+   * The session, when a session middleware or plugin runs before the guard (express-session,
+   * `@fastify/secure-session`, `@fastify/session`).
+   */
   readonly session?: unknown;
   /** The user a Passport-style middleware attached, if any. */
   readonly user?: unknown;

@@ -41,9 +41,11 @@ export interface IpAuthOptions {
    * read. `X-Real-IP` is never read either: a proxy that only sets `X-Real-IP` must be told to set
    * `X-Forwarded-For` (nginx: `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`).
    *
-   * - unset (the default): follow the HTTP adapter's own setting, i.e. Express's `request.ip`,
-   *   which obeys `app.set('trust proxy', ...)` (off unless the app opted in);
-   * - `false`: trust nobody, always the socket peer (ignores Express's setting);
+   * - unset (the default): follow the HTTP adapter's own setting through the framework's
+   *   `request.ip`: on Express it obeys `app.set('trust proxy', ...)`, on Fastify the
+   *   `trustProxy` option of `new FastifyAdapter({ trustProxy })` (both off unless the app opted
+   *   in);
+   * - `false`: trust nobody, always the socket peer (ignores the adapter's setting);
    * - `true`: trust every hop, i.e. the left-most entry, which the client can forge; only safe
    *   when every request is known to come through a proxy that overwrites the header;
    * - a number `n`: trust the `n` nearest hops (`1` = one proxy in front of the app);
@@ -51,7 +53,7 @@ export interface IpAuthOptions {
    *   `'linklocal'`, `'uniquelocal'`, as Express's `trust proxy` accepts;
    * - a {@link TrustProxyFunction}.
    *
-   * @default undefined (Express's `trust proxy` setting)
+   * @default undefined (the adapter's setting: Express's `trust proxy`, Fastify's `trustProxy`)
    * @example
    * clientIp({ trustProxy: 'loopback' })                  // nginx on the same host
    * clientIp({ trustProxy: ['10.0.0.0/8', '172.16.0.0/12'] }) // load balancers in the VPC
@@ -73,7 +75,10 @@ export interface IpAuthOptions {
  * requests all fit, and so does a plain object in a test.
  */
 export interface ClientAddressRequest {
-  /** The address the framework computed (Express: from its `trust proxy` setting). */
+  /**
+   * The address the framework computed from its own setting (Express's `trust proxy`, Fastify's
+   * `trustProxy`).
+   */
   readonly ip?: string;
   /** The TCP connection; `remoteAddress` is the peer, which may be a proxy. */
   readonly socket?: { readonly remoteAddress?: string } | null;
@@ -321,6 +326,8 @@ function checkPeer(
 /**
  * The framework's `ip` is the peer. On Express its setting says whether it trusts the peer; any
  * other adapter (Fastify) ignored the header when its nearest entry is not the peer itself.
+ * Fastify's request is told by its documented `raw` (Node's request), so that the warning names
+ * Fastify's `trustProxy` option.
  */
 function checkFramework(request: ClientAddressRequest, onUntrusted: UntrustedForwardHook): void {
   const header = forwardedFor(request);
@@ -332,7 +339,9 @@ function checkFramework(request: ClientAddressRequest, onUntrusted: UntrustedFor
   }
   const peer = request.socket?.remoteAddress;
   const nearest = header.slice(header.lastIndexOf(',') + 1).trim();
-  if (peer !== undefined && nearest !== peer) onUntrusted(peer, 'adapter');
+  if (peer === undefined || nearest === peer) return;
+  const { raw } = request as { raw?: unknown };
+  onUntrusted(peer, typeof raw === 'object' && raw !== null ? 'fastify' : 'adapter');
 }
 
 function firstUsable(candidates: readonly unknown[], ipv6Prefix: number): string | undefined {

@@ -108,7 +108,7 @@ describe('SessionAuthResolver with real express-session', () => {
 });
 
 describe('SessionAuthResolver and fromSession', () => {
-  it('explain how to register express-session when request.session is missing', () => {
+  it('explain how to register a session middleware or plugin when request.session is missing', () => {
     const req = { headers: {} } as RateLimitRequest;
     for (const identify of [
       () => new SessionAuthResolver().identify(req),
@@ -116,6 +116,10 @@ describe('SessionAuthResolver and fromSession', () => {
     ]) {
       expect(identify).toThrow(/express-session/);
       expect(identify).toThrow(/app\.use\(session\(/);
+      expect(identify).toThrow(
+        /@fastify\/secure-session, e\.g\. await app\.register\(secureSession/,
+      );
+      expect(identify).toThrow(/@fastify\/session after @fastify\/cookie/);
       expect(identify).toThrow(/before the rate-limit guard/);
       try {
         identify();

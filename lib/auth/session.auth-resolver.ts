@@ -41,18 +41,26 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Identifies the caller from the express-session session: `session.user` is the user and
- * `session.group` the group (`'default'` when unset). A session without a user (an anonymous
- * visitor) throws {@link EmptyInformation}; combine with the IP resolver to limit those by address:
+ * Identifies the caller from the request's session: `session.user` is the user and
+ * `session.group` the group (`'default'` when unset). The session is express-session's on
+ * Express, `@fastify/secure-session`'s or `@fastify/session`'s on Fastify (read through their
+ * documented `session.get(key)`). A session without a user (an anonymous visitor) throws
+ * {@link EmptyInformation}; combine with the IP resolver to limit those by address:
  * `authenticate: [SessionAuthResolver, IpAuthResolver]`.
  *
- * express-session must run before the rate-limit guard. Guards run after all middleware, so
- * `app.use(session(...))` in `main.ts` is enough; if `request.session` is missing the resolver
- * throws a plain `Error` saying so (a set-up mistake, reported as a 500, not as a 401).
+ * The session middleware or plugin must run before the rate-limit guard. Guards run after all
+ * middleware and Fastify hooks, so registering it in `main.ts` is enough; if `request.session` is
+ * missing the resolver throws a plain `Error` saying so (a set-up mistake, reported as a 500, not
+ * as a 401).
  *
  * @example
- * // main.ts
+ * // main.ts, Express
  * app.use(session({ secret: process.env.SESSION_SECRET, resave: false, saveUninitialized: false }));
+ * // main.ts, Fastify: @fastify/secure-session (a signed and encrypted cookie)...
+ * await app.register(secureSession, { key: Buffer.from(process.env.SESSION_KEY, 'hex') });
+ * // ...or @fastify/session (a server-side store), which needs @fastify/cookie first
+ * await app.register(fastifyCookie);
+ * await app.register(fastifySession, { secret: process.env.SESSION_SECRET });
  * // app.module.ts
  * RateLimitModule.forRoot({ authenticate: SessionAuthResolver, config })
  */
@@ -100,17 +108,21 @@ export class SessionAuthResolver extends AuthResolver {
 
   /**
    * Identifies the caller of `request` (what {@link fromSession} calls).
-   * @throws Error when `request.session` is missing (express-session is not registered, or its
-   *   store is unavailable)
+   * @throws Error when `request.session` is missing (no session middleware or plugin is
+   *   registered, or express-session's store is unavailable)
    * @throws EmptyInformation when the session has no usable user, or an invalid group
    */
   identify(request: { readonly session?: unknown }): Identity {
     const session = request.session;
     if (session === undefined || session === null || typeof session !== 'object') {
       throw new Error(
-        'SessionAuthResolver: request.session is missing. Register express-session before the ' +
-          'rate-limit guard runs, e.g. app.use(session({ secret, resave: false, saveUninitialized: false })) ' +
-          'in main.ts. (express-session also leaves it unset while its store is disconnected.)',
+        'SessionAuthResolver: request.session is missing. Register a session middleware or ' +
+          'plugin before the rate-limit guard runs, in main.ts: on Express, express-session, ' +
+          'e.g. app.use(session({ secret, resave: false, saveUninitialized: false })); on ' +
+          'Fastify, @fastify/secure-session, e.g. await app.register(secureSession, { key }), ' +
+          'or @fastify/session after @fastify/cookie, e.g. await app.register(fastifyCookie) ' +
+          'then await app.register(fastifySession, { secret }). (express-session also leaves ' +
+          'it unset while its store is disconnected.)',
       );
     }
     return identityFromFields(

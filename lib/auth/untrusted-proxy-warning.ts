@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 
 /** Whose trust-proxy setting turned the peer down. */
-export type TrustSource = 'option' | 'express' | 'adapter';
+export type TrustSource = 'option' | 'express' | 'fastify' | 'adapter';
 
 /** Told, once, that `X-Forwarded-For` came from a peer that `source` does not trust. */
 export type UntrustedForwardHook = (peer: string, source: TrustSource) => void;
@@ -15,12 +15,19 @@ const ADAPTER_FIX =
   'on Fastify; or, for the rate limiter alone, clientIp({ trustProxy }) or ' +
   'new IpAuthResolver({ trustProxy })';
 
+const FASTIFY_FIX =
+  "new FastifyAdapter({ trustProxy: 'loopback' }) when the proxy runs on this host, or its " +
+  'address, a CIDR range or the number of proxies in front ' +
+  '(https://fastify.dev/docs/latest/Reference/Server/#trustproxy); or, for the rate limiter ' +
+  'alone, clientIp({ trustProxy }) or new IpAuthResolver({ trustProxy })';
+
 const WHO: Record<TrustSource, { who: string; fix: string }> = {
   option: {
     who: 'the trustProxy option of this IpAuthResolver (or clientIp)',
     fix: "add the proxy's address, a CIDR range such as '10.0.0.0/8', 'loopback', or the number of proxies in front to trustProxy",
   },
   express: { who: "Express's 'trust proxy' setting", fix: ADAPTER_FIX },
+  fastify: { who: "Fastify's trustProxy option", fix: FASTIFY_FIX },
   adapter: { who: "the HTTP adapter's trust-proxy setting", fix: ADAPTER_FIX },
 };
 
