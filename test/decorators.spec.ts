@@ -4,7 +4,7 @@
  */
 import { Controller, Get, Post } from '@nestjs/common';
 import { RateLimit, RateLimitConfigError, SkipRateLimit } from 'nestjs-ratelimit';
-import { as, createTestApp, headerAuth, type TestApp } from './support/nest-app.js';
+import { ADAPTERS, as, createTestApp, headerAuth, type TestApp } from './support/nest-app.js';
 
 @RateLimit({ minute: 2 }, { group: 'admin' })
 @Controller('towns')
@@ -53,52 +53,55 @@ class HealthController {
   }
 }
 
-describe('decorators', () => {
-  let t: TestApp;
-  beforeEach(async () => {
-    t = await createTestApp({
-      controllers: [TownsController, HealthController],
-      rateLimit: {
-        authenticate: headerAuth,
-        config: { '/': [{ minute: 3 }, { group: 'guest', minute: 1 }] },
-      },
+describe.each(ADAPTERS)('on %s', (adapter) => {
+  describe('decorators', () => {
+    let t: TestApp;
+    beforeEach(async () => {
+      t = await createTestApp({
+        adapter,
+        controllers: [TownsController, HealthController],
+        rateLimit: {
+          authenticate: headerAuth,
+          config: { '/': [{ minute: 3 }, { group: 'guest', minute: 1 }] },
+        },
+      });
     });
-  });
-  afterEach(() => t.close());
+    afterEach(() => t.close());
 
-  it('applies the class rule, counting per handler', async () => {
-    await t.http.get('/towns').set(as('u')).expect(200);
-    await t.http.get('/towns').set(as('u')).expect(200);
-    await t.http.get('/towns').set(as('u')).expect(429);
-    // Another handler of the same class has its own counter.
-    await t.http.get('/towns/other').set(as('u')).expect(200);
-  });
+    it('applies the class rule, counting per handler', async () => {
+      await t.http.get('/towns').set(as('u')).expect(200);
+      await t.http.get('/towns').set(as('u')).expect(200);
+      await t.http.get('/towns').set(as('u')).expect(429);
+      // Another handler of the same class has its own counter.
+      await t.http.get('/towns/other').set(as('u')).expect(200);
+    });
 
-  it('lets a handler rule override the class rule', async () => {
-    await t.http.get('/towns/strict').set(as('u')).expect(200);
-    await t.http.get('/towns/strict').set(as('u')).expect(429);
-  });
+    it('lets a handler rule override the class rule', async () => {
+      await t.http.get('/towns/strict').set(as('u')).expect(200);
+      await t.http.get('/towns/strict').set(as('u')).expect(429);
+    });
 
-  it('falls through from the handler list to the class list for another group', async () => {
-    // The handler list only has a 'vip' rule: an admin falls to the class list (unlimited).
-    for (let i = 0; i < 5; i++)
-      await t.http.post('/towns/vip').set(as('boss', 'admin')).expect(201);
-    // A default user falls through to the class list: 2 per minute.
-    for (let i = 0; i < 2; i++) await t.http.post('/towns/vip').set(as('u')).expect(201);
-    await t.http.post('/towns/vip').set(as('u')).expect(429);
-    // A guest has no decorator rule at all and falls through to the pattern table: 1 per minute.
-    await t.http.post('/towns/vip').set(as('g', 'guest')).expect(201);
-    await t.http.post('/towns/vip').set(as('g', 'guest')).expect(429);
-  });
+    it('falls through from the handler list to the class list for another group', async () => {
+      // The handler list only has a 'vip' rule: an admin falls to the class list (unlimited).
+      for (let i = 0; i < 5; i++)
+        await t.http.post('/towns/vip').set(as('boss', 'admin')).expect(201);
+      // A default user falls through to the class list: 2 per minute.
+      for (let i = 0; i < 2; i++) await t.http.post('/towns/vip').set(as('u')).expect(201);
+      await t.http.post('/towns/vip').set(as('u')).expect(429);
+      // A guest has no decorator rule at all and falls through to the pattern table: 1 per minute.
+      await t.http.post('/towns/vip').set(as('g', 'guest')).expect(201);
+      await t.http.post('/towns/vip').set(as('g', 'guest')).expect(429);
+    });
 
-  it('exempts a handler with @SkipRateLimit() and does not identify the caller', async () => {
-    for (let i = 0; i < 5; i++) await t.http.get('/towns/free').expect(200);
-  });
+    it('exempts a handler with @SkipRateLimit() and does not identify the caller', async () => {
+      for (let i = 0; i < 5; i++) await t.http.get('/towns/free').expect(200);
+    });
 
-  it('exempts a class, and @SkipRateLimit(false) re-enables one handler', async () => {
-    for (let i = 0; i < 5; i++) await t.http.get('/health').expect(200);
-    for (let i = 0; i < 3; i++) await t.http.get('/health/deep').set(as('u')).expect(200);
-    await t.http.get('/health/deep').set(as('u')).expect(429);
+    it('exempts a class, and @SkipRateLimit(false) re-enables one handler', async () => {
+      for (let i = 0; i < 5; i++) await t.http.get('/health').expect(200);
+      for (let i = 0; i < 3; i++) await t.http.get('/health/deep').set(as('u')).expect(200);
+      await t.http.get('/health/deep').set(as('u')).expect(429);
+    });
   });
 });
 

@@ -27,7 +27,14 @@ import {
   type RateLimitModuleOptions,
   trustPattern,
 } from 'nestjs-ratelimit';
-import { as, createTestApp, headerAuth, HelloController, TestClock } from './support/nest-app.js';
+import {
+  ADAPTERS,
+  as,
+  createTestApp,
+  headerAuth,
+  HelloController,
+  TestClock,
+} from './support/nest-app.js';
 
 @Injectable()
 class LimitsConfig {
@@ -49,170 +56,179 @@ class RateLimitOptionsFactory {
   }
 }
 
-async function expectTwoPerMinute(imports: unknown[]): Promise<void> {
-  const t = await createTestApp({ rateLimitModule: imports as never });
-  try {
-    await t.http.get('/').set(as('u')).expect(200);
-    await t.http.get('/').set(as('u')).expect(200);
-    await t.http.get('/').set(as('u')).expect(429);
-  } finally {
-    await t.close();
+describe.each(ADAPTERS)('on %s', (adapter) => {
+  async function expectTwoPerMinute(imports: unknown[]): Promise<void> {
+    const t = await createTestApp({ adapter, rateLimitModule: imports as never });
+    try {
+      await t.http.get('/').set(as('u')).expect(200);
+      await t.http.get('/').set(as('u')).expect(200);
+      await t.http.get('/').set(as('u')).expect(429);
+    } finally {
+      await t.close();
+    }
   }
-}
 
-describe('forRootAsync', () => {
-  it('useFactory with imports and inject', () =>
-    expectTwoPerMinute([
-      RateLimitModule.forRootAsync({
-        imports: [LimitsConfigModule],
-        inject: [LimitsConfig],
-        useFactory: (limits: LimitsConfig) => ({
-          authenticate: headerAuth,
-          config: { '/': [{ minute: limits.perMinute }] },
+  describe('forRootAsync', () => {
+    it('useFactory with imports and inject', () =>
+      expectTwoPerMinute([
+        RateLimitModule.forRootAsync({
+          imports: [LimitsConfigModule],
+          inject: [LimitsConfig],
+          useFactory: (limits: LimitsConfig) => ({
+            authenticate: headerAuth,
+            config: { '/': [{ minute: limits.perMinute }] },
+          }),
         }),
-      }),
-    ]));
+      ]));
 
-  it('useClass', () =>
-    expectTwoPerMinute([
-      RateLimitModule.forRootAsync({
+    it('useClass', () =>
+      expectTwoPerMinute([
+        RateLimitModule.forRootAsync({
+          imports: [LimitsConfigModule],
+          useClass: RateLimitOptionsFactory,
+        }),
+      ]));
+
+    it('useExisting', () => {
+      @Module({
         imports: [LimitsConfigModule],
-        useClass: RateLimitOptionsFactory,
-      }),
-    ]));
-
-  it('useExisting', () => {
-    @Module({
-      imports: [LimitsConfigModule],
-      providers: [RateLimitOptionsFactory],
-      exports: [RateLimitOptionsFactory],
-    })
-    class FactoryModule {}
-    return expectTwoPerMinute([
-      RateLimitModule.forRootAsync({
-        imports: [FactoryModule],
-        useExisting: RateLimitOptionsFactory,
-      }),
-    ]);
-  });
-});
-
-describe('global guard and filter', () => {
-  it('exports the backend so an admin endpoint can reset users', async () => {
-    const clock = new TestClock();
-    const backend = new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 });
-    const t = await createTestApp({
-      rateLimit: {
-        backend,
-        authenticate: headerAuth,
-        config: { '/': [{ minute: 1, blockTime: 600 }] },
-      },
+        providers: [RateLimitOptionsFactory],
+        exports: [RateLimitOptionsFactory],
+      })
+      class FactoryModule {}
+      return expectTwoPerMinute([
+        RateLimitModule.forRootAsync({
+          imports: [FactoryModule],
+          useExisting: RateLimitOptionsFactory,
+        }),
+      ]);
     });
-    try {
-      expect(t.app.get(RateLimitBackend)).toBe(backend);
-      await t.http.get('/').set(as('u')).expect(200);
-      await t.http.get('/').set(as('u')).expect(429).expect('retry-after', '600');
-      const admin = t.app.get(RateLimitBackend);
-      expect(await admin.unblock('u')).toBe(true);
-      expect(await admin.reset({ user: 'u', scope: 'path:/', method: '*' })).toBe(true);
-      await t.http.get('/').set(as('u')).expect(200);
-    } finally {
-      await t.close();
-    }
   });
 
-  it('can be switched off and applied by hand with @UseGuards and @UseFilters', async () => {
-    @Controller()
-    class PartlyLimitedController {
-      @Get('open')
-      open(): string {
-        return 'open';
-      }
-
-      @UseGuards(RateLimitGuard)
-      @UseFilters(RateLimitExceptionFilter)
-      @RateLimit({ minute: 1 })
-      @Get('guarded')
-      guarded(): string {
-        return 'guarded';
-      }
-    }
-    const t = await createTestApp({
-      controllers: [PartlyLimitedController],
-      rateLimit: {
-        authenticate: headerAuth,
-        useGlobalGuard: false,
-        useGlobalFilter: false,
-        config: { '/open': [{ minute: 1 }] },
-      },
-    });
-    try {
-      // No global guard: the table entry for /open is not enforced.
-      await t.http.get('/open').set(as('u')).expect(200);
-      await t.http.get('/open').set(as('u')).expect(200);
-      await t.http.get('/guarded').set(as('u')).expect(200);
-      await t.http.get('/guarded').set(as('u')).expect(429).expect('retry-after', '60');
-    } finally {
-      await t.close();
-    }
-  });
-
-  it.each([
-    ['a synchronous resolver', headerAuth],
-    ['an asynchronous resolver', async (req: Parameters<typeof headerAuth>[0]) => headerAuth(req)],
-  ])(
-    'counts a request once when RateLimitGuard is both global and in @UseGuards (%s)',
-    async (_label, authenticate) => {
-      @Controller()
-      class DoublyGuardedController {
-        @UseGuards(RateLimitGuard)
-        @RateLimit({ minute: 2 })
-        @Get('twice')
-        twice(): string {
-          return 'twice';
-        }
-      }
-      let resolved = 0;
+  describe('global guard and filter', () => {
+    it('exports the backend so an admin endpoint can reset users', async () => {
+      const clock = new TestClock();
+      const backend = new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 });
       const t = await createTestApp({
-        controllers: [DoublyGuardedController],
+        adapter,
         rateLimit: {
-          authenticate: (req) => {
-            resolved++;
-            return authenticate(req);
-          },
+          backend,
+          authenticate: headerAuth,
+          config: { '/': [{ minute: 1, blockTime: 600 }] },
         },
       });
       try {
-        await t.http.get('/twice').set(as('u')).expect(200).expect('twice');
-        await t.http.get('/twice').set(as('u')).expect(200);
-        await t.http.get('/twice').set(as('u')).expect(429);
-        // Two guards ran per request, but each request was identified and counted once.
-        expect(resolved).toBe(3);
+        expect(t.app.get(RateLimitBackend)).toBe(backend);
+        await t.http.get('/').set(as('u')).expect(200);
+        await t.http.get('/').set(as('u')).expect(429).expect('retry-after', '600');
+        const admin = t.app.get(RateLimitBackend);
+        expect(await admin.unblock('u')).toBe(true);
+        expect(await admin.reset({ user: 'u', scope: 'path:/', method: '*' })).toBe(true);
+        await t.http.get('/').set(as('u')).expect(200);
       } finally {
         await t.close();
       }
-    },
-  );
-
-  it('without the filter, Nest answers the 429 exception itself, with the same headers and body', async () => {
-    const t = await createTestApp({
-      rateLimit: {
-        authenticate: headerAuth,
-        useGlobalFilter: false,
-        config: { '/': [{ minute: 1 }] },
-      },
     });
-    try {
-      await t.http.get('/').set(as('u')).expect(200);
-      const res = await t.http.get('/').set(as('u')).expect(429).expect('retry-after', '60');
-      expect(res.body).toEqual({
-        statusCode: 429,
-        message: 'Too many requests, retry in 60 seconds',
-        error: 'Too Many Requests',
+
+    it('can be switched off and applied by hand with @UseGuards and @UseFilters', async () => {
+      @Controller()
+      class PartlyLimitedController {
+        @Get('open')
+        open(): string {
+          return 'open';
+        }
+
+        @UseGuards(RateLimitGuard)
+        @UseFilters(RateLimitExceptionFilter)
+        @RateLimit({ minute: 1 })
+        @Get('guarded')
+        guarded(): string {
+          return 'guarded';
+        }
+      }
+      const t = await createTestApp({
+        adapter,
+        controllers: [PartlyLimitedController],
+        rateLimit: {
+          authenticate: headerAuth,
+          useGlobalGuard: false,
+          useGlobalFilter: false,
+          config: { '/open': [{ minute: 1 }] },
+        },
       });
-    } finally {
-      await t.close();
-    }
+      try {
+        // No global guard: the table entry for /open is not enforced.
+        await t.http.get('/open').set(as('u')).expect(200);
+        await t.http.get('/open').set(as('u')).expect(200);
+        await t.http.get('/guarded').set(as('u')).expect(200);
+        await t.http.get('/guarded').set(as('u')).expect(429).expect('retry-after', '60');
+      } finally {
+        await t.close();
+      }
+    });
+
+    it.each([
+      ['a synchronous resolver', headerAuth],
+      [
+        'an asynchronous resolver',
+        async (req: Parameters<typeof headerAuth>[0]) => headerAuth(req),
+      ],
+    ])(
+      'counts a request once when RateLimitGuard is both global and in @UseGuards (%s)',
+      async (_label, authenticate) => {
+        @Controller()
+        class DoublyGuardedController {
+          @UseGuards(RateLimitGuard)
+          @RateLimit({ minute: 2 })
+          @Get('twice')
+          twice(): string {
+            return 'twice';
+          }
+        }
+        let resolved = 0;
+        const t = await createTestApp({
+          adapter,
+          controllers: [DoublyGuardedController],
+          rateLimit: {
+            authenticate: (req) => {
+              resolved++;
+              return authenticate(req);
+            },
+          },
+        });
+        try {
+          await t.http.get('/twice').set(as('u')).expect(200).expect('twice');
+          await t.http.get('/twice').set(as('u')).expect(200);
+          await t.http.get('/twice').set(as('u')).expect(429);
+          // Two guards ran per request, but each request was identified and counted once.
+          expect(resolved).toBe(3);
+        } finally {
+          await t.close();
+        }
+      },
+    );
+
+    it('without the filter, Nest answers the 429 exception itself, with the same headers and body', async () => {
+      const t = await createTestApp({
+        adapter,
+        rateLimit: {
+          authenticate: headerAuth,
+          useGlobalFilter: false,
+          config: { '/': [{ minute: 1 }] },
+        },
+      });
+      try {
+        await t.http.get('/').set(as('u')).expect(200);
+        const res = await t.http.get('/').set(as('u')).expect(429).expect('retry-after', '60');
+        expect(res.body).toEqual({
+          statusCode: 429,
+          message: 'Too many requests, retry in 60 seconds',
+          error: 'Too Many Requests',
+        });
+      } finally {
+        await t.close();
+      }
+    });
   });
 });
 

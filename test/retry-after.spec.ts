@@ -18,7 +18,7 @@ import type { RateLimitBackend, RateLimitInfo } from 'nestjs-ratelimit';
 import { MemoryBackend } from '../lib/backends/memory.backend.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
-import { as, createTestApp, headerAuth, TestClock } from './support/nest-app.js';
+import { ADAPTERS, as, createTestApp, headerAuth, TestClock } from './support/nest-app.js';
 import { START_MS, useRedisTopologies } from './support/redis-topologies.js';
 
 const redis = useRedisTopologies('rlretry');
@@ -56,61 +56,64 @@ interface Rejection extends Pick<RateLimitInfo, 'retryAfter' | 'blocked' | 'unit
   readonly at: number;
 }
 
-describe.each(cases)('a client obeying Retry-After, on $name', ({ create }) => {
-  it('is admitted after one retry once a block ends, and never starts a second block', async () => {
-    const clock = new TestClock();
-    clock.now = START_MS;
-    const rejections: Rejection[] = [];
-    const t = await createTestApp({
-      rateLimit: {
-        backend: await create(clock),
-        authenticate: headerAuth,
-        config: { '/': [{ minute: 2, blockTime: 1 }] },
-        onBlocked: ({ retryAfter, blocked, unit }) => {
-          rejections.push({ at: clock.now - START_MS, retryAfter, blocked, unit });
-          return undefined; // the default 429
-        },
-      },
-    });
-    try {
-      await t.app.listen(0, '127.0.0.1');
-      const { port } = t.app.getHttpServer().address() as AddressInfo;
-      /** Each wait the client took, in virtual ms, as got computed it from Retry-After. */
-      const waits: number[] = [];
-      const client = got.extend({
-        prefixUrl: `http://127.0.0.1:${port}`,
-        headers: as('u'),
-        retry: {
-          limit: 3,
-          calculateDelay: ({ computedValue }) => {
-            if (computedValue === 0) return 0; // got would not retry
-            waits.push(computedValue);
-            clock.advance(computedValue);
-            return 1;
+describe.each(ADAPTERS)('on %s', (adapter) => {
+  describe.each(cases)('a client obeying Retry-After, on $name', ({ create }) => {
+    it('is admitted after one retry once a block ends, and never starts a second block', async () => {
+      const clock = new TestClock();
+      clock.now = START_MS;
+      const rejections: Rejection[] = [];
+      const t = await createTestApp({
+        adapter,
+        rateLimit: {
+          backend: await create(clock),
+          authenticate: headerAuth,
+          config: { '/': [{ minute: 2, blockTime: 1 }] },
+          onBlocked: ({ retryAfter, blocked, unit }) => {
+            rejections.push({ at: clock.now - START_MS, retryAfter, blocked, unit });
+            return undefined; // the default 429
           },
         },
       });
-      const once = { retry: { limit: 0 }, throwHttpErrors: false } as const;
+      try {
+        await t.app.listen(0, '127.0.0.1');
+        const { port } = t.app.getHttpServer().address() as AddressInfo;
+        /** Each wait the client took, in virtual ms, as got computed it from Retry-After. */
+        const waits: number[] = [];
+        const client = got.extend({
+          prefixUrl: `http://127.0.0.1:${port}`,
+          headers: as('u'),
+          retry: {
+            limit: 3,
+            calculateDelay: ({ computedValue }) => {
+              if (computedValue === 0) return 0; // got would not retry
+              waits.push(computedValue);
+              clock.advance(computedValue);
+              return 1;
+            },
+          },
+        });
+        const once = { retry: { limit: 0 }, throwHttpErrors: false } as const;
 
-      expect((await client.get('api', once)).statusCode).toBe(200);
-      expect((await client.get('api', once)).statusCode).toBe(200);
-      const tripped = await client.get('api', once);
-      expect([tripped.statusCode, tripped.headers['retry-after']]).toEqual([429, '60']);
+        expect((await client.get('api', once)).statusCode).toBe(200);
+        expect((await client.get('api', once)).statusCode).toBe(200);
+        const tripped = await client.get('api', once);
+        expect([tripped.statusCode, tripped.headers['retry-after']]).toEqual([429, '60']);
 
-      clock.advance(500); // during the block: 500 ms of it left, 59.5 s of the minute
-      const response = await client.get('api');
+        clock.advance(500); // during the block: 500 ms of it left, 59.5 s of the minute
+        const response = await client.get('api');
 
-      expect(response.statusCode).toBe(200);
-      expect(response.retryCount).toBe(1);
-      expect(waits).toEqual([60_000]);
-      // The only rejections: the one that started the block, and the one during it. None came
-      // after the block ended, so none started a second block.
-      expect(rejections).toEqual([
-        { at: 0, retryAfter: 60, blocked: true, unit: 'minute' },
-        { at: 500, retryAfter: 60, blocked: true, unit: 'minute' },
-      ]);
-    } finally {
-      await t.close();
-    }
+        expect(response.statusCode).toBe(200);
+        expect(response.retryCount).toBe(1);
+        expect(waits).toEqual([60_000]);
+        // The only rejections: the one that started the block, and the one during it. None came
+        // after the block ended, so none started a second block.
+        expect(rejections).toEqual([
+          { at: 0, retryAfter: 60, blocked: true, unit: 'minute' },
+          { at: 500, retryAfter: 60, blocked: true, unit: 'minute' },
+        ]);
+      } finally {
+        await t.close();
+      }
+    });
   });
 });
