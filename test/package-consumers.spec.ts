@@ -1,6 +1,8 @@
 /**
  * The published build works for both kinds of consumer on Node 20: an ES module importing it, and
- * a CommonJS module requiring it (through Node's require(esm), available unflagged since 20.19).
+ * a CommonJS module requiring it (through Node's require(esm), available unflagged since 20.19),
+ * in plain JavaScript and as a TypeScript app set up as Nest 11's starter is (CommonJS output of
+ * `module: nodenext`). `.ci/nest11` runs this file on Nest 11 too.
  * The package (its package.json, README, LICENSE and lib/) is copied into a throw-away
  * node_modules folder inside the repository and compiled there with the real build config, so
  * its files lie as in the published package and Nest resolves from the repository's own
@@ -46,6 +48,59 @@ console.log(JSON.stringify({
 }));
 `;
 }
+
+/**
+ * A CommonJS TypeScript app as `nest new` sets one up for Nest 11: no `"type": "module"`, so
+ * `module: nodenext` compiles it to `require()` calls; decorators and their metadata on; the
+ * library's types checked where the app uses them.
+ */
+const TS_APP = `import 'reflect-metadata';
+import { Controller, Get, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { RateLimit, RateLimitModule, type OnBlockedHandler } from 'nestjs-ratelimit';
+
+@Controller()
+class HelloController {
+  @RateLimit({ minute: 1 })
+  @Get('hi')
+  hi(): string {
+    return 'hi';
+  }
+}
+
+const onBlocked: OnBlockedHandler = (info) => ({ error: 'slow down', retryAfter: info.retryAfter });
+
+@Module({ imports: [RateLimitModule.forRoot({ onBlocked })], controllers: [HelloController] })
+class AppModule {}
+
+async function main(): Promise<void> {
+  const app = await NestFactory.create(AppModule, { logger: false });
+  await app.listen(0, '127.0.0.1');
+  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  const first = await fetch(url + '/hi');
+  const second = await fetch(url + '/hi');
+  await app.close();
+  console.log(JSON.stringify({ statuses: [first.status, second.status], body: await second.json() }));
+}
+void main();
+`;
+
+const TS_APP_CONFIG = {
+  compilerOptions: {
+    module: 'nodenext',
+    moduleResolution: 'nodenext',
+    target: 'ES2023',
+    strict: true,
+    experimentalDecorators: true,
+    emitDecoratorMetadata: true,
+    esModuleInterop: true,
+    skipLibCheck: true,
+    types: ['node'],
+    rootDir: '.',
+    outDir: 'dist',
+  },
+  files: ['main.ts'],
+};
 
 describe('the built package', () => {
   let dir: string;
@@ -101,6 +156,29 @@ describe('the built package', () => {
     },
     60_000,
   );
+
+  it('type-checks, compiles and runs in a CommonJS TypeScript app (module nodenext)', async () => {
+    const app = join(dir, 'ts-cjs');
+    mkdirSync(app);
+    writeFileSync(join(app, 'main.ts'), TS_APP);
+    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(TS_APP_CONFIG));
+    await run(join(root, 'node_modules/.bin/tsc'), ['-p', join(app, 'tsconfig.json')], {
+      cwd: app,
+      timeout: 90_000,
+    });
+    const compiled = readFileSync(join(app, 'dist/main.js'), 'utf8');
+    // CommonJS indeed: the package is loaded with require(), not import.
+    expect(compiled).toContain('require("nestjs-ratelimit")');
+    expect(compiled).not.toMatch(/^import /m);
+    const { stdout } = await run(process.execPath, [join(app, 'dist/main.js')], {
+      cwd: app,
+      timeout: 30_000,
+    });
+    expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual({
+      statuses: [200, 429],
+      body: { error: 'slow down', retryAfter: 60 },
+    });
+  }, 120_000);
 
   it('ships the sources its source maps point at, without the specs, and its licence', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
