@@ -1,8 +1,8 @@
 /**
  * The published build works for both kinds of consumer on Node 20: an ES module importing it, and
  * a CommonJS module requiring it (through Node's require(esm), available unflagged since 20.19),
- * in plain JavaScript and as a TypeScript app set up as Nest 11's starter is (CommonJS output of
- * `module: nodenext`). `.ci/nest11` runs this file on Nest 11 too.
+ * each on Express and on Fastify, in plain JavaScript; and as a TypeScript app set up as Nest 11's
+ * starter is (CommonJS output of `module: nodenext`). `.ci/nest11` runs this file on Nest 11 too.
  * The package (its package.json, README, LICENSE and lib/) is copied into a throw-away
  * node_modules folder inside the repository and compiled there with the real build config, so
  * its files lie as in the published package and Nest resolves from the repository's own
@@ -17,25 +17,33 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
 
+type Adapter = 'express' | 'fastify';
+
 /** A consumer app in plain JavaScript: one limited route, one request over the limit. */
-function consumerApp(kind: 'esm' | 'cjs'): string {
+function consumerApp(kind: 'esm' | 'cjs', adapter: Adapter): string {
   const load =
     kind === 'esm'
       ? `import 'reflect-metadata';
 import { Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import * as lib from 'nestjs-ratelimit';`
       : `require('reflect-metadata');
 const { Controller, Get, Module } = require('@nestjs/common');
 const { NestFactory } = require('@nestjs/core');
+const { FastifyAdapter } = require('@nestjs/platform-fastify');
 const lib = require('nestjs-ratelimit');`;
+  const create =
+    adapter === 'fastify'
+      ? 'NestFactory.create(AppModule, new FastifyAdapter(), { logger: false })'
+      : 'NestFactory.create(AppModule, { logger: false })';
   return `${load}
 class Hello { hi() { return 'hi'; } }
 Reflect.decorate([Get('hi')], Hello.prototype, 'hi', Object.getOwnPropertyDescriptor(Hello.prototype, 'hi'));
 Reflect.decorate([lib.RateLimit({ minute: 1 }), Controller()], Hello);
 class AppModule {}
 Reflect.decorate([Module({ imports: [lib.RateLimitModule.forRoot({})], controllers: [Hello] })], AppModule);
-const app = await NestFactory.create(AppModule, { logger: false });
+const app = await ${create};
 await app.listen(0, '127.0.0.1');
 const url = await app.getUrl();
 const first = await fetch(url.replace('[::1]', '127.0.0.1') + '/hi');
@@ -43,8 +51,10 @@ const second = await fetch(url.replace('[::1]', '127.0.0.1') + '/hi');
 await app.close();
 console.log(JSON.stringify({
   exports: ['RateLimitModule', 'Rule', 'MemoryBackend', 'EmptyInformation', 'RateLimitExceptionFilter'].every((name) => typeof lib[name] === 'function'),
+  adapter: app.getHttpAdapter().getType(),
   statuses: [first.status, second.status],
   retryAfter: second.headers.get('retry-after'),
+  body: await second.json(),
 }));
 `;
 }
@@ -133,25 +143,32 @@ describe('the built package', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it.each([
-    ['an ES module (import)', 'esm', 'consumer.mjs'],
+    ['an ES module (import)', 'express', 'esm'],
+    ['an ES module (import)', 'fastify', 'esm'],
     // A CommonJS file cannot use top-level await, so the CJS consumer runs inside an async IIFE.
-    ['a CommonJS module (require)', 'cjs', 'consumer.cjs'],
+    ['a CommonJS module (require)', 'express', 'cjs'],
+    ['a CommonJS module (require)', 'fastify', 'cjs'],
   ] as const)(
-    'loads and limits from %s',
-    async (_name, kind, file) => {
+    'loads and limits from %s on %s',
+    async (_name, adapter, kind) => {
+      const file = join(dir, `consumer-${adapter}.${kind === 'esm' ? 'mjs' : 'cjs'}`);
       const source =
         kind === 'cjs'
-          ? `(async () => {\n${consumerApp(kind)}\n})().catch((e) => { console.error(e); process.exit(1); });`
-          : consumerApp(kind);
-      writeFileSync(join(dir, file), source);
-      const { stdout } = await run(process.execPath, [join(dir, file)], {
-        cwd: dir,
-        timeout: 30_000,
-      });
+          ? `(async () => {\n${consumerApp(kind, adapter)}\n})().catch((e) => { console.error(e); process.exit(1); });`
+          : consumerApp(kind, adapter);
+      writeFileSync(file, source);
+      const { stdout } = await run(process.execPath, [file], { cwd: dir, timeout: 30_000 });
       expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual({
         exports: true,
+        adapter,
         statuses: [200, 429],
         retryAfter: '60',
+        // The default 429 body, the same on both adapters.
+        body: {
+          statusCode: 429,
+          message: 'Too many requests, retry in 60 seconds',
+          error: 'Too Many Requests',
+        },
       });
     },
     60_000,
