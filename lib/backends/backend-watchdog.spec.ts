@@ -92,9 +92,13 @@ describe('BackendWatchdog', () => {
     const call = manual();
     const start = performance.now();
     const result = outcome(watchdog.bound(call.promise, WHOLE_BACKEND), start);
-    // The application is busy for 4 timeouts in a row, one turn at a time: the answer comes
-    // after a turn of the event loop (as a reply read from a socket would), in time.
-    for (let turn = 0; turn < 4; turn++) {
+    // The application is busy for 3 timeouts in a row, one turn at a time: the answer comes
+    // after a turn of the event loop (as a reply read from a socket would), in time. Three turns,
+    // not more: a check runs at most once per turn and counts at most two ticks (half the
+    // timeout), and only the first turn's check comes before the answer, whatever the OS
+    // scheduler does. With a fourth turn a second check could count, if the process were
+    // descheduled for a tick between two turns (as on a loaded CI machine), and reach the timeout.
+    for (let turn = 0; turn < 3; turn++) {
       busy(100);
       await new Promise((resolve) => setImmediate(resolve));
     }
