@@ -333,6 +333,21 @@ describe.each([wsPlatform, socketIoPlatform])('WebSocket gateways on $name', (pl
     const forwardedFrom = (address: string): ConnectOptions => ({
       headers: { 'x-forwarded-for': address },
     });
+    /**
+     * Two clients behind one proxy, told apart by X-Forwarded-For: the first is blocked on its
+     * third ping under its forwarded address, the second is not.
+     */
+    const countsPerForwardedClient = async (t: GatewayApp): Promise<void> => {
+      const first = await t.connect(forwardedFrom('203.0.113.7'));
+      const second = await t.connect(forwardedFrom('198.51.100.9'));
+      await first.request('ping');
+      await first.request('ping');
+      await expect(first.request('ping')).resolves.toEqual({
+        event: 'exception',
+        data: { blocked: '203.0.113.7', contextType: 'ws' },
+      });
+      await expect(second.request('ping')).resolves.toEqual(ran('ping'));
+    };
 
     it('identifies the client by its address', () =>
       withApp(platform, { rateLimit: { onBlocked: whoIsBlocked } }, async (t) => {
@@ -366,17 +381,7 @@ describe.each([wsPlatform, socketIoPlatform])('WebSocket gateways on $name', (pl
             app.getHttpAdapter().getInstance().set('trust proxy', 'loopback');
           },
         },
-        async (t) => {
-          const first = await t.connect(forwardedFrom('203.0.113.7'));
-          const second = await t.connect(forwardedFrom('198.51.100.9'));
-          await first.request('ping');
-          await first.request('ping');
-          await expect(first.request('ping')).resolves.toEqual({
-            event: 'exception',
-            data: { blocked: '203.0.113.7', contextType: 'ws' },
-          });
-          await expect(second.request('ping')).resolves.toEqual(ran('ping'));
-        },
+        countsPerForwardedClient,
       ));
 
     it('reads X-Forwarded-For from a peer that IpAuthOptions.trustProxy trusts', () =>
@@ -388,17 +393,7 @@ describe.each([wsPlatform, socketIoPlatform])('WebSocket gateways on $name', (pl
             onBlocked: whoIsBlocked,
           },
         },
-        async (t) => {
-          const first = await t.connect(forwardedFrom('203.0.113.7'));
-          const second = await t.connect(forwardedFrom('198.51.100.9'));
-          await first.request('ping');
-          await first.request('ping');
-          await expect(first.request('ping')).resolves.toEqual({
-            event: 'exception',
-            data: { blocked: '203.0.113.7', contextType: 'ws' },
-          });
-          await expect(second.request('ping')).resolves.toEqual(ran('ping'));
-        },
+        countsPerForwardedClient,
       ));
 
     it('never reads X-Forwarded-For from a peer that trustProxy does not trust', () =>

@@ -118,13 +118,7 @@ export async function startMicroservice(metadata: ModuleMetadata): Promise<Micro
     abortOnError: false,
   });
   await app.listen();
-  let client: RpcClient;
-  try {
-    client = await RpcClient.connect(boundPort(app));
-  } catch (error) {
-    await app.close();
-    throw error;
-  }
+  const client = await connectOrClose(app, app);
   return {
     app,
     client,
@@ -133,6 +127,19 @@ export async function startMicroservice(metadata: ModuleMetadata): Promise<Micro
       await app.close();
     },
   };
+}
+
+/** A client of `microservice`'s port; `app` is closed if it cannot connect. */
+async function connectOrClose(
+  app: { close(): Promise<void> },
+  microservice: Parameters<typeof boundPort>[0],
+): Promise<RpcClient> {
+  try {
+    return await RpcClient.connect(boundPort(microservice));
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
 }
 
 /** A listening hybrid application (HTTP on Express plus a TCP microservice) and its clients. */
@@ -159,13 +166,7 @@ export async function startHybrid(
   );
   await app.startAllMicroservices();
   await app.listen(0, LOOPBACK);
-  let client: RpcClient;
-  try {
-    client = await RpcClient.connect(boundPort(microservice));
-  } catch (error) {
-    await app.close();
-    throw error;
-  }
+  const client = await connectOrClose(app, microservice);
   return {
     app,
     client,
