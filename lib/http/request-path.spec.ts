@@ -1,3 +1,5 @@
+import { expressPlatform } from './platforms/express.platform.js';
+import { fastifyPlatform } from './platforms/fastify.platform.js';
 import { canonicalPrefix, MAX_MATCHED_PATH_LENGTH, RequestPaths } from './request-path.js';
 
 const express = new RequestPaths({ caseSensitive: false, strict: false, prefix: '' });
@@ -76,9 +78,14 @@ describe('RequestPaths', () => {
     expect(forms(express, 'http://example.test')).toBe('/');
   });
 
-  it('reads originalUrl, else url', () => {
-    expect(express.of({ originalUrl: '/A', url: '/b' } as never).canonical).toBe('/a');
-    expect(express.of({ url: '/plain?q' } as never).canonical).toBe('/plain');
+  it.each([
+    ['Express', expressPlatform],
+    ['Fastify', fastifyPlatform],
+  ])('reads the target %s received: originalUrl, else url', (_name, platform) => {
+    expect(express.ofTarget(platform.target({ originalUrl: '/A', url: '/b' })).canonical).toBe(
+      '/a',
+    );
+    expect(express.ofTarget(platform.target({ url: '/plain?q' })).canonical).toBe('/plain');
   });
 
   it('matches at most the first MAX_MATCHED_PATH_LENGTH characters', () => {

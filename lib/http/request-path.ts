@@ -1,5 +1,3 @@
-import type { RateLimitRequest } from '../auth/identity.js';
-
 /** How the application's router treats the spelling of a path. */
 export interface PathRouting {
   /**
@@ -65,11 +63,6 @@ export class RequestPaths {
 
   constructor(readonly routing: PathRouting) {
     this.needsWork = routing.caseSensitive ? /[%;]|\/\// : /[%;A-Z\u0080-\uffff]|\/\//;
-  }
-
-  /** The forms of `request`'s path; the object is reused by the next call. */
-  of(request: RateLimitRequest): RequestPathForms {
-    return this.ofTarget(request.originalUrl ?? request.url ?? '/');
   }
 
   /** The forms of a request target such as `/towns/1?page=2`; the object is reused by the next call. */
