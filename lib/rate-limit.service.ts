@@ -181,8 +181,8 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
    * Decides the call of `context` (an HTTP request, a GraphQL resolver call, a WebSocket or
    * microservice message): a decision, or `undefined` when no limited rule applies (a context
    * type left out of `contexts`, skipped, no candidate, no rule for the caller's group and method,
-   * an unlimited rule, or a failing backend under `failurePolicy: 'open'`). Returns a plain value when every step is
-   * synchronous (memory backend, synchronous resolver) and a promise otherwise.
+   * an unlimited rule, or a failing backend under `failurePolicy: 'open'`). Returns a plain value
+   * when every step is synchronous (memory backend, synchronous resolver) and a promise otherwise.
    *
    * A context is decided once: calling `check` again with the same context (as Nest does for
    * every guard of one request) returns the first decision, or the same promise, without counting
