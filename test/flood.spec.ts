@@ -5,6 +5,7 @@
  * saturates the event loop the backend's replies are read on: a busy application must not look
  * like a dead backend, and exactly 100 requests are admitted in every burst.
  */
+import type { Server } from 'node:http';
 import {
   MemoryBackend,
   RateLimitModule,
@@ -20,15 +21,24 @@ const BURST = 2_000;
 const LIMIT = 100;
 const BURSTS = 20;
 
-/** One instance with default options but for identity and the table. */
-function startApp(backend: RateLimitBackend): Promise<ListeningApp> {
-  return listenApp([
+/**
+ * One instance with default options but for identity and the table.
+ *
+ * The HTTP server keeps idle connections for the whole test. With Node's default of 5 s, a burst
+ * that takes longer than that on a loaded machine leaves sockets idle past the timeout; the next
+ * burst writes its requests on them in the same tick the server's timer closes them, and fetch
+ * fails with ECONNRESET. That race is the test client's, not the limiter's.
+ */
+async function startApp(backend: RateLimitBackend): Promise<ListeningApp> {
+  const instance = await listenApp([
     RateLimitModule.forRoot({
       backend,
       authenticate: headerAuth,
       config: { '/': [{ minute: LIMIT }] },
     }),
   ]);
+  (instance.app.getHttpServer() as Server).keepAliveTimeout = 600_000;
+  return instance;
 }
 
 /** Sends one burst of concurrent requests as `user`; resolves the count of each status. */
