@@ -22,9 +22,12 @@ export { Rule, type RuleInput } from './rules/rule.js';
 export type { PatternKey, RuleList, RuleTableInput } from './rules/rule-table.js';
 export { trustPattern, type TrustedPattern } from './rules/trusted-pattern.js';
 export {
+  RATE_LIMIT_ALGORITHMS,
   RATE_LIMIT_UNITS,
   UNIT_WINDOW_SECONDS,
+  type RateLimitAlgorithm,
   type RateLimitUnit,
+  type RateLimitUnitName,
   type UnitLimit,
 } from './rules/rule-units.js';
 export { RateLimit } from './decorators/rate-limit.decorator.js';

@@ -1,6 +1,6 @@
 import type { RateLimitCounter, UnitState } from './backends/rate-limit.backend.js';
 import type { Rule } from './rules/rule.js';
-import type { RateLimitUnit } from './rules/rule-units.js';
+import type { RateLimitUnitName } from './rules/rule-units.js';
 import type { RateLimitContextType } from './http/context-type.js';
 
 /** Everything known about a limited request: given to `onBlocked` and carried by the 429 exception. */
@@ -19,7 +19,7 @@ export interface RateLimitInfo {
    * The exhausted unit with the longest wait, during a block too; undefined when no unit is
    * exhausted and a block alone rejected the request.
    */
-  readonly unit: RateLimitUnit | undefined;
+  readonly unit: RateLimitUnitName | undefined;
   /** True when the user is blocked (`blockTime`), by an earlier block or one this request started. */
   readonly blocked: boolean;
   /** The caller. */

@@ -24,7 +24,7 @@ import { blockKey, fixedWindowKey, slidingLogKey } from '../lib/backends/redis/r
 import { TEST_CLOCK_EXPIRY_OFFSET_MS } from '../lib/backends/redis/shared.lua.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
-import type { RateLimitUnit, UnitLimit } from '../lib/rules/rule-units.js';
+import type { RateLimitUnitName, UnitLimit } from '../lib/rules/rule-units.js';
 import { commandCalls } from './support/command-stats.js';
 import { keySlot } from './support/redis-harness.js';
 import { START_MS, useRedisTopologies, type RedisClient } from './support/redis-topologies.js';
@@ -45,7 +45,7 @@ function admitted(...units: UnitState[]): ConsumeResult {
 /** The expected result of a request a unit rejected (and maybe blocked the user for). */
 function rejected(
   retryAfterMs: number,
-  by: RateLimitUnit,
+  by: RateLimitUnitName,
   units: UnitState[],
   blocked = false,
 ): ConsumeResult {
@@ -59,7 +59,7 @@ function rejected(
 function blockedEarlier(
   retryAfterMs: number,
   units: UnitState[],
-  by?: RateLimitUnit,
+  by?: RateLimitUnitName,
 ): ConsumeResult {
   return { allowed: false, retryAfterMs, blocked: true, unit: by, units };
 }

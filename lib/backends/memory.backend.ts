@@ -4,7 +4,7 @@ import {
   rejectUnknownKeys,
   type FailOption,
 } from '../config-validation.js';
-import { UNIT_WINDOW_SECONDS, type RateLimitUnit, type UnitLimit } from '../rules/rule-units.js';
+import { standardWindowMs, type RateLimitUnitName, type UnitLimit } from '../rules/rule-units.js';
 import { counterKey } from './counter-key.js';
 import {
   RateLimitBackend,
@@ -441,7 +441,7 @@ export class MemoryBackend extends RateLimitBackend {
     query: ConsumeQuery,
     now: number,
     wait: number,
-    unit: RateLimitUnit | undefined,
+    unit: RateLimitUnitName | undefined,
     units: readonly UnitState[],
     blockLeft = 0,
   ): ConsumeResult {
@@ -667,8 +667,8 @@ export class MemoryBackend extends RateLimitBackend {
   }
 }
 
-function storeName(unit: RateLimitUnit, windowMs: number): string {
-  return windowMs === UNIT_WINDOW_SECONDS[unit] * 1000 ? unit : `${unit}/${windowMs}`;
+function storeName(unit: RateLimitUnitName, windowMs: number): string {
+  return windowMs === standardWindowMs(unit) ? unit : `${unit}/${windowMs}`;
 }
 
 function admitted(units: readonly UnitState[]): ConsumeResult {

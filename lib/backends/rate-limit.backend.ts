@@ -1,4 +1,4 @@
-import type { RateLimitUnit, UnitLimit } from '../rules/rule-units.js';
+import type { RateLimitAlgorithm, RateLimitUnitName, UnitLimit } from '../rules/rule-units.js';
 
 /**
  * Names one pool of counters: one user, one scope, one rule method. A backend keeps one counter per
@@ -24,6 +24,19 @@ export interface ConsumeQuery {
   readonly limits: readonly UnitLimit[];
   /** How long to block the user once a unit is exceeded, in ms; 0 for no block. */
   readonly blockMs: number;
+  /**
+   * How to count every unit of the rule (see {@link RateLimitAlgorithm}); undefined: the backend's
+   * own {@link RateLimitBackend.algorithm}. Always one of the backend's
+   * {@link RateLimitBackend.algorithms}: the module checks every rule against them at start-up.
+   */
+  readonly algorithm?: RateLimitAlgorithm;
+  /**
+   * Token bucket only: the bucket's size in tokens, a whole number of at least 1; undefined: each
+   * unit's `limit`.
+   */
+  readonly burst?: number;
+  /** What this request takes from every unit, a whole number of at least 1; undefined: 1. */
+  readonly cost?: number;
 }
 
 /** The state of one unit after a decision. */
@@ -51,13 +64,15 @@ export interface ConsumeResult {
    * When rejected: the exhausted unit with the longest wait, during a block too; undefined when no
    * unit is exhausted (a block alone rejected the request) and when allowed.
    */
-  readonly unit: RateLimitUnit | undefined;
+  readonly unit: RateLimitUnitName | undefined;
   /**
    * Each unit of the rule, in rule order: after counting when admitted, as it stands (nothing
    * counted) when rejected, during a block too.
    */
   readonly units: readonly UnitState[];
 }
+
+const FIXED_WINDOW_ONLY: readonly RateLimitAlgorithm[] = Object.freeze(['fixed-window'] as const);
 
 /**
  * Where counters live, and the one atomic step that decides a request.
@@ -66,20 +81,37 @@ export interface ConsumeResult {
  * endpoint, or extend it to write your own store. A backend must, in one atomic step per
  * {@link consume} call:
  *
- * 1. check every unit, each in a window that starts with the first request after the previous
- *    one ended; a unit with `limit` requests already counted (or a limit of 0) is exhausted;
+ * 1. check every unit with the query's algorithm (see {@link RateLimitAlgorithm}; a fixed window
+ *    starts with the first request after the previous one ended); a unit where the request's
+ *    `cost` does not fit (or with a limit of 0) is exhausted;
  * 2. when the user is blocked (from any counter): count nothing, leave the block as it is (neither
  *    extended nor restarted), and reject with the longer of the block's remaining time and the
  *    longest wait among the exhausted units, reporting the units;
  * 3. otherwise, when any unit is exhausted: count nothing, start the block when `blockMs > 0`, and
  *    reject with the longest wait (the block's length when that is longer); else count the
- *    request in every unit and admit it.
+ *    request's cost in every unit and admit it.
  *
  * Rejected requests never consume anything, so a client that keeps retrying does not extend its
  * own wait; and `retryAfterMs` is the time until a request would really be admitted, so a client
  * that obeys it is admitted, never blocked again.
  */
 export abstract class RateLimitBackend {
+  /**
+   * The algorithm of every query that names none (a rule without `algorithm`). A backend that
+   * counts fixed windows only, as one written before algorithms existed, keeps the default.
+   */
+  get algorithm(): RateLimitAlgorithm {
+    return 'fixed-window';
+  }
+
+  /**
+   * Every algorithm {@link consume} implements. The module fails at start-up, naming the rule,
+   * when a rule asks its backend for another one. Default: `['fixed-window']`.
+   */
+  get algorithms(): readonly RateLimitAlgorithm[] {
+    return FIXED_WINDOW_ONLY;
+  }
+
   /** Decides one request and counts it when admitted. See the class description for the contract. */
   abstract consume(query: ConsumeQuery): ConsumeResult | Promise<ConsumeResult>;
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { UNIT_WINDOW_SECONDS, type UnitLimit } from '../../rules/rule-units.js';
+import { standardWindowMs, type UnitLimit } from '../../rules/rule-units.js';
 import type { RateLimitCounter } from '../rate-limit.backend.js';
 
 /**
@@ -207,7 +207,7 @@ export function unitName(limit: Pick<UnitLimit, 'unit' | 'windowMs'>): string {
 
 /** True when `unitName(limit)` is just the unit (the window is the unit's standard one). */
 export function isStandardWindow(limit: Pick<UnitLimit, 'unit' | 'windowMs'>): boolean {
-  return limit.windowMs === UNIT_WINDOW_SECONDS[limit.unit] * 1000;
+  return limit.windowMs === standardWindowMs(limit.unit);
 }
 
 /** The units of `limits` whose window is not their standard one (hand-built queries only). */
