@@ -4,7 +4,9 @@
  * sweep must never change a decision).
  */
 import { MemoryBackend } from '../../lib/backends/memory.backend.js';
+import { RATE_LIMIT_ALGORITHMS } from '../../lib/rules/rule-units.js';
 import { describeBackendConformance } from './backend-conformance.js';
+import { describeBackendProperties } from './backend-properties.js';
 
 describeBackendConformance({
   name: 'memory',
@@ -32,6 +34,48 @@ describeBackendConformance({
     const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
     return {
       backend,
+      advance(ms: number) {
+        now += ms;
+        backend.sweep();
+      },
+      async close() {
+        backend.close();
+      },
+    };
+  },
+});
+
+describeBackendProperties({
+  name: 'MemoryBackend',
+  algorithms: RATE_LIMIT_ALGORITHMS,
+  defaultAlgorithm: 'fixed-window',
+  runs: 300,
+  async create() {
+    let now = 0;
+    const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
+    return {
+      backend,
+      now: () => now,
+      advance(ms: number) {
+        now += ms;
+      },
+      async close() {
+        backend.close();
+      },
+    };
+  },
+});
+
+describeBackendProperties({
+  name: 'MemoryBackend, clock from 2^40 ms + 0.5, sweep on every advance',
+  algorithms: RATE_LIMIT_ALGORITHMS,
+  runs: 150,
+  async create() {
+    let now = 2 ** 40 + 0.5;
+    const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
+    return {
+      backend,
+      now: () => now,
       advance(ms: number) {
         now += ms;
         backend.sweep();

@@ -1,0 +1,453 @@
+/**
+ * Property tests of a {@link RateLimitBackend} (fast-check): random schedules of requests, clock
+ * moves, resets and unblocks, replayed against the backend and against the reference model
+ * (test/support/reference-models.ts), comparing every result exactly; and the documented bounds of
+ * each algorithm, checked on what the backend admitted alone.
+ *
+ * A spec file calls {@link describeBackendProperties} once per backend. Every property runs on one
+ * backend (one `it`), each run with user ids of its own, so runs never see each other's counters;
+ * the clock only moves forward, from run to run too, which also varies where the aligned windows
+ * of the sliding window fall. Seeds are fixed (override with `FC_SEED`, and `FC_RUNS` to scale the
+ * run count); fast-check prints the seed and the shrunk schedule of a failure.
+ *
+ * @module
+ */
+import { describe, expect, it, afterEach } from '@jest/globals';
+import fc from 'fast-check';
+import type {
+  ConsumeQuery,
+  ConsumeResult,
+  RateLimitBackend,
+  RateLimitCounter,
+} from '../../lib/backends/rate-limit.backend.js';
+import type { RateLimitAlgorithm, UnitLimit } from '../../lib/rules/rule-units.js';
+import { ReferenceBackend } from '../support/reference-models.js';
+
+/** How a spec file plugs one backend and its virtual clock into the properties. */
+export interface PropertyFixture {
+  /** Short name for test titles. */
+  readonly name: string;
+  /** The algorithms to test, each named in the queries. */
+  readonly algorithms: readonly RateLimitAlgorithm[];
+  /**
+   * The backend's default algorithm, tested with queries that name none; undefined: every query
+   * names its algorithm.
+   */
+  readonly defaultAlgorithm?: RateLimitAlgorithm;
+  /**
+   * The largest cost a request takes (default 4; costs above a unit's limit are part of the
+   * schedules). 1 only for a backend written before costs existed.
+   */
+  readonly maxCost?: number;
+  /** Runs per property (scaled by `FC_RUNS`, a factor). */
+  readonly runs: number;
+  /** A fresh backend on a virtual clock that only `advance` moves. */
+  create(): Promise<{
+    backend: RateLimitBackend;
+    /** The backend's clock, in ms (may carry a fraction: the backends truncate it). */
+    now(): number;
+    advance(ms: number): void;
+    close(): Promise<void>;
+  }>;
+}
+
+/** One unit a counter's rules may carry (the same limit whichever rule carries it). */
+interface UnitSpec {
+  readonly unit: 'second' | 'minute' | 'window';
+  readonly windowMs: number;
+  readonly limit: number;
+}
+
+/** A counter of the schedule: its algorithm (fixed for it), bucket size and units. */
+interface CounterSpec {
+  /** undefined: the backend's default, named in no query. */
+  readonly algorithm: RateLimitAlgorithm | undefined;
+  readonly burst: number | undefined;
+  readonly units: readonly UnitSpec[];
+}
+
+type Op =
+  | {
+      readonly kind: 'consume';
+      readonly counter: number;
+      /** Which of the counter's units this request's rule carries (a non-empty bit set). */
+      readonly mask: number;
+      readonly cost: number | undefined;
+      readonly blockMs: number;
+    }
+  | { readonly kind: 'advance'; readonly ms: number }
+  | { readonly kind: 'reset'; readonly counter: number }
+  | { readonly kind: 'unblock'; readonly user: number };
+
+interface Schedule {
+  /** Where the run's clock starts, after the fixture's origin. */
+  readonly startMs: number;
+  readonly counters: readonly CounterSpec[];
+  readonly ops: readonly Op[];
+}
+
+/** Where a run's clock starts: anywhere in the first two minutes after the fixture's origin. */
+const START_MS = fc.integer({ min: 0, max: 120_000 });
+
+/** Counters per schedule: two users with two scopes each, so blocks cross counters. */
+const COUNTERS = 4;
+const userOf = (counter: number): number => counter % 2;
+
+/** Limits: mostly small, so that schedules reach them; 0 now and then. */
+const limit = (maxLimit: number): fc.Arbitrary<number> =>
+  fc.oneof(
+    { weight: 1, arbitrary: fc.constant(0) },
+    { weight: 8, arbitrary: fc.integer({ min: 1, max: 3 }) },
+    { weight: 2, arbitrary: fc.integer({ min: 1, max: maxLimit }) },
+  );
+
+const unitSpec = (maxLimit: number): fc.Arbitrary<UnitSpec> =>
+  fc.oneof(
+    fc.record({
+      unit: fc.constant('second' as const),
+      windowMs: fc.constant(1_000),
+      limit: limit(maxLimit),
+    }),
+    fc.record({
+      unit: fc.constant('minute' as const),
+      windowMs: fc.constant(60_000),
+      limit: limit(maxLimit),
+    }),
+    fc.record({
+      unit: fc.constant('window' as const),
+      // Short custom windows cross many window ends; a few seconds meet the named units.
+      windowMs: fc.oneof(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 51, max: 5_000 })),
+      limit: limit(maxLimit),
+    }),
+  );
+
+function counterSpec(fixture: PropertyFixture, maxLimit: number): fc.Arbitrary<CounterSpec> {
+  const algorithms: (RateLimitAlgorithm | undefined)[] = [...fixture.algorithms];
+  if (fixture.defaultAlgorithm !== undefined) algorithms.push(undefined);
+  return fc.record({
+    algorithm: fc.constantFrom(...algorithms),
+    burst: fc.option(fc.integer({ min: 1, max: maxLimit + 3 }), { nil: undefined }),
+    // Distinct window lengths, shortest first, as a rule orders its units.
+    units: fc
+      .uniqueArray(unitSpec(maxLimit), { minLength: 1, maxLength: 3, selector: (u) => u.windowMs })
+      .map((units) => [...units].sort((a, b) => a.windowMs - b.windowMs)),
+  });
+}
+
+const advance = fc.record({
+  kind: fc.constant('advance' as const),
+  ms: fc.oneof(
+    { weight: 6, arbitrary: fc.integer({ min: 0, max: 30 }) },
+    { weight: 3, arbitrary: fc.integer({ min: 0, max: 1_500 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 0, max: 70_000 }) },
+  ),
+});
+
+const consume = (maxCost: number): fc.Arbitrary<Op> =>
+  fc.record({
+    kind: fc.constant('consume' as const),
+    counter: fc.integer({ min: 0, max: COUNTERS - 1 }),
+    mask: fc.integer({ min: 1, max: 7 }),
+    // An explicit cost of 1 too, which must decide as no cost at all.
+    cost: fc.option(fc.integer({ min: 1, max: maxCost }), { nil: undefined, freq: 2 }),
+    blockMs: fc.oneof(
+      { weight: 5, arbitrary: fc.constant(0) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 3_000 }) },
+    ),
+  });
+
+/** A random schedule: the comparison with the model. */
+function schedule(fixture: PropertyFixture): fc.Arbitrary<Schedule> {
+  return fc.record({
+    startMs: START_MS,
+    counters: fc.array(counterSpec(fixture, 6), { minLength: COUNTERS, maxLength: COUNTERS }),
+    ops: fc.array(
+      fc.oneof(
+        { weight: 10, arbitrary: consume(fixture.maxCost ?? 4) },
+        { weight: 4, arbitrary: advance },
+        {
+          weight: 1,
+          arbitrary: fc.record({
+            kind: fc.constant('reset' as const),
+            counter: fc.integer({ min: 0, max: COUNTERS - 1 }),
+          }),
+        },
+        {
+          weight: 1,
+          arbitrary: fc.record({
+            kind: fc.constant('unblock' as const),
+            user: fc.integer({ min: 0, max: 1 }),
+          }),
+        },
+      ),
+      { minLength: 1, maxLength: 80 },
+    ),
+  });
+}
+
+/** The units of one request's rule: the counter's units its mask selects (at least one). */
+function limitsOf(spec: CounterSpec, mask: number): UnitLimit[] {
+  const chosen = spec.units.filter((_, i) => (mask & (1 << i)) !== 0);
+  const units = chosen.length > 0 ? chosen : [spec.units[0]!];
+  return units.map(({ unit, windowMs, limit }) => ({ unit, windowMs, limit }));
+}
+
+function queryOf(
+  spec: CounterSpec,
+  target: RateLimitCounter,
+  limits: readonly UnitLimit[],
+  cost: number | undefined,
+  blockMs: number,
+): ConsumeQuery {
+  return {
+    counter: target,
+    limits,
+    blockMs,
+    ...(spec.algorithm === undefined ? {} : { algorithm: spec.algorithm }),
+    ...(spec.algorithm === 'token-bucket' && spec.burst !== undefined ? { burst: spec.burst } : {}),
+    ...(cost === undefined ? {} : { cost }),
+  };
+}
+
+/** An admitted request, for the bounds. */
+interface Admission {
+  readonly at: number;
+  readonly cost: number;
+}
+
+const RUN = Math.random().toString(36).slice(2, 8);
+let runNumber = 0;
+
+const runsScale = Number(process.env['FC_RUNS'] ?? 1);
+const seedOverride =
+  process.env['FC_SEED'] === undefined ? undefined : Number(process.env['FC_SEED']);
+
+/**
+ * Registers the properties for one backend fixture: one `describe` named after it, the backend
+ * created once in `beforeAll` and closed in `afterAll`.
+ */
+export function describeBackendProperties(fixture: PropertyFixture): void {
+  describe(`RateLimitBackend properties: ${fixture.name}`, () => {
+    /** The backend of the run in progress, closed however the run ends. */
+    let made: Awaited<ReturnType<PropertyFixture['create']>> | undefined;
+    async function closeRun(): Promise<void> {
+      const closing = made;
+      made = undefined;
+      await closing?.close();
+    }
+    afterEach(closeRun);
+
+    const params = <T>(seed: number): fc.Parameters<[T]> => ({
+      numRuns: Math.max(1, Math.round(fixture.runs * runsScale)),
+      seed: seedOverride ?? seed,
+    });
+
+    /**
+     * A fresh run: a fresh backend (so a backend may remember a bounded set of window lengths, as
+     * a real application uses a few), its clock moved by `startMs` so that aligned windows fall
+     * anywhere, its own users and its own model.
+     */
+    async function startRun(startMs: number): Promise<{
+      counterOf(i: number): RateLimitCounter;
+      userName(i: number): string;
+      model: ReferenceBackend;
+      now(): number;
+      backend: RateLimitBackend;
+      advance(ms: number): void;
+    }> {
+      await closeRun();
+      const current = await fixture.create();
+      made = current;
+      current.advance(startMs);
+      runNumber += 1;
+      const tag = `pp-${RUN}-${runNumber}-`;
+      return {
+        counterOf: (i) => ({ user: `${tag}u${userOf(i)}`, scope: `zone:c${i}`, method: '*' }),
+        userName: (u) => `${tag}u${u}`,
+        model: new ReferenceBackend(fixture.defaultAlgorithm ?? 'fixed-window'),
+        now: () => Math.floor(current.now()),
+        backend: current.backend,
+        advance: (ms) => current.advance(ms),
+      };
+    }
+
+    it('gives the reference model’s result for every step of a random schedule', async () => {
+      await fc.assert(
+        fc.asyncProperty(schedule(fixture), async ({ startMs, counters, ops }) => {
+          const run = await startRun(startMs);
+          const { backend } = run;
+          for (const [step, op] of ops.entries()) {
+            const now = run.now();
+            let expected: ConsumeResult | boolean;
+            let got: ConsumeResult | boolean;
+            if (op.kind === 'advance') {
+              run.advance(op.ms);
+              continue;
+            } else if (op.kind === 'consume') {
+              const spec = counters[op.counter]!;
+              const query = queryOf(
+                spec,
+                run.counterOf(op.counter),
+                limitsOf(spec, op.mask),
+                op.cost,
+                op.blockMs,
+              );
+              expected = run.model.consume(query, now);
+              got = await backend.consume(query);
+            } else if (op.kind === 'reset') {
+              expected = run.model.reset(run.counterOf(op.counter), now);
+              got = await backend.reset(run.counterOf(op.counter));
+            } else {
+              expected = run.model.unblock(run.userName(op.user), now);
+              got = await backend.unblock(run.userName(op.user));
+            }
+            // The step and the op in both, so a failure shows where the schedule went apart.
+            expect({ step, op, result: got }).toEqual({ step, op, result: expected });
+          }
+        }),
+        params(14_03),
+      );
+    });
+
+    /**
+     * Heavy traffic on one counter with one unit (no blocks, no resets): what the bounds are
+     * about. Returns the backend's admissions of one run.
+     */
+    async function admissions(
+      run: Awaited<ReturnType<typeof startRun>>,
+      algorithm: RateLimitAlgorithm,
+      limit: UnitLimit,
+      burst: number | undefined,
+      steps: readonly { readonly advanceMs: number; readonly cost: number }[],
+    ): Promise<Admission[]> {
+      const admitted: Admission[] = [];
+      const query = (cost: number): ConsumeQuery => ({
+        counter: run.counterOf(0),
+        limits: [limit],
+        blockMs: 0,
+        algorithm,
+        cost,
+        ...(burst === undefined ? {} : { burst }),
+      });
+      for (const { advanceMs, cost } of steps) {
+        run.advance(advanceMs);
+        const result = await run.backend.consume(query(cost));
+        if (result.allowed) admitted.push({ at: run.now(), cost });
+      }
+      return admitted;
+    }
+
+    const traffic = (maxAdvance: number) =>
+      fc.array(
+        fc.record({
+          advanceMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: maxAdvance })),
+          cost: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: fixture.maxCost ?? 3 })),
+        }),
+        { minLength: 1, maxLength: 80 },
+      );
+
+    const boundParams = {
+      startMs: START_MS,
+      windowMs: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 41, max: 2_000 })),
+      limit: fc.integer({ min: 1, max: 6 }),
+    };
+
+    if (fixture.algorithms.includes('sliding-window')) {
+      it('sliding-window: never more than L in an aligned window, fewer than 2L in any W-long interval', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.record({ ...boundParams, steps: traffic(300) }),
+            async ({ startMs, windowMs: W, limit: L, steps }) => {
+              const run = await startRun(startMs);
+              const unit: UnitLimit = { unit: 'window', limit: L, windowMs: W };
+              const admitted = await admissions(run, 'sliding-window', unit, undefined, steps);
+              const perWindow = new Map<number, number>();
+              for (const { at, cost } of admitted) {
+                const k = Math.floor(at / W);
+                perWindow.set(k, (perWindow.get(k) ?? 0) + cost);
+              }
+              for (const [k, total] of perWindow) {
+                expect({ window: k, total, atMost: L }).toEqual({
+                  window: k,
+                  total: Math.min(total, L),
+                  atMost: L,
+                });
+              }
+              // Any W-long interval [t, t + W): the worst ones start at an admission.
+              for (const { at: start } of admitted) {
+                const total = admitted
+                  .filter(({ at }) => at >= start && at < start + W)
+                  .reduce((sum, a) => sum + a.cost, 0);
+                expect({ from: start, total, below: 2 * L }).toEqual({
+                  from: start,
+                  total: Math.min(total, 2 * L - 1),
+                  below: 2 * L,
+                });
+              }
+            },
+          ),
+          params(14_31),
+        );
+      });
+    }
+
+    if (fixture.algorithms.includes('token-bucket')) {
+      it('token-bucket: never more than burst + L × d / W in any d-long interval', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.record({
+              ...boundParams,
+              burst: fc.option(fc.integer({ min: 1, max: 9 }), { nil: undefined }),
+              steps: traffic(300),
+            }),
+            async ({ startMs, windowMs: W, limit: L, burst, steps }) => {
+              const run = await startRun(startMs);
+              const unit: UnitLimit = { unit: 'window', limit: L, windowMs: W };
+              const admitted = await admissions(run, 'token-bucket', unit, burst, steps);
+              const B = burst ?? L;
+              // Every interval [a, b] between two admissions (the worst ones): exact integers,
+              // total × W ≤ B × W + L × (b − a).
+              for (const [i, first] of admitted.entries()) {
+                let total = 0;
+                for (const last of admitted.slice(i)) {
+                  total += last.cost;
+                  const d = last.at - first.at;
+                  const allowance = B * W + L * d;
+                  expect({
+                    from: first.at,
+                    to: last.at,
+                    total,
+                    fits: total * W <= allowance,
+                  }).toEqual({ from: first.at, to: last.at, total, fits: true });
+                }
+              }
+            },
+          ),
+          params(14_41),
+        );
+      });
+    }
+
+    if (fixture.algorithms.includes('sliding-log')) {
+      it('sliding-log: never more than L in any W-long interval', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.record({ ...boundParams, steps: traffic(300) }),
+            async ({ startMs, windowMs: W, limit: L, steps }) => {
+              const run = await startRun(startMs);
+              const unit: UnitLimit = { unit: 'window', limit: L, windowMs: W };
+              const admitted = await admissions(run, 'sliding-log', unit, undefined, steps);
+              for (const { at: start } of admitted) {
+                const total = admitted
+                  .filter(({ at }) => at >= start && at < start + W)
+                  .reduce((sum, a) => sum + a.cost, 0);
+                expect({ from: start, total }).toEqual({ from: start, total: Math.min(total, L) });
+              }
+            },
+          ),
+          params(14_21),
+        );
+      });
+    }
+  });
+}

@@ -1,0 +1,390 @@
+/**
+ * The oracle of the conformance suite: a pure, deliberately simple model of every algorithm and of
+ * the block, written straight from the `RateLimitAlgorithm` JSDoc (lib/rules/rule-units.ts) and
+ * the `RateLimitBackend` class JSDoc (lib/backends/rate-limit.backend.ts). Obvious correctness
+ * matters here, not speed: the sliding log is an array of entry times, the sliding window a count
+ * per aligned window, and all arithmetic that could exceed 2^53 or round is done in BigInt.
+ *
+ * Where the contract leaves a case open, the model picks one reading and says so (search for
+ * "Reading:"); a backend that disagrees there points at the contract, not necessarily at itself.
+ *
+ * Time is passed in, in whole milliseconds; nothing here reads a clock.
+ */
+import type {
+  ConsumeQuery,
+  ConsumeResult,
+  RateLimitCounter,
+  UnitState,
+} from '../../lib/backends/rate-limit.backend.js';
+import type {
+  RateLimitAlgorithm,
+  RateLimitUnitName,
+  UnitLimit,
+} from '../../lib/rules/rule-units.js';
+
+/** What one unit of one request sees, before anything is counted. */
+interface UnitView {
+  /** Whether the request's cost fits (the unit is not exhausted). */
+  readonly fits: boolean;
+  /** When it does not fit: the first later millisecond offset at which it would. */
+  readonly wait: number;
+  /** The unit as it stands: remaining and resetMs if nothing is counted. */
+  readonly standing: UnitState;
+  /** Counts the request and returns the unit's state after it. Only called when `fits`. */
+  admit(): UnitState;
+}
+
+/** The part of the model that knows one algorithm: a view of one unit of one counter at `now`. */
+type UnitModel = (
+  store: Map<string, unknown>,
+  key: string,
+  limit: UnitLimit,
+  cost: number,
+  burst: number | undefined,
+  now: number,
+) => UnitView;
+
+const big = BigInt;
+
+/** Floor division of BigInts (BigInt `/` truncates towards zero). */
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && a < 0n !== b < 0n ? q - 1n : q;
+}
+
+/** Ceiling division of BigInts. */
+function ceilDiv(a: bigint, b: bigint): bigint {
+  return -floorDiv(-a, b);
+}
+
+function state(limit: UnitLimit, remaining: number, resetMs: number): UnitState {
+  return {
+    unit: limit.unit,
+    limit: limit.limit,
+    windowMs: limit.windowMs,
+    // `+ 0` turns a -0 into 0 (toEqual tells them apart); remaining is "0 or more".
+    remaining: Math.max(0, remaining) + 0,
+    resetMs: resetMs + 0,
+  };
+}
+
+/**
+ * Reading: a limit of 0 admits none, so its remaining is 0 and its reset is the window (what the
+ * existing scenarios assert for fixed-window and sliding-log), for every algorithm; the token
+ * bucket's formulas would divide by `L = 0` or report `burst` remaining.
+ */
+function zeroLimit(limit: UnitLimit): UnitView {
+  return {
+    fits: false,
+    wait: limit.windowMs,
+    standing: state(limit, 0, limit.windowMs),
+    admit: () => {
+      throw new Error('a limit of 0 admits nothing');
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// fixed-window: a count and the window's start.
+// ---------------------------------------------------------------------------------------------
+
+interface FixedWindow {
+  count: number;
+  start: number;
+}
+
+const fixedWindow: UnitModel = (store, key, limit, cost, _burst, now) => {
+  if (limit.limit === 0) return zeroLimit(limit);
+  const L = limit.limit;
+  const W = limit.windowMs;
+  const stored = store.get(key) as FixedWindow | undefined;
+  const live = stored !== undefined && now < stored.start + W;
+  const count = live ? stored.count : 0;
+  const timeLeft = live ? stored.start + W - now : W;
+  const fits = cost <= L && count + cost <= L;
+  return {
+    fits,
+    // A cost above L never fits: the window as the wait. Otherwise the window's time left.
+    wait: cost > L ? W : timeLeft,
+    standing: state(limit, L - count, timeLeft),
+    admit() {
+      if (live) {
+        stored.count += cost;
+        return state(limit, L - stored.count, timeLeft);
+      }
+      store.set(key, { count: cost, start: now } satisfies FixedWindow);
+      return state(limit, L - cost, W);
+    },
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+// sliding-window: the admitted cost of every aligned window, by window number.
+// ---------------------------------------------------------------------------------------------
+
+const slidingWindow: UnitModel = (store, key, limit, cost, _burst, now) => {
+  if (limit.limit === 0) return zeroLimit(limit);
+  let counts = store.get(key) as Map<number, number> | undefined;
+  const W = big(limit.windowMs);
+  const L = big(limit.limit);
+  const c = big(cost);
+  const k = Math.floor(now / limit.windowMs);
+  const e = big(now) - big(k) * W;
+  const p = big(counts?.get(k - 1) ?? 0);
+  const q = big(counts?.get(k) ?? 0);
+  const remaining = (qAfter: bigint): number =>
+    Number(floorDiv(L * W - p * (W - e) - qAfter * W, W));
+  const fits = c <= L && p * (W - e) + (q + c) * W <= L * W;
+
+  let wait = Number(W);
+  if (!fits && c <= L) {
+    // The first later e' in this window at which p × (W − e') + (q + c) × W ≤ L × W, if any;
+    // else in the next window, where this window's q is the previous count and nothing is current.
+    let inThisWindow: bigint | undefined;
+    if (q + c <= L) {
+      const e1 = W - floorDiv((L - q - c) * W, p);
+      if (e1 < W) inThisWindow = e1 - e;
+    }
+    if (inThisWindow !== undefined) wait = Number(inThisWindow);
+    else {
+      const e2 = q === 0n ? 0n : W - floorDiv((L - c) * W, q);
+      wait = Number(W - e + (e2 > 0n ? e2 : 0n));
+    }
+  }
+  const resetMs = Number(W - e);
+  return {
+    fits,
+    wait,
+    standing: state(limit, remaining(q), resetMs),
+    admit() {
+      if (counts === undefined) {
+        counts = new Map();
+        store.set(key, counts);
+      }
+      counts.set(k, Number(q + c));
+      return state(limit, remaining(q + c), resetMs);
+    },
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+// sliding-log: every admitted unit of cost as an entry stamped with its time.
+// ---------------------------------------------------------------------------------------------
+
+const slidingLog: UnitModel = (store, key, limit, cost, _burst, now) => {
+  if (limit.limit === 0) return zeroLimit(limit);
+  const L = limit.limit;
+  const W = limit.windowMs;
+  let log = store.get(key) as number[] | undefined;
+  /** The entries that count at `now`, oldest first, and when each stops counting. */
+  const counting = (entries: readonly number[]): number[] =>
+    entries
+      .filter((t) => now < t + W)
+      .sort((a, b) => a - b)
+      .map((t) => t + W - now);
+  const reset = (leaving: readonly number[]): number => {
+    const n = leaving.length;
+    // No request of cost 1 fits: until one does, when the (n + 1 − L)-th oldest entry leaves.
+    if (n + 1 > L) return leaving[n + 1 - L - 1]!;
+    return n > 0 ? leaving[0]! : W;
+  };
+  const before = counting(log ?? []);
+  const n = before.length;
+  const fits = cost <= L && n + cost <= L;
+  return {
+    fits,
+    // Until the (n + c − L)-th oldest entry stops counting.
+    wait: cost > L ? W : fits ? 0 : before[n + cost - L - 1]!,
+    standing: state(limit, L - n, reset(before)),
+    admit() {
+      if (log === undefined) {
+        log = [];
+        store.set(key, log);
+      }
+      for (let i = 0; i < cost; i++) log.push(now);
+      const after = counting(log);
+      return state(limit, L - after.length, reset(after));
+    },
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+// token-bucket: GCRA, stored as the JSDoc says, as the end of the debt and a remainder.
+// ---------------------------------------------------------------------------------------------
+
+interface Bucket {
+  /** When the debt `D` reaches 0. */
+  end: number;
+  /** `ceil(D / L) × L − D` at the time it was stored. */
+  r: bigint;
+}
+
+const tokenBucket: UnitModel = (store, key, limit, cost, burst, now) => {
+  if (limit.limit === 0) return zeroLimit(limit);
+  const L = big(limit.limit);
+  const W = big(limit.windowMs);
+  const B = big(burst ?? limit.limit);
+  const c = big(cost);
+  const stored = store.get(key) as Bucket | undefined;
+  const debt = (): bigint => {
+    if (stored === undefined || stored.end <= now) return 0n;
+    const D = big(stored.end - now) * L - stored.r;
+    return D > 0n ? D : 0n;
+  };
+  const D = debt();
+  const fits = c <= B && D + c * W <= B * W;
+  const view = (d: bigint): UnitState =>
+    state(limit, Number(floorDiv(B * W - d, W)), Number(ceilDiv(d, L)));
+  return {
+    fits,
+    wait: c > B ? Number(W) : Number(ceilDiv(D + c * W - B * W, L)),
+    standing: view(D),
+    admit() {
+      const after = D + c * W;
+      const toFull = ceilDiv(after, L);
+      store.set(key, { end: now + Number(toFull), r: toFull * L - after } satisfies Bucket);
+      return view(after);
+    },
+  };
+};
+
+const MODELS: Readonly<Record<RateLimitAlgorithm, UnitModel>> = {
+  'fixed-window': fixedWindow,
+  'sliding-window': slidingWindow,
+  'sliding-log': slidingLog,
+  'token-bucket': tokenBucket,
+};
+
+/**
+ * The whole backend contract in memory: counters per (counter, algorithm, unit, window length),
+ * blocks per user. One instance stands for one backend; pass each call's time.
+ */
+export class ReferenceBackend {
+  /** Every unit's state; keys are JSON arrays, so no two parts can merge. */
+  private readonly units = new Map<string, unknown>();
+  /** Per algorithm, the keys of `units` of each counter, for `reset`. */
+  private readonly blocks = new Map<string, number>();
+
+  /** @param algorithm what a query that names none counts with (the backend's default) */
+  constructor(readonly algorithm: RateLimitAlgorithm = 'fixed-window') {}
+
+  /** The decision of one query at `now`, counted when admitted. */
+  consume(query: ConsumeQuery, now: number): ConsumeResult {
+    const algorithm = query.algorithm ?? this.algorithm;
+    const cost = query.cost ?? 1;
+    const model = MODELS[algorithm];
+    const views = query.limits.map((limit) =>
+      model(this.units, this.keyOf(query.counter, algorithm, limit), limit, cost, query.burst, now),
+    );
+
+    // The exhausted unit with the longest wait. Reading: on a tie, the first in rule order.
+    let unit: RateLimitUnitName | undefined;
+    let wait = 0;
+    views.forEach((view, i) => {
+      if (!view.fits && (unit === undefined || view.wait > wait)) {
+        unit = query.limits[i]!.unit;
+        wait = view.wait;
+      }
+    });
+    const standing = views.map((view) => view.standing);
+
+    const until = this.blocks.get(query.counter.user);
+    if (until !== undefined && now < until) {
+      return {
+        allowed: false,
+        retryAfterMs: Math.max(until - now, wait),
+        blocked: true,
+        unit,
+        units: standing,
+      };
+    }
+    if (unit !== undefined) {
+      if (query.blockMs > 0) {
+        this.blocks.set(query.counter.user, now + query.blockMs);
+        return {
+          allowed: false,
+          retryAfterMs: Math.max(query.blockMs, wait),
+          blocked: true,
+          unit,
+          units: standing,
+        };
+      }
+      return { allowed: false, retryAfterMs: wait, blocked: false, unit, units: standing };
+    }
+    return {
+      allowed: true,
+      retryAfterMs: 0,
+      blocked: false,
+      unit: undefined,
+      units: views.map((view) => view.admit()),
+    };
+  }
+
+  /** Lifts the user's block; whether one was active at `now`. */
+  unblock(user: string, now: number): boolean {
+    const until = this.blocks.get(user);
+    this.blocks.delete(user);
+    return until !== undefined && now < until;
+  }
+
+  /**
+   * Forgets every unit of `counter`, for every algorithm and window. Whether any unit still held
+   * something at `now`. Reading: a fixed window while `now` is inside it, a sliding window while
+   * its current or previous window counted anything, a log while an entry counts, a bucket while
+   * its debt is above 0.
+   */
+  reset(counter: RateLimitCounter, now: number): boolean {
+    const prefix = JSON.stringify([counter.user, counter.scope, counter.method]).slice(0, -1) + ',';
+    let existed = false;
+    for (const [key, value] of [...this.units]) {
+      if (!key.startsWith(prefix)) continue;
+      const [, , , algorithm, , windowMs] = JSON.parse(key) as [
+        string,
+        string,
+        string,
+        RateLimitAlgorithm,
+        string,
+        number,
+      ];
+      existed ||= holdsSomething(algorithm, value, windowMs, now);
+      this.units.delete(key);
+    }
+    return existed;
+  }
+
+  private keyOf(
+    counter: RateLimitCounter,
+    algorithm: RateLimitAlgorithm,
+    limit: UnitLimit,
+  ): string {
+    return JSON.stringify([
+      counter.user,
+      counter.scope,
+      counter.method,
+      algorithm,
+      limit.unit,
+      limit.windowMs,
+    ]);
+  }
+}
+
+function holdsSomething(
+  algorithm: RateLimitAlgorithm,
+  value: unknown,
+  windowMs: number,
+  now: number,
+): boolean {
+  switch (algorithm) {
+    case 'fixed-window':
+      return now < (value as FixedWindow).start + windowMs;
+    case 'sliding-window': {
+      const k = Math.floor(now / windowMs);
+      const counts = value as Map<number, number>;
+      return (counts.get(k) ?? 0) > 0 || (counts.get(k - 1) ?? 0) > 0;
+    }
+    case 'sliding-log':
+      return (value as number[]).some((t) => now < t + windowMs);
+    case 'token-bucket':
+      return (value as Bucket).end > now;
+  }
+}
