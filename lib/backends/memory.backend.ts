@@ -236,10 +236,15 @@ export class MemoryBackend extends RateLimitBackend {
     const created = (store: EntryStore<unknown>): void => {
       this.storeList.push(store);
     };
-    this.fixedWindows = new AlgorithmStores(COUNTERS['fixed-window'], created);
-    this.slidingWindows = new AlgorithmStores(COUNTERS['sliding-window'], created);
-    this.slidingLogs = new AlgorithmStores(COUNTERS['sliding-log'], created);
-    this.tokenBuckets = new AlgorithmStores(COUNTERS['token-bucket'], created);
+    const beforeNewEntry = (now: number): void => {
+      if (this.size >= this.maxKeys) this.makeRoom(now);
+    };
+    const storesOf = (algorithm: RateLimitAlgorithm): AlgorithmStores =>
+      new AlgorithmStores(COUNTERS[algorithm], created, beforeNewEntry);
+    this.fixedWindows = storesOf('fixed-window');
+    this.slidingWindows = storesOf('sliding-window');
+    this.slidingLogs = storesOf('sliding-log');
+    this.tokenBuckets = storesOf('token-bucket');
     this.defaultStores = this.storesOf(algorithm);
   }
 
@@ -304,9 +309,7 @@ export class MemoryBackend extends RateLimitBackend {
         ? limit.windowMs
         : counter.wait(entry, limit, capacity, cost, now);
     if (wait > 0) return this.rejectOne(query, counter, entry, capacity, now, wait);
-    const placed = counter.count(entry, limit, capacity, cost, now);
-    if (placed !== undefined) this.insert(store, key, placed, now);
-    return admitted([counter.stateOf(placed ?? entry, limit, capacity, now)]);
+    return admitted([counter.admit(store, key, entry, limit, capacity, cost, now)]);
   }
 
   /**
@@ -377,9 +380,7 @@ export class MemoryBackend extends RateLimitBackend {
     for (let i = 0; i < n; i++) {
       const limit = limits[i]!;
       const capacity = counter.capacity(limit.limit, burst);
-      const placed = counter.count(entries[i], limit, capacity, cost, now);
-      if (placed !== undefined) this.insert(unitStores[i]!, key, placed, now);
-      units[i] = counter.stateOf(placed ?? entries[i], limit, capacity, now);
+      units[i] = counter.admit(unitStores[i]!, key, entries[i], limit, capacity, cost, now);
     }
     return admitted(units);
   }
@@ -507,16 +508,6 @@ export class MemoryBackend extends RateLimitBackend {
             `expected one of ${ALL_ALGORITHMS.join(', ')}.`,
         );
     }
-  }
-
-  /**
-   * Puts `entry` at the back of its store, making room first when it is a new entry. Deleting
-   * first is what moves an existing entry to the back (a Map keeps a key's place on set), and the
-   * stores' front cursors rely on it.
-   */
-  private insert(store: EntryStore<unknown>, key: string, entry: unknown, now: number): void {
-    if (!store.entries.delete(key) && this.size >= this.maxKeys) this.makeRoom(now);
-    store.append(key, entry);
   }
 
   private startBlock(user: string, until: number, now: number): void {

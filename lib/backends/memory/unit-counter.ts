@@ -1,5 +1,6 @@
 import type { RateLimitAlgorithm, UnitLimit } from '../../rules/rule-units.js';
 import type { UnitState } from '../rate-limit.backend.js';
+import type { EntryStore } from './entry-store.js';
 
 /**
  * How `MemoryBackend` counts one unit with one algorithm: the decision on one stored entry (a
@@ -27,21 +28,23 @@ export interface UnitCounter<E> {
    */
   wait(entry: E | undefined, limit: UnitLimit, capacity: number, cost: number, now: number): number;
 
-  /** The unit as it stands: after {@link count}, the state an admitted request reports. */
+  /** The unit as it stands, counting nothing. */
   stateOf(entry: E | undefined, limit: UnitLimit, capacity: number, now: number): UnitState;
 
   /**
-   * Counts a request that {@link wait} admitted. Returns the entry to set at the back of the
-   * store (a new one, or one whose {@link placedAt} moved on), or undefined when `entry` was
-   * updated where it stands.
+   * Counts a request that {@link wait} admitted and reports the unit after it. A new entry, or
+   * one whose {@link placedAt} moves on, is set at the back of `store` ({@link EntryStore.place});
+   * any other is updated where it stands.
    */
-  count(
+  admit(
+    store: EntryStore<E>,
+    key: string,
     entry: E | undefined,
     limit: UnitLimit,
     capacity: number,
     cost: number,
     now: number,
-  ): E | undefined;
+  ): UnitState;
 
   /**
    * From when on the entry counts as absent (exclusive end, backend clock). An entry's expiry may
@@ -52,7 +55,7 @@ export interface UnitCounter<E> {
 
   /**
    * When the entry was (re)set at the back of its store: never decreasing from the front of a
-   * store to its back, and changed by every {@link count} that returns the entry. Eviction takes
+   * store to its back, and changed whenever {@link admit} places the entry again. Eviction takes
    * the entry placed earliest, and the store's front cache tells a re-placed entry by it.
    */
   placedAt(entry: E, windowMs: number): number;
