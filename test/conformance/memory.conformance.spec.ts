@@ -1,49 +1,57 @@
 /**
- * The backend conformance suite against {@link MemoryBackend} (a fixed window), on an injected
- * clock: once from time zero, once from a large clock origin with a sweep after every step (a
- * sweep must never change a decision).
+ * The backend conformance suite and the property tests against {@link MemoryBackend}, every
+ * algorithm, on an injected clock: once from time zero, once from a large clock origin with a
+ * sweep after every step (a sweep must never change a decision).
  */
 import { MemoryBackend } from '../../lib/backends/memory.backend.js';
 import { RATE_LIMIT_ALGORITHMS } from '../../lib/rules/rule-units.js';
 import { describeBackendConformance } from './backend-conformance.js';
 import { describeBackendProperties } from './backend-properties.js';
 
-describeBackendConformance({
-  name: 'memory',
-  algorithm: 'fixed',
-  async create() {
-    let now = 0;
-    const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
-    return {
-      backend,
-      advance(ms: number) {
-        now += ms;
-      },
-      async close() {
-        backend.close();
-      },
-    };
-  },
-});
+for (const algorithm of RATE_LIMIT_ALGORITHMS) {
+  // Fixed windows through the backend's default (queries name no algorithm), the others named.
+  const namesAlgorithm = algorithm !== 'fixed-window';
+  describeBackendConformance({
+    name: 'memory',
+    algorithm,
+    namesAlgorithm,
+    async create() {
+      let now = 0;
+      const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
+      return {
+        backend,
+        now: () => now,
+        advance(ms: number) {
+          now += ms;
+        },
+        async close() {
+          backend.close();
+        },
+      };
+    },
+  });
 
-describeBackendConformance({
-  name: 'memory (clock from 2^40 ms, sweep on every advance)',
-  algorithm: 'fixed',
-  async create() {
-    let now = 2 ** 40;
-    const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
-    return {
-      backend,
-      advance(ms: number) {
-        now += ms;
-        backend.sweep();
-      },
-      async close() {
-        backend.close();
-      },
-    };
-  },
-});
+  describeBackendConformance({
+    name: 'memory (clock from 2^40 ms, sweep on every advance)',
+    algorithm,
+    namesAlgorithm,
+    async create() {
+      let now = 2 ** 40;
+      const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
+      return {
+        backend,
+        now: () => now,
+        advance(ms: number) {
+          now += ms;
+          backend.sweep();
+        },
+        async close() {
+          backend.close();
+        },
+      };
+    },
+  });
+}
 
 describeBackendProperties({
   name: 'MemoryBackend',

@@ -1,7 +1,8 @@
 /**
- * The backend conformance suite against {@link RedisBackend} (fixed window) and
- * {@link SlidingRedisBackend} (sliding log), each on a single Redis node and on a 3-master
- * cluster: real servers started by the harness, one of each shared by every test of this file.
+ * The backend conformance suite and the property tests against {@link RedisBackend} (every
+ * algorithm) and {@link SlidingRedisBackend} (its sliding log), each on a single Redis node and on
+ * a 3-master cluster: real servers started by the harness, one of each shared by every test of
+ * this file.
  *
  * Time: each backend gets a `testClock`, which its scripts use instead of Redis's `TIME`. It
  * starts at a realistic Unix time and only `advance(ms)` moves it, so every call is decided at
@@ -21,7 +22,9 @@ import {
   type RedisClient,
   type RedisTopology,
 } from '../support/redis-topologies.js';
+import { RATE_LIMIT_ALGORITHMS } from '../../lib/rules/rule-units.js';
 import { describeBackendConformance } from './backend-conformance.js';
+import { describeBackendProperties } from './backend-properties.js';
 
 const redis = useRedisTopologies('rlconf');
 
@@ -32,12 +35,20 @@ beforeAll(async () => {
   for (const topology of redis.topologies) shared.set(topology, await topology.client());
 }, 30_000);
 
+/**
+ * Each algorithm on `RedisBackend` (fixed-window as its default, the others named in the
+ * queries), and `SlidingRedisBackend` with its default, the sliding log.
+ */
 const BACKENDS = [
-  { algorithm: 'fixed', Backend: RedisBackend },
-  { algorithm: 'sliding', Backend: SlidingRedisBackend },
+  ...RATE_LIMIT_ALGORITHMS.map((algorithm) => ({
+    algorithm,
+    namesAlgorithm: algorithm !== 'fixed-window',
+    Backend: RedisBackend,
+  })),
+  { algorithm: 'sliding-log', namesAlgorithm: false, Backend: SlidingRedisBackend },
 ] as const;
 
-for (const { algorithm, Backend } of BACKENDS) {
+for (const { algorithm, namesAlgorithm, Backend } of BACKENDS) {
   const variants = [
     ...redis.topologies.map((topology) => ({ topology, name: topology.name, start: START_MS })),
     {
@@ -50,6 +61,7 @@ for (const { algorithm, Backend } of BACKENDS) {
     describeBackendConformance({
       name: `${Backend.name} on a ${variant.name}`,
       algorithm,
+      namesAlgorithm,
       async create() {
         let now = variant.start;
         const backend = new Backend(shared.get(variant.topology)!, {
@@ -58,6 +70,46 @@ for (const { algorithm, Backend } of BACKENDS) {
         });
         return {
           backend,
+          now: () => now,
+          advance(ms: number) {
+            now += ms;
+          },
+          async close() {
+            await backend.close();
+          },
+        };
+      },
+    });
+  }
+}
+
+/**
+ * The properties: every algorithm on `RedisBackend` (named in each query, or its default), and
+ * `SlidingRedisBackend`'s default; a fresh backend per run, on the shared clients. The clock
+ * starts 0.75 ms into a millisecond (readings are truncated). Runs are fewer than in memory: each
+ * step is a round trip.
+ */
+const PROPERTY_BACKENDS = [
+  { Backend: RedisBackend, algorithms: RATE_LIMIT_ALGORITHMS, defaultAlgorithm: 'fixed-window' },
+  { Backend: SlidingRedisBackend, algorithms: [], defaultAlgorithm: 'sliding-log' },
+] as const;
+
+for (const { Backend, algorithms, defaultAlgorithm } of PROPERTY_BACKENDS) {
+  for (const topology of redis.topologies) {
+    describeBackendProperties({
+      name: `${Backend.name} on a ${topology.name}`,
+      algorithms,
+      defaultAlgorithm,
+      runs: algorithms.length === 0 ? 30 : 100,
+      async create() {
+        let now = START_MS + 0.75;
+        const backend = new Backend(shared.get(topology)!, {
+          prefix: redis.freshPrefix(),
+          testClock: () => now,
+        });
+        return {
+          backend,
+          now: () => now,
           advance(ms: number) {
             now += ms;
           },

@@ -69,9 +69,11 @@ function state(limit: UnitLimit, remaining: number, resetMs: number): UnitState 
 }
 
 /**
- * Reading: a limit of 0 admits none, so its remaining is 0 and its reset is the window (what the
- * existing scenarios assert for fixed-window and sliding-log), for every algorithm; the token
- * bucket's formulas would divide by `L = 0` or report `burst` remaining.
+ * A limit of 0: never fits, the window as the wait. Reading: its remaining is 0 and its reset the
+ * window where the algorithm's own formula does not apply (fixed-window's fresh window, what the
+ * existing scenarios assert for fixed-window and sliding-log; the sliding log's "until one fits",
+ * which never comes; the token bucket's `ceil(D / L)` and `burst` remaining). The sliding
+ * window's formulas do apply (remaining 0, reset `W − e`), so it does not use this.
  */
 function zeroLimit(limit: UnitLimit): UnitView {
   return {
@@ -123,7 +125,6 @@ const fixedWindow: UnitModel = (store, key, limit, cost, _burst, now) => {
 // ---------------------------------------------------------------------------------------------
 
 const slidingWindow: UnitModel = (store, key, limit, cost, _burst, now) => {
-  if (limit.limit === 0) return zeroLimit(limit);
   let counts = store.get(key) as Map<number, number> | undefined;
   const W = big(limit.windowMs);
   const L = big(limit.limit);
@@ -134,10 +135,10 @@ const slidingWindow: UnitModel = (store, key, limit, cost, _burst, now) => {
   const q = big(counts?.get(k) ?? 0);
   const remaining = (qAfter: bigint): number =>
     Number(floorDiv(L * W - p * (W - e) - qAfter * W, W));
-  const fits = c <= L && p * (W - e) + (q + c) * W <= L * W;
+  const fits = L > 0n && c <= L && p * (W - e) + (q + c) * W <= L * W;
 
   let wait = Number(W);
-  if (!fits && c <= L) {
+  if (!fits && L > 0n && c <= L) {
     // The first later e' in this window at which p × (W − e') + (q + c) × W ≤ L × W, if any;
     // else in the next window, where this window's q is the previous count and nothing is current.
     let inThisWindow: bigint | undefined;
