@@ -32,8 +32,9 @@
  * from the first request after the previous window ended; a sliding log admits a request at `t`
  * when fewer than `limit` admitted requests have timestamps in `(t - window, t]`); their
  * hand-written numbers are asserted with {@link classicExpect}, for those two algorithms, while
- * sliding-window and token-bucket follow the model at every step of them. The scenarios from
- * "Costs" on carry hand-computed numbers for all four algorithms, which checks the model too.
+ * sliding-window and token-bucket follow the model at every step of them. The scenarios that use
+ * {@link per4} (the first one, limit 0, and those from "Costs" on) carry hand-computed numbers for
+ * all four algorithms, which checks the model too.
  *
  * @module
  */
@@ -334,20 +335,45 @@ export function describeBackendConformance(fixture: BackendFixture): void {
     it('admits up to the limit, then rejects with the exact time left', async () => {
       const { at, consume, counter, query } = ctx;
       const q = query({ minute: 3 }, counter());
-      classicExpect(await consume(q)).toEqual(admitted(unitState('minute', 3, 2, MINUTE)));
-      classicExpect(await consume(q)).toEqual(admitted(unitState('minute', 3, 1, MINUTE)));
-      classicExpect(await consume(q)).toEqual(admitted(unitState('minute', 3, 0, MINUTE)));
+      const minute = (remaining: number, resetMs: number): UnitState =>
+        unitState('minute', 3, remaining, resetMs);
+      // Token bucket: each request is 20 s of debt (3 per minute).
+      expect(await consume(q)).toEqual(
+        admitted(minute(2, per4({ ...EVERY(MINUTE), 'token-bucket': 20_000 }))),
+      );
+      expect(await consume(q)).toEqual(
+        admitted(minute(1, per4({ ...EVERY(MINUTE), 'token-bucket': 40_000 }))),
+      );
+      expect(await consume(q)).toEqual(admitted(minute(0, MINUTE)));
       at(10 * SECOND);
-      classicExpect(await consume(q)).toEqual(
-        rejected(50 * SECOND, 'minute', [unitState('minute', 3, 0, 50 * SECOND)]),
+      // Sliding window: in the next window, once 3 × (W − e) ≤ 2 × W (e = 20 s); token bucket:
+      // one token back at 20 s.
+      expect(await consume(q)).toEqual(
+        rejected(
+          per4({ ...EVERY(50 * SECOND), 'sliding-window': 70_000, 'token-bucket': 10_000 }),
+          'minute',
+          [minute(0, 50 * SECOND)],
+        ),
       );
       at(MINUTE - 1);
-      classicExpect(await consume(q)).toEqual(
-        rejected(1, 'minute', [unitState('minute', 3, 0, 1)]),
+      expect(await consume(q)).toEqual(
+        per4({
+          ...EVERY(rejected(1, 'minute', [minute(0, 1)])),
+          'sliding-window': rejected(20_001, 'minute', [minute(0, 1)]),
+          // A debt of 3 units (1 ms at 3 per minute is 3 of 60,000): room for one.
+          'token-bucket': admitted(minute(1, 20_001)),
+        }),
       );
-      // Every admitted request was at 0, so both algorithms start afresh at 60 s.
+      // Every admitted request was at 0, so the fixed window and the log start afresh at 60 s.
       at(MINUTE);
-      classicExpect(await consume(q)).toEqual(admitted(unitState('minute', 3, 2, MINUTE)));
+      expect(await consume(q)).toEqual(
+        per4({
+          ...EVERY(admitted(minute(2, MINUTE))),
+          // 3 × W of the previous window at e = 0: one fits from e = 20 s.
+          'sliding-window': rejected(20_000, 'minute', [minute(0, MINUTE)]),
+          'token-bucket': admitted(minute(1, 40_000)),
+        }),
+      );
     });
 
     it('counts nothing for rejected requests (test_multiple: second=1, minute=3)', async () => {
@@ -594,18 +620,20 @@ export function describeBackendConformance(fixture: BackendFixture): void {
       const q = query({ second: 5, hour: 0 }, target);
       for (const t of [0, 10 * SECOND, 5 * HOUR]) {
         at(t);
-        classicExpect(await consume(q)).toEqual(
+        // The other unit as it stands: a full bucket resets in 0; the sliding window's aligned
+        // hour has W − e left.
+        expect(await consume(q)).toEqual(
           rejected(HOUR, 'hour', [
-            unitState('second', 5, 5, SECOND),
-            unitState('hour', 0, 0, HOUR),
+            unitState('second', 5, 5, per4({ ...EVERY(SECOND), 'token-bucket': 0 })),
+            unitState('hour', 0, 0, per4({ ...EVERY(HOUR), 'sliding-window': HOUR - (t % HOUR) })),
           ]),
         );
       }
       // The second unit of the same counter was never counted.
-      classicExpect(await consume(query({ second: 5 }, target))).toEqual(
-        admitted(unitState('second', 5, 4, SECOND)),
+      expect(await consume(query({ second: 5 }, target))).toEqual(
+        admitted(unitState('second', 5, 4, per4({ ...EVERY(SECOND), 'token-bucket': 200 }))),
       );
-      classicExpect(await consume(query({ minute: 0 }, counter('b')))).toEqual(
+      expect(await consume(query({ minute: 0 }, counter('b')))).toEqual(
         rejected(MINUTE, 'minute', [unitState('minute', 0, 0, MINUTE)]),
       );
     });
