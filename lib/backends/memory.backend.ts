@@ -40,14 +40,15 @@ export interface MemoryBackendOptions {
   /**
    * Most entries kept at once: one entry per (counter, unit, algorithm) plus one per blocked user.
    * It bounds memory whatever the traffic (many distinct users, paths or IPv6 addresses). When a
-   * new entry would pass it, expired entries are dropped first, then the window that started
-   * earliest is evicted (see {@link MemoryBackend} for what that means for its user). At most
-   * 16,777,216, the most entries a JavaScript `Map` can hold.
+   * new entry would pass it, expired entries are dropped first, then the entry placed earliest
+   * (for a fixed window, the window that started earliest) is evicted (see {@link MemoryBackend}
+   * for what that means for its user). At most 16,777,216, the most entries a JavaScript `Map`
+   * can hold.
    * @default 1_000_000
    */
   readonly maxKeys?: number;
   /**
-   * How often, in milliseconds, one background sweep drops expired windows and blocks, so memory
+   * How often, in milliseconds, one background sweep drops expired entries and blocks, so memory
    * is given back even when no new request arrives. The timer is unref'd (it never keeps the
    * process alive) and starts with the first request. `0` turns it off; call
    * {@link MemoryBackend.sweep} yourself then (expired entries are still replaced when their

@@ -17,6 +17,7 @@ import type { EntryStore } from './entry-store.js';
  * through `UnitCounter<unknown>` by the backend, which method parameters' bivariance allows.
  */
 export interface UnitCounter<E> {
+  /** The algorithm this counts. */
   readonly algorithm: RateLimitAlgorithm;
 
   /** The most one request may cost under this unit: its limit, or the bucket's `burst`. */
@@ -47,9 +48,9 @@ export interface UnitCounter<E> {
   ): UnitState;
 
   /**
-   * From when on the entry counts as absent (exclusive end, backend clock). An entry's expiry may
-   * move later while it stays in place; it is never earlier than that of an entry placed before
-   * it by more than {@link MemoryBackend}'s documented sweep delay of the algorithm.
+   * From when on the entry counts as absent (exclusive end, backend clock). For a log or a bucket
+   * it moves later while the entry stays in place, so an expired one can sit behind a live one
+   * for a while; each of those counters says how long at most.
    */
   expiresAt(entry: E, windowMs: number): number;
 
