@@ -31,9 +31,9 @@
  * were written for fixed-window and sliding-log (a fixed window covers `[start, start + window)`
  * from the first request after the previous window ended; a sliding log admits a request at `t`
  * when fewer than `limit` admitted requests have timestamps in `(t - window, t]`); their
- * hand-written numbers are asserted with {@link classicExpect}, for those two algorithms, while
+ * hand-written numbers are asserted with `classicExpect`, for those two algorithms, while
  * sliding-window and token-bucket follow the model at every step of them. The scenarios that use
- * {@link per4} (the first one, limit 0, and those from "Costs" on) carry hand-computed numbers for
+ * `per4` (the first one, limit 0, and those from "Costs" on) carry hand-computed numbers for
  * all four algorithms, which checks the model too.
  *
  * @module

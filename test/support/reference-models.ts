@@ -69,11 +69,10 @@ function state(limit: UnitLimit, remaining: number, resetMs: number): UnitState 
 }
 
 /**
- * A limit of 0: never fits, the window as the wait. Reading: its remaining is 0 and its reset the
- * window where the algorithm's own formula does not apply (fixed-window's fresh window, what the
- * existing scenarios assert for fixed-window and sliding-log; the sliding log's "until one fits",
- * which never comes; the token bucket's `ceil(D / L)` and `burst` remaining). The sliding
- * window's formulas do apply (remaining 0, reset `W − e`), so it does not use this.
+ * A limit of 0 for the sliding log and the token bucket: never fits, the window as the wait, 0
+ * remaining and the window as reset (the JSDoc's rule for a limit of 0, where the algorithm's own
+ * formulas do not apply: the log's "until one fits" never comes, the bucket's `ceil(D / L)` would
+ * divide by 0). The fixed and sliding windows report theirs as they stand (see each).
  */
 function zeroLimit(limit: UnitLimit): UnitView {
   return {
@@ -96,18 +95,18 @@ interface FixedWindow {
 }
 
 const fixedWindow: UnitModel = (store, key, limit, cost, _burst, now) => {
-  if (limit.limit === 0) return zeroLimit(limit);
   const L = limit.limit;
   const W = limit.windowMs;
   const stored = store.get(key) as FixedWindow | undefined;
   const live = stored !== undefined && now < stored.start + W;
   const count = live ? stored.count : 0;
   const timeLeft = live ? stored.start + W - now : W;
-  const fits = cost <= L && count + cost <= L;
+  const fits = L > 0 && cost <= L && count + cost <= L;
   return {
     fits,
-    // A cost above L never fits: the window as the wait. Otherwise the window's time left.
-    wait: cost > L ? W : timeLeft,
+    // A limit of 0 or a cost above L never fits: the window as the wait. Otherwise the window's
+    // time left. (A limit of 0 reports the window as it stands, as the JSDoc says.)
+    wait: L === 0 || cost > L ? W : timeLeft,
     standing: state(limit, L - count, timeLeft),
     admit() {
       if (live) {
