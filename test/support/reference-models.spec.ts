@@ -2,8 +2,9 @@
  * Checks the oracle itself where a second, even plainer reading exists: a rejected request's wait
  * is "the first later millisecond at which the same request would be admitted if nothing else
  * came" (RateLimitAlgorithm JSDoc), which a brute-force search over every later millisecond
- * finds for small windows. The backends are checked against the model elsewhere
- * (test/conformance/).
+ * finds for small windows; and with several units and blocks, `retryAfterMs` is "the time until a
+ * request would really be admitted" (RateLimitBackend JSDoc): exactly then, not a millisecond
+ * before. The backends are checked against the model elsewhere (test/conformance/).
  */
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
@@ -33,13 +34,19 @@ function replay(
 
 describe('reference models', () => {
   it.each(RATE_LIMIT_ALGORITHMS)(
-    '%s: a rejected request is admitted exactly its wait later, and not a millisecond before',
+    '%s: a rejected request is admitted exactly retryAfterMs later, and not a millisecond before',
     (algorithm) => {
       fc.assert(
         fc.property(
           fc.record({
-            windowMs: fc.integer({ min: 1, max: 30 }),
-            limit: fc.integer({ min: 1, max: 5 }),
+            units: fc.uniqueArray(
+              fc.record({
+                windowMs: fc.integer({ min: 1, max: 30 }),
+                limit: fc.integer({ min: 1, max: 5 }),
+              }),
+              { minLength: 1, maxLength: 2, selector: (u) => u.windowMs },
+            ),
+            blockMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40 })),
             burst: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
             steps: fc.array(
               fc.record({
@@ -50,11 +57,13 @@ describe('reference models', () => {
             ),
             cost: fc.integer({ min: 1, max: 4 }),
           }),
-          ({ windowMs, limit, burst, steps, cost }) => {
+          ({ units, blockMs, burst, steps, cost }) => {
             const query = (c: number): ConsumeQuery => ({
               counter: { user: 'u', scope: 'zone:z', method: '*' },
-              limits: [{ unit: 'window', limit, windowMs }],
-              blockMs: 0,
+              limits: [...units]
+                .sort((a, b) => a.windowMs - b.windowMs)
+                .map(({ limit, windowMs }) => ({ unit: 'window', limit, windowMs })),
+              blockMs,
               algorithm,
               cost: c,
               ...(algorithm === 'token-bucket' && burst !== undefined ? { burst } : {}),
@@ -62,13 +71,23 @@ describe('reference models', () => {
             const { model, now } = replay(algorithm, query, steps);
             const decision = model.consume(query(cost), now);
             if (decision.allowed) return;
-            const capacity = algorithm === 'token-bucket' ? (burst ?? limit) : limit;
-            if (cost > capacity) {
-              expect(decision.retryAfterMs).toBe(windowMs); // never admitted: the window
+            const capacity = (limit: number): number =>
+              algorithm === 'token-bucket' ? (burst ?? limit) : limit;
+            const tooBig = units.filter((u) => cost > capacity(u.limit));
+            if (tooBig.length > 0) {
+              // Never admitted: at least that unit's window.
+              for (const u of tooBig) {
+                expect(decision.retryAfterMs).toBeGreaterThanOrEqual(u.windowMs);
+              }
               return;
             }
-            const admittedAfter = (dt: number): boolean =>
-              replay(algorithm, query, steps).model.consume(query(cost), now + dt).allowed;
+            // The same history, this rejected request too (it may have started a block), then
+            // the same request `dt` later.
+            const admittedAfter = (dt: number): boolean => {
+              const again = replay(algorithm, query, steps).model;
+              again.consume(query(cost), now);
+              return again.consume(query(cost), now + dt).allowed;
+            };
             expect(decision.retryAfterMs).toBeGreaterThan(0);
             for (let dt = 1; dt < decision.retryAfterMs; dt++) {
               expect({ dt, admitted: admittedAfter(dt) }).toEqual({ dt, admitted: false });
