@@ -21,7 +21,7 @@ export function assertBackendSupports(
     const algorithm = rule.algorithm ?? backend.algorithm;
     const fail = (problem: string): never => {
       throw new RateLimitConfigError(
-        'RATE_LIMIT_UNSUPPORTED_RULE',
+        'RATE_LIMIT_INVALID_RULE',
         `Invalid rate-limit rule (${where}): ${problem}`,
       );
     };
@@ -45,6 +45,8 @@ export function assertBackendSupports(
       );
     }
     const problem = exactArithmeticProblem(rule.limits, rule.burst, algorithm);
-    if (problem !== undefined) fail(`${problem.field} ${problem.problem}`);
+    if (problem !== undefined) {
+      fail(`${problem.field} ${problem.problem} It counts with ${own} on ${backend.describe()}.`);
+    }
   }
 }
