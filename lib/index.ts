@@ -19,7 +19,6 @@ export { RateLimitService, type RateLimitDecision } from './rate-limit.service.j
 
 // Rules and decorators: what is limited, and how a bad rule is reported.
 export { Rule, type CostFunction, type RuleInput } from './rules/rule.js';
-export type { RuleWindow } from './rules/rule-window.js';
 export type { PatternKey, RuleList, RuleTableInput } from './rules/rule-table.js';
 export { trustPattern, type TrustedPattern } from './rules/trusted-pattern.js';
 export {

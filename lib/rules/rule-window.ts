@@ -1,17 +1,5 @@
 import { describeValue } from '../config-validation.js';
 
-/**
- * A window of any length, as a rule's `window` field takes it:
- * - a number of seconds, in whole milliseconds: `900`, `1.5`, `0.25` (at least `0.001`);
- * - a string: a whole number of at least 1 and one unit letter, lower case and without spaces:
- *   `'90s'` (seconds), `'15m'` (minutes), `'2h'` (hours), `'7d'` (days).
- *
- * Nothing else is accepted, so that no spelling can mean something other than what it seems:
- * `'15M'` (minutes or months?), `'1.5h'`, `'1h30m'`, `'2w'` and `'90'` are all refused, with the
- * spelling to use instead.
- */
-export type RuleWindow = number | `${number}${'s' | 'm' | 'h' | 'd'}`;
-
 /** Milliseconds per unit letter of a window string. */
 const LETTER_MS: Readonly<Record<string, number>> = Object.freeze({
   s: 1_000,
@@ -22,7 +10,11 @@ const LETTER_MS: Readonly<Record<string, number>> = Object.freeze({
 
 const WINDOW_STRING = /^(\d+)([smhd])$/;
 
-/** What every window error ends with: the forms that work. */
+/**
+ * What a window error says the forms are. Only these, so that no spelling can mean something
+ * other than what it seems: `'15M'` (minutes or months?), `'1.5h'`, `'1h30m'`, `'2w'` and `'90'`
+ * are refused, each with the spelling to use instead.
+ */
 export const WINDOW_FORMS =
   "a number of seconds (such as 900 or 1.5, in whole milliseconds) or a string such as '90s', " +
   "'15m', '2h' or '7d'";
@@ -32,9 +24,9 @@ export type WindowParse =
   { readonly ok: true; readonly ms: number } | { readonly ok: false; readonly problem: string };
 
 /**
- * The length in milliseconds of a rule's `window`, a whole number from 1 to
- * `Number.MAX_SAFE_INTEGER`; or what is wrong with it, as the end of a sentence starting with
- * `"window" `.
+ * The length in milliseconds of a rule's `window` (see `RuleInput.window` for the forms), a
+ * whole number from 1 to `Number.MAX_SAFE_INTEGER`; or what is wrong with it, as the end of a
+ * sentence starting with `"window" `.
  */
 export function windowMs(value: unknown): WindowParse {
   if (typeof value === 'number') return fromSeconds(value);

@@ -10,7 +10,7 @@ import {
   type RateLimitAlgorithm,
   type UnitLimit,
 } from './rule-units.js';
-import { windowMs, type RuleWindow } from './rule-window.js';
+import { windowMs } from './rule-window.js';
 
 /**
  * How many units one request takes, worked out per request: `(request, identity) => number`,
@@ -68,7 +68,7 @@ export interface RuleInput {
    * A window as long as a named unit (`window: '1m'`) is still a unit of its own, with its own
    * counter: it does not share `minute`'s.
    */
-  window?: RuleWindow;
+  window?: number | string;
   /**
    * How this rule's units are counted: `'fixed-window'`, `'sliding-window'`, `'sliding-log'` or
    * `'token-bucket'` (see {@link RateLimitAlgorithm} for the exact definitions). Unset: the
@@ -228,7 +228,7 @@ export class Rule {
   /** The limit of the custom window, as given; undefined when the rule has none. */
   readonly limit: number | undefined;
   /** The custom window as given (seconds or a string such as `'15m'`); see `limits` for its ms. */
-  readonly window: RuleWindow | undefined;
+  readonly window: number | string | undefined;
   /** The rule's own algorithm; undefined: the backend's. */
   readonly algorithm: RateLimitAlgorithm | undefined;
   /** The token bucket's size; undefined: the unit's limit. */
