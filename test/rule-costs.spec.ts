@@ -139,6 +139,79 @@ describe.each(ADAPTERS)('on %s', (adapter: AdapterName) => {
     });
   });
 
+  describe('decisions of the memory backend', () => {
+    @Controller()
+    class CatalogueController {
+      @RateLimit({ hour: 100, zone: 'catalogue', cost: 10 })
+      @Get('report')
+      report(): string {
+        return 'report';
+      }
+
+      @RateLimit({ hour: 100, zone: 'catalogue', cost: 1 })
+      @Get('search')
+      search(): string {
+        return 'found';
+      }
+    }
+
+    it('draws a report (10) and a search (1) from one pool, and rejects a report that no longer fits', () =>
+      withApp(
+        { headers: 'draft-10' },
+        async (t) => {
+          for (let i = 0; i < 9; i++) await t.http.get('/report').set(as('u')).expect(200);
+          let res = await t.http.get('/search').set(as('u')).expect(200);
+          expect(res.headers['ratelimit']).toBe('"hour";r=9;t=3600');
+          // 91 used: a report (10) does not fit and takes nothing, 9 searches still do.
+          res = await t.http.get('/report').set(as('u')).expect(429);
+          expect(res.headers['retry-after']).toBe('3600');
+          for (let i = 0; i < 9; i++) await t.http.get('/search').set(as('u')).expect(200);
+          await t.http.get('/search').set(as('u')).expect(429);
+          await t.http.get('/search').set(as('other')).expect(200);
+        },
+        [CatalogueController],
+      ));
+
+    it('admits a burst, then a steady rate, with a token bucket', () =>
+      withApp(
+        { config: { '/': [{ second: 2, algorithm: 'token-bucket', burst: 4 }] } },
+        async (t) => {
+          for (let i = 0; i < 4; i++) await t.http.get('/').set(as('u')).expect(200);
+          const res = await t.http.get('/').set(as('u')).expect(429);
+          expect(res.headers['retry-after']).toBe('1'); // 500 ms to the next token
+          t.clock.advance(500);
+          await t.http.get('/').set(as('u')).expect(200);
+          await t.http.get('/').set(as('u')).expect(429);
+          t.clock.advance(1_000);
+          await t.http.get('/').set(as('u')).expect(200);
+          await t.http.get('/').set(as('u')).expect(200);
+          await t.http.get('/').set(as('u')).expect(429);
+        },
+      ));
+
+    it('counts with the cost function, per request', () =>
+      withApp({ config: { '/': [{ minute: 10, cost: headerCost }] } }, async (t) => {
+        await t.http
+          .get('/')
+          .set({ ...as('u'), cost: '7' })
+          .expect(200);
+        await t.http
+          .get('/')
+          .set({ ...as('u'), cost: '4' })
+          .expect(429);
+        await t.http
+          .get('/')
+          .set({ ...as('u'), cost: '3' })
+          .expect(200);
+        // More than the limit can ever hold: rejected with the unit's window.
+        const res = await t.http
+          .get('/')
+          .set({ ...as('v'), cost: '11' })
+          .expect(429);
+        expect(res.headers['retry-after']).toBe('60');
+      }));
+  });
+
   describe('a cost function that fails', () => {
     it('lets the request through under failurePolicy open, with one warning until it recovers', async () => {
       const backend = new RecordingBackend();
