@@ -357,10 +357,13 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
         this.failingCosts.delete(rule);
         return value;
       }
-      problem =
-        value instanceof Promise
-          ? 'returned a promise (a cost function must answer synchronously)'
-          : `returned ${describeValue(value)}`;
+      if (value instanceof Promise) {
+        // Its rejection is nobody's to handle once ignored: keep it from crashing the process.
+        value.catch(() => undefined);
+        problem = 'returned a promise (a cost function must answer synchronously)';
+      } else {
+        problem = `returned ${describeValue(value)}`;
+      }
     } catch (error) {
       problem = `threw an error (${errorText(error)})`;
     }

@@ -312,7 +312,9 @@ describe.each(ADAPTERS)('on %s', (adapter: AdapterName) => {
 
     it('says so when it answers with a promise', async () => {
       const backend = new RecordingBackend();
-      const cost = (() => Promise.resolve(1)) as unknown as CostFunction;
+      // A rejected one too: left unhandled, its rejection would end the process.
+      const cost = (() =>
+        Promise.reject(new Error('async plan lookup'))) as unknown as CostFunction;
       await withApp({ backend, config: { '/': [{ minute: 5, cost }] } }, async (t) => {
         const logs = captureLogs();
         await t.http.get('/').set(as('u')).expect(200);
