@@ -564,7 +564,7 @@ describe('start-up validation of the rules against the backend', () => {
       [HelloController],
       [],
       'Invalid rate-limit rule (pattern "/x", rule 1): "month" is too large for ' +
-        "'sliding-window': the limit 4000000 times the window (2678400000 ms) is above " +
+        "'sliding-window': the limit 4000000 times the window (2678400000 ms), four times over, is above " +
         'Number.MAX_SAFE_INTEGER',
     ],
   ])(

@@ -237,9 +237,9 @@ describe('on a rule without a limit', () => {
 
 describe('exact arithmetic of the sliding window and the token bucket', () => {
   const monthMs = 2_678_400_000;
-  const most = Math.floor(SAFE / monthMs);
+  const most = Math.floor(SAFE / 4 / monthMs);
 
-  it('takes the largest limit whose product with the window is safe', () => {
+  it('takes the largest limit whose product with the window is safe four times over', () => {
     expect(new Rule({ month: most, algorithm: 'sliding-window' }).month).toBe(most);
     expect(new Rule({ month: most + 1, algorithm: 'fixed-window' }).month).toBe(most + 1);
     expect(new Rule({ month: SAFE, algorithm: 'sliding-log' }).month).toBe(SAFE);
@@ -247,21 +247,23 @@ describe('exact arithmetic of the sliding window and the token bucket', () => {
     expect(new Rule({ month: most + 1 }).month).toBe(most + 1);
   });
 
-  it('refuses a limit × window above Number.MAX_SAFE_INTEGER', () => {
+  it('refuses a limit × window above a quarter of Number.MAX_SAFE_INTEGER', () => {
     expect(refusal({ month: most + 1, algorithm: 'token-bucket' })).toBe(
       `Invalid rate-limit rule: "month" is too large for 'token-bucket': the limit ${most + 1} ` +
-        `times the window (${monthMs} ms) is above Number.MAX_SAFE_INTEGER, beyond which it ` +
+        `times the window (${monthMs} ms), four times over, is above Number.MAX_SAFE_INTEGER, ` +
+        'beyond which it ' +
         `cannot count exactly. Use at most ${most} for this window, a shorter window, or ` +
         "'fixed-window' or 'sliding-log', which take any limit.",
     );
-    expect(refusal({ limit: 2, window: SAFE / 1000, algorithm: 'sliding-window' })).toMatch(
-      /^Invalid rate-limit rule: "limit" is too large for 'sliding-window': the limit 2 times the window \(9007199254740990 ms\) .* Use at most 1 for this window/,
+    // 4 × 1 × 2,251,799,813,685,000 fits below 2^53 − 1; 4 × 2 × it does not.
+    expect(refusal({ limit: 2, window: 2_251_799_813_685, algorithm: 'sliding-window' })).toMatch(
+      /^Invalid rate-limit rule: "limit" is too large for 'sliding-window': the limit 2 times the window \(2251799813685000 ms\), four times over, .* Use at most 1 for this window/,
     );
   });
 
   it('refuses a burst × window above it', () => {
     expect(refusal({ limit: 1, window: '30d', burst: 4_000_000 })).toMatch(
-      /^Invalid rate-limit rule: "burst" is too large for 'token-bucket': the burst 4000000 times the window \(2592000000 ms\) .* Use at most 3474999 for this window/,
+      /^Invalid rate-limit rule: "burst" is too large for 'token-bucket': the burst 4000000 times the window \(2592000000 ms\), four times over, .* Use at most 868749 for this window/,
     );
   });
 });
