@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
-import { standardWindowMs, type UnitLimit } from '../../rules/rule-units.js';
+import {
+  standardWindowMs,
+  type RateLimitAlgorithm,
+  type UnitLimit,
+} from '../../rules/rule-units.js';
 import type { RateLimitCounter } from '../rate-limit.backend.js';
 
 /**
@@ -21,6 +25,16 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   `limit`) plus those that left it since the last request. (The sliding script before version 3
  *   kept a sorted set under `s:` and a sequence under `q:`; the current one never reads those
  *   keys, which expire by themselves.)
+ *
+ * - `<prefix>{<user>}sw:<scope><method>:<unit>` (string, `'sliding-window'`): the weighted
+ *   two-window counter of one unit, `<window index>:<previous cost>:<current cost>`, expiring when
+ *   the window after its window ends.
+ * - `<prefix>{<user>}tb:<scope><method>:<unit>` (string, `'token-bucket'`): the bucket of one
+ *   unit, expiring when it is full again, its value the remainder that makes its debt exact.
+ *
+ * Each algorithm has its own kind (`w`, `l`, `sw`, `tb`; the first two as before algorithms
+ * existed, so the windows and logs running when an application upgrades keep counting), so a
+ * counter whose rule switches algorithms never reads another algorithm's value.
  *
  * `<unit>` is the unit name (`second` ... `month`), or `<unit>/<windowMs>` for a hand-built query
  * whose window is not the unit's standard one (as `MemoryBackend` keeps those apart too).
@@ -195,6 +209,37 @@ export function slidingLogKey(
  */
 export function slidingLogKeyAt(start: string, part: string, name: string): string {
   return `${start}l:${part}:${name}`;
+}
+
+/** The kind of key each algorithm keeps its counters under (see the layout above). */
+export const ALGORITHM_KEY_KINDS: Readonly<Record<RateLimitAlgorithm, string>> = Object.freeze({
+  'fixed-window': 'w',
+  'sliding-log': 'l',
+  'sliding-window': 'sw',
+  'token-bucket': 'tb',
+});
+
+/** `<prefix>{<user>}<kind>:<scope><method>:<unit>`: one unit of one counter of `algorithm`. */
+export function unitKey(
+  prefix: string,
+  counter: RateLimitCounter,
+  algorithm: RateLimitAlgorithm,
+  limit: Pick<UnitLimit, 'unit' | 'windowMs'>,
+): string {
+  return unitKeyAt(
+    userKeyStart(prefix, counter.user),
+    ALGORITHM_KEY_KINDS[algorithm],
+    counterPart(counter),
+    unitName(limit),
+  );
+}
+
+/**
+ * {@link unitKey} from the user's {@link userKeyStart}, the algorithm's key kind, the
+ * {@link counterPart} and the {@link unitName}.
+ */
+export function unitKeyAt(start: string, kind: string, part: string, name: string): string {
+  return `${start}${kind}:${part}:${name}`;
 }
 
 /**
