@@ -57,7 +57,7 @@ describeBackendProperties({
   name: 'MemoryBackend',
   algorithms: RATE_LIMIT_ALGORITHMS,
   defaultAlgorithm: 'fixed-window',
-  runs: 300,
+  runs: 500,
   async create() {
     let now = 0;
     const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
@@ -77,7 +77,7 @@ describeBackendProperties({
 describeBackendProperties({
   name: 'MemoryBackend, clock from 2^40 ms + 0.5, sweep on every advance',
   algorithms: RATE_LIMIT_ALGORITHMS,
-  runs: 150,
+  runs: 200,
   async create() {
     let now = 2 ** 40 + 0.5;
     const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });

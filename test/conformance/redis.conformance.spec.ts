@@ -100,7 +100,7 @@ for (const { Backend, algorithms, defaultAlgorithm } of PROPERTY_BACKENDS) {
       name: `${Backend.name} on a ${topology.name}`,
       algorithms,
       defaultAlgorithm,
-      runs: algorithms.length === 0 ? 30 : 100,
+      runs: algorithms.length === 0 ? 60 : 300,
       async create() {
         let now = START_MS + 0.75;
         const backend = new Backend(shared.get(topology)!, {
