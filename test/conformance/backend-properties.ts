@@ -53,7 +53,7 @@ export interface PropertyFixture {
 
 /** One unit a counter's rules may carry (the same limit whichever rule carries it). */
 interface UnitSpec {
-  readonly unit: 'second' | 'minute' | 'window';
+  readonly unit: 'second' | 'minute' | 'day' | 'month' | 'window';
   readonly windowMs: number;
   readonly limit: number;
 }
@@ -156,15 +156,110 @@ const consume = (maxCost: number): fc.Arbitrary<Op> =>
     ),
   });
 
+/**
+ * The largest limit (or burst) the rules accept for a window (lib/rules/exact-arithmetic.ts):
+ * four times limit × window at most `Number.MAX_SAFE_INTEGER`.
+ */
+const mostFor = (windowMs: number): number => Math.floor(Number.MAX_SAFE_INTEGER / 4 / windowMs);
+
+/** A limit up to the exact-arithmetic bound of its window, often right at it. */
+const bigLimit = (windowMs: number): fc.Arbitrary<number> =>
+  fc.oneof(
+    fc.integer({ min: 0, max: 3 }).map((below) => mostFor(windowMs) - below),
+    fc.integer({ min: 1, max: mostFor(windowMs) }),
+  );
+
+/** Long windows (a day, a month, up to three months) with limits up to their bound. */
+const bigUnitSpec: fc.Arbitrary<UnitSpec> = fc.oneof(
+  bigLimit(86_400_000).map((limit) => ({ unit: 'day' as const, windowMs: 86_400_000, limit })),
+  bigLimit(2_678_400_000).map((limit) => ({
+    unit: 'month' as const,
+    windowMs: 2_678_400_000,
+    limit,
+  })),
+  fc
+    .integer({ min: 1_000_000, max: 3 * 2_678_400_000 })
+    .chain((windowMs) =>
+      bigLimit(windowMs).map((limit) => ({ unit: 'window' as const, windowMs, limit })),
+    ),
+);
+
+/**
+ * A counter at the bound: its burst, if any, within the bound of its longest window. Not the
+ * sliding log, whose memory grows with the limit (an entry per unit of cost): O(1) algorithms only.
+ */
+function bigCounterSpec(fixture: PropertyFixture): fc.Arbitrary<CounterSpec> {
+  const algorithms: (RateLimitAlgorithm | undefined)[] = fixture.algorithms.filter(
+    (algorithm) => algorithm !== 'sliding-log',
+  );
+  if (fixture.defaultAlgorithm !== undefined && fixture.defaultAlgorithm !== 'sliding-log') {
+    algorithms.push(undefined);
+  }
+  return fc
+    .record({
+      algorithm: fc.constantFrom(...algorithms),
+      units: fc
+        .uniqueArray(bigUnitSpec, { minLength: 1, maxLength: 2, selector: (u) => u.windowMs })
+        .map((units) => [...units].sort((a, b) => a.windowMs - b.windowMs)),
+    })
+    .chain(({ algorithm, units }) =>
+      fc
+        .option(
+          bigLimit(units[units.length - 1]!.windowMs).filter((b) => b >= 1),
+          {
+            nil: undefined,
+          },
+        )
+        .map((burst) => ({ algorithm, burst, units })),
+    );
+}
+
 /** A random schedule: the comparison with the model. */
 function schedule(fixture: PropertyFixture): fc.Arbitrary<Schedule> {
+  return scheduleOf(counterSpec(fixture, 6), consume(fixture.maxCost ?? 4), advance);
+}
+
+/**
+ * A random schedule at the exact-arithmetic bound: limits, bursts and costs in the hundreds of
+ * thousands to millions, windows of days and months, clock moves of up to two months.
+ */
+function bigSchedule(fixture: PropertyFixture): fc.Arbitrary<Schedule> {
+  return scheduleOf(
+    bigCounterSpec(fixture),
+    fc.record({
+      kind: fc.constant('consume' as const),
+      counter: fc.integer({ min: 0, max: COUNTERS - 1 }),
+      mask: fc.integer({ min: 1, max: 3 }),
+      cost: fc.oneof(
+        fc.constant(undefined),
+        fc.integer({ min: 1, max: 1_000 }),
+        fc.integer({ min: 1, max: mostFor(86_400_000) }),
+      ),
+      blockMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2_678_400_000 })),
+    }),
+    fc.record({
+      kind: fc.constant('advance' as const),
+      ms: fc.oneof(
+        fc.integer({ min: 0, max: 1_000 }),
+        fc.integer({ min: 0, max: 86_400_000 }),
+        fc.integer({ min: 0, max: 2 * 2_678_400_000 }),
+      ),
+    }),
+  );
+}
+
+function scheduleOf(
+  counter: fc.Arbitrary<CounterSpec>,
+  consumeOp: fc.Arbitrary<Op>,
+  advanceOp: fc.Arbitrary<Op>,
+): fc.Arbitrary<Schedule> {
   return fc.record({
     startMs: START_MS,
-    counters: fc.array(counterSpec(fixture, 6), { minLength: COUNTERS, maxLength: COUNTERS }),
+    counters: fc.array(counter, { minLength: COUNTERS, maxLength: COUNTERS }),
     ops: fc.array(
       fc.oneof(
-        { weight: 10, arbitrary: consume(fixture.maxCost ?? 4) },
-        { weight: 4, arbitrary: advance },
+        { weight: 10, arbitrary: consumeOp },
+        { weight: 4, arbitrary: advanceOp },
         {
           weight: 1,
           arbitrary: fc.record({
@@ -271,9 +366,10 @@ export function describeBackendProperties(fixture: PropertyFixture): void {
       };
     }
 
-    it('gives the reference model’s result for every step of a random schedule', async () => {
+    /** Replays each schedule on the backend and the model, comparing every step. */
+    async function replaysLikeTheModel(schedules: fc.Arbitrary<Schedule>, seed: number) {
       await fc.assert(
-        fc.asyncProperty(schedule(fixture), async ({ startMs, counters, ops }) => {
+        fc.asyncProperty(schedules, async ({ startMs, counters, ops }) => {
           const run = await startRun(startMs);
           const { backend } = run;
           for (const [step, op] of ops.entries()) {
@@ -305,9 +401,19 @@ export function describeBackendProperties(fixture: PropertyFixture): void {
             expect({ step, op, result: got }).toEqual({ step, op, result: expected });
           }
         }),
-        params(14_03),
+        params(seed),
       );
+    }
+
+    it('gives the reference model’s result for every step of a random schedule', async () => {
+      await replaysLikeTheModel(schedule(fixture), 14_03);
     });
+
+    if (fixture.algorithms.some((algorithm) => algorithm !== 'sliding-log')) {
+      it('gives the reference model’s result at the exact-arithmetic bound (limits, costs, months)', async () => {
+        await replaysLikeTheModel(bigSchedule(fixture), 14_53);
+      });
+    }
 
     /**
      * Heavy traffic on one counter with one unit (no blocks, no resets): what the bounds are
