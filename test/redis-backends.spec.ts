@@ -549,7 +549,7 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       if (kind === 'fixed') {
         const key = fixedWindowKey(prefix, q.counter, minute);
         expect(await client.get(key)).toBe('3');
-        // The window's end, in virtual time, shifted far past any real clock (shared.lua.ts).
+        // The window's end, in virtual time, shifted far past any real clock (lua/test-clock.lua).
         expect(await client.call('PEXPIRETIME', key)).toBe(
           START_MS + MINUTE + TEST_CLOCK_EXPIRY_OFFSET_MS,
         );

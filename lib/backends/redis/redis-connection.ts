@@ -81,7 +81,7 @@ function isClient(value: unknown): value is RedisClientLike {
 }
 
 /** An ioredis `Cluster`: `nodes()` is its documented method, which a single-node `Redis` lacks. */
-function isClusterInstance(client: RedisClientLike): boolean {
+function hasClusterNodes(client: RedisClientLike): boolean {
   return typeof Reflect.get(client, 'nodes') === 'function';
 }
 
@@ -123,7 +123,7 @@ export class RedisConnection {
   ) {
     if (isClient(source)) {
       this.ownsClient = false;
-      this.clustered = isClusterInstance(source);
+      this.clustered = hasClusterNodes(source);
       this.address = describeClient(source);
       this.current = source;
       this.clientPromise = Promise.resolve(source);

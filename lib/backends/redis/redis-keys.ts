@@ -16,7 +16,7 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   (its value, `1`, says nothing); shared by both backends, since a block belongs to the user.
  * - `<prefix>{<user>}w:<scope><method>:<unit>` (string, `RedisBackend`): the running fixed window
  *   of one unit of one counter, holding its count and living exactly as long as the window (see
- *   shared.lua.ts). (Earlier development builds kept every unit of a counter in one hash under
+ *   lua/fixed-window.lua). (Earlier development builds kept every unit of a counter in one hash under
  *   `f:`; no script reads those keys any more, and they expire by themselves.)
  * - `<prefix>{<user>}l:<scope><method>:<unit>` (list, `SlidingRedisBackend`): the log of one
  *   unit, one entry per admitted request: the millisecond it was admitted in (Redis clock, as a
@@ -68,14 +68,16 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   took 196 for one unit, about 24 more per further unit), so a rule of one unit costs a quarter
  *   less and a rule of three units about 80% more;
  * - block: 72 bytes per blocked user;
+ * - token bucket: 104 bytes per (counter, unit) bucket that is not full (a full one has no key);
+ * - sliding window: 120 bytes per (counter, unit) counter (its value holds the window index and
+ *   both costs), for as long as its last window and the next one last;
  * - sliding log: 216 bytes for a (counter, unit) log holding one request, then about 10 bytes
  *   per further request in the window, at any length (100 entries: 1,208 bytes; 1,000 entries:
  *   10,464 bytes; 2,000: 20,744). So a log costs up to about `limit` entries per unit: the fixed
  *   window stays smaller for large limits.
  * Keys expire with their window (blocks with the block, a sliding log two windows after its oldest
  * entry, so between one and two windows after its newest), so idle users cost nothing. (Under the
- * `testClock` test hook, windows and blocks expire in virtual time only and sliding logs not at
- * all; see shared.lua.ts.)
+ * `testClock` test hook, every key expires in virtual time only; see lua/test-clock.lua.)
  *
  * @module
  */
