@@ -117,10 +117,13 @@ export async function redisBackend(
   url: string,
   algorithm: RateLimitAlgorithm,
   origin: ClientOrigin,
+  prefix?: string,
 ): Promise<{ backend: RateLimitBackend; close: () => Promise<void> }> {
   const client = origin === 'passed' ? await readyClient(url) : undefined;
   try {
-    const backend = new RedisBackend(client ?? url, { algorithm } as Record<string, unknown>);
+    // TODO(merge of the redis branch): RedisBackendOptions gains `algorithm`; drop the cast.
+    const options = { algorithm, ...(prefix === undefined ? {} : { prefix }) };
+    const backend = new RedisBackend(client ?? url, options as Record<string, unknown>);
     requireAlgorithm(backend, algorithm, 'default');
     return {
       backend,
@@ -135,13 +138,23 @@ export async function redisBackend(
   }
 }
 
+const ALGORITHM_LETTERS: Readonly<Record<RateLimitAlgorithm, string>> = {
+  'fixed-window': 'f',
+  'sliding-window': 'w',
+  'sliding-log': 'l',
+  'token-bucket': 't',
+};
+
 function redisBackendMaker(
   url: string,
   algorithm: RateLimitAlgorithm,
   origin: ClientOrigin,
 ): SubjectMaker {
+  // Each subject of a case on keys of its own (as long as the default `rl:`), so no two
+  // subjects count in one key, whatever the key layouts of the algorithms.
+  const prefix = `${ALGORITHM_LETTERS[algorithm]}${origin === 'own' ? 'o' : 'p'}:`;
   return async (keys) => {
-    const { backend, close } = await redisBackend(url, algorithm, origin);
+    const { backend, close } = await redisBackend(url, algorithm, origin, prefix);
     return backendSubject(backend, keys, close);
   };
 }

@@ -586,6 +586,7 @@ export function render(results: BenchResults): string {
     '```sh',
     'npm run bench        # the full run: builds dist/, compiles bench/, writes bench/results.json and this file',
     'npm run bench:quick  # a smoke run of a few minutes; writes dist-bench/results.quick.json and RESULTS.quick.md',
+    'npm run bench:quick -- --micro-only  # the micro-benchmarks alone, about a minute; writes dist-bench/results.quick-micro.json and RESULTS.quick-micro.md',
     '```',
     '',
     'It needs `redis-server` on the PATH: the benchmark starts its own on a free loopback port ' +
