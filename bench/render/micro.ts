@@ -302,7 +302,8 @@ export function microSection(results: BenchResults): string[] {
     '',
     'Every backend subject decides a one-unit rule (`{ minute: 1e8 }`, every decision admitted) for ' +
       "one query per key built up front. MemoryBackend runs each O(1) algorithm (the query's " +
-      '`algorithm`), called synchronously in a loop; RedisBackend runs each algorithm (its ' +
+      '`algorithm`; not the sliding log, which at that limit would measure a log of millions of ' +
+      'entries), called synchronously in a loop; RedisBackend runs each algorithm (its ' +
       '`algorithm` option) on the client it creates from a URL ("own client") and on a plain ' +
       '`new Redis(url)` passed in. Awaited subjects run with 1 call in flight or 256 at once.',
     '',
