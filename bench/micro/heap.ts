@@ -62,10 +62,10 @@ interface Store {
   readonly note: string;
 }
 
-/** MemoryBackend with its defaults (maxKeys 1,000,000, one sweep timer), every query `algorithm`. */
+/** MemoryBackend with `{ algorithm }` and otherwise its defaults (maxKeys 1,000,000, one sweep timer). */
 function memoryBackendStore(algorithm: RateLimitAlgorithm): Store {
-  const backend = new MemoryBackend();
-  if (!backend.algorithms.includes(algorithm)) {
+  const backend = new MemoryBackend({ algorithm });
+  if (backend.algorithm !== algorithm) {
     throw new Error(
       `MemoryBackend does not count ${algorithm} (it implements ${backend.algorithms.join(', ')})`,
     );
@@ -77,13 +77,12 @@ function memoryBackendStore(algorithm: RateLimitAlgorithm): Store {
         counter: { user: userId(i), scope: SCOPE, method: '*' },
         limits,
         blockMs: 0,
-        algorithm,
       });
       if (!result.allowed) throw new Error('MemoryBackend rejected a decision');
       return result;
     },
     size: () => backend.size,
-    note: `default options, ${algorithm}; one minute unit per key, keys such as "${backendKey(0)}"`,
+    note: `{ algorithm: '${algorithm}' }, other options default; one minute unit per key, keys such as "${backendKey(0)}"`,
   };
 }
 

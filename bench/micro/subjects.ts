@@ -41,13 +41,15 @@ export function userId(i: number): string {
   return `user-${i}`;
 }
 
-/** One ConsumeQuery per key, built up front: the backend's cost, not the query's. */
-export function queries(keys: number, algorithm?: RateLimitAlgorithm): ConsumeQuery[] {
+/**
+ * One ConsumeQuery per key, built up front: the backend's cost, not the query's. No query names
+ * an algorithm: each backend counts with its `algorithm` option, as for a rule without one.
+ */
+export function queries(keys: number): ConsumeQuery[] {
   return Array.from({ length: keys }, (_, i) => ({
     counter: { user: userId(i), scope: 'path:/hello', method: '*' },
     limits: rule.limits,
     blockMs: 0,
-    ...(algorithm === undefined ? {} : { algorithm }),
   }));
 }
 
@@ -269,14 +271,14 @@ function throttlerStorageSubject(
   );
 }
 
-/** MemoryBackend counting every query with `algorithm`, for the synchronous loop. */
+/** MemoryBackend counting with `algorithm` (its option: queries name none), for the synchronous loop. */
 export function memoryBackendLoop(
   algorithm: RateLimitAlgorithm,
   keys: number,
 ): { decide: (i: number) => void; rejected: () => number; close: () => Promise<void> } {
-  const backend = new MemoryBackend();
-  requireAlgorithm(backend, algorithm, 'query');
-  const list = queries(keys, algorithm);
+  const backend = new MemoryBackend({ algorithm });
+  requireAlgorithm(backend, algorithm, 'default');
+  const list = queries(keys);
   let rejected = 0;
   return {
     decide: (i) => {
