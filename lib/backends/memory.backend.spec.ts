@@ -2,7 +2,8 @@ import { RateLimitConfigError } from '../rate-limit-config.error.js';
 import { Rule } from '../rules/rule.js';
 import { counterKey } from './counter-key.js';
 import { MemoryBackend, type MemoryBackendOptions } from './memory.backend.js';
-import type { ConsumeQuery, ConsumeResult } from './rate-limit.backend.js';
+import type { UnitLimit } from '../rules/rule-units.js';
+import type { ConsumeQuery, ConsumeResult, UnitState } from './rate-limit.backend.js';
 import { counter, HOUR, MINUTE, query, SECOND, unit } from '../../test/support/units.js';
 
 describe('counterKey', () => {
@@ -674,6 +675,454 @@ describe('MemoryBackend', () => {
     expect(new TenantBackend({ sweepIntervalMs: 0 }).describe()).toBe('TenantBackend');
   });
 
+  describe('algorithms', () => {
+    const ALGORITHMS = ['fixed-window', 'sliding-window', 'sliding-log', 'token-bucket'] as const;
+    type Algorithm = (typeof ALGORITHMS)[number];
+
+    /** What one request asks besides its units. */
+    interface Ask {
+      readonly algorithm?: Algorithm;
+      readonly cost?: number;
+      readonly burst?: number;
+      readonly blockMs?: number;
+      readonly user?: string;
+    }
+
+    const ask = (limits: readonly UnitLimit[], options: Ask = {}): ConsumeQuery => ({
+      counter: counter(options.user),
+      limits,
+      blockMs: options.blockMs ?? 0,
+      algorithm: options.algorithm,
+      cost: options.cost,
+      burst: options.burst,
+    });
+
+    /** The expected state of one unit. */
+    const state = (limit: UnitLimit, remaining: number, resetMs: number): UnitState => ({
+      ...limit,
+      remaining,
+      resetMs,
+    });
+
+    const allowedWith = (...units: UnitState[]): ConsumeResult => ({
+      allowed: true,
+      retryAfterMs: 0,
+      blocked: false,
+      unit: undefined,
+      units,
+    });
+
+    const rejectedWith = (
+      retryAfterMs: number,
+      exhausted: ConsumeResult['unit'],
+      ...units: UnitState[]
+    ): ConsumeResult => ({ allowed: false, retryAfterMs, blocked: false, unit: exhausted, units });
+
+    describe('option and getters', () => {
+      it('counts fixed windows by default and implements all four algorithms', () => {
+        expect(backend.algorithm).toBe('fixed-window');
+        expect(backend.algorithms).toEqual(ALGORITHMS);
+        expect(Object.isFrozen(backend.algorithms)).toBe(true);
+        expect(make({ algorithm: 'token-bucket' }).algorithm).toBe('token-bucket');
+      });
+
+      it("counts a query without algorithm with the backend's, and one that names it with its own", () => {
+        backend = make({ algorithm: 'token-bucket' });
+        const perSecond = [unit('second', 2)];
+        expect(consume(ask(perSecond)).allowed).toBe(true);
+        expect(consume(ask(perSecond)).allowed).toBe(true);
+        // A bucket refills one token every 500 ms; a fixed window would wait 1000.
+        expect(consume(ask(perSecond))).toMatchObject({ allowed: false, retryAfterMs: 500 });
+        // The fixed-window counter of the same counter and unit is its own.
+        const fixed = ask(perSecond, { algorithm: 'fixed-window' });
+        expect(consume(fixed)).toEqual(allowedWith(state(perSecond[0]!, 1, SECOND)));
+      });
+
+      it.each([
+        ['token_bucket', /"algorithm": must be one of .*; did you mean 'token-bucket'\?/],
+        ['Sliding-Log', /did you mean 'sliding-log'\?/],
+        [
+          'fixed',
+          /"algorithm": must be one of 'fixed-window', 'sliding-window', 'sliding-log', 'token-bucket' Leave it unset/,
+        ],
+        [42, /Got 42\./],
+      ])('rejects the algorithm %p, naming the one meant', (value, message) => {
+        const build = () =>
+          new MemoryBackend({ algorithm: value } as unknown as MemoryBackendOptions);
+        expect(build).toThrow(RateLimitConfigError);
+        expect(build).toThrow(message);
+      });
+
+      it('points a strategy option to algorithm', () => {
+        const build = () =>
+          new MemoryBackend({ strategy: 'token-bucket' } as unknown as MemoryBackendOptions);
+        expect(build).toThrow(/"strategy": .*did you mean "algorithm"\?/);
+      });
+
+      it('refuses a query naming an algorithm it does not know', () => {
+        const bad = {
+          ...ask([unit('second', 1)]),
+          algorithm: 'leaky-bucket',
+        } as unknown as ConsumeQuery;
+        expect(() => backend.consume(bad)).toThrow(/unknown algorithm "leaky-bucket"/);
+      });
+    });
+
+    describe('fixed-window', () => {
+      it('counts costs and rejects a request whose cost does not fit, counting nothing', () => {
+        const perMinute = unit('minute', 10);
+        const fixed = (cost: number) => ask([perMinute], { algorithm: 'fixed-window', cost });
+        expect(consume(fixed(4))).toEqual(allowedWith(state(perMinute, 6, MINUTE)));
+        now = 1000;
+        expect(consume(fixed(4))).toEqual(allowedWith(state(perMinute, 2, 59_000)));
+        now = 2000;
+        expect(consume(fixed(3))).toEqual(
+          rejectedWith(58_000, 'minute', state(perMinute, 2, 58_000)),
+        );
+        expect(consume(fixed(2))).toEqual(allowedWith(state(perMinute, 0, 58_000)));
+        now = MINUTE;
+        expect(consume(fixed(10))).toEqual(allowedWith(state(perMinute, 0, MINUTE)));
+      });
+    });
+
+    describe('token-bucket', () => {
+      it('admits the limit at once, then one request per W / L, the wait being the next token', () => {
+        const perMinute = unit('minute', 10);
+        const bucket = (cost = 1) => ask([perMinute], { algorithm: 'token-bucket', cost });
+        expect(consume(bucket())).toEqual(allowedWith(state(perMinute, 9, 6_000)));
+        expect(consume(bucket(9))).toEqual(allowedWith(state(perMinute, 0, MINUTE)));
+        expect(consume(bucket())).toEqual(
+          rejectedWith(6_000, 'minute', state(perMinute, 0, MINUTE)),
+        );
+        now = 1_000;
+        expect(consume(bucket())).toEqual(
+          rejectedWith(5_000, 'minute', state(perMinute, 0, 59_000)),
+        );
+        now = 6_000;
+        expect(consume(bucket())).toEqual(allowedWith(state(perMinute, 0, MINUTE)));
+        now = 36_000; // half refilled: 5 tokens
+        expect(consume(bucket(6))).toEqual(
+          rejectedWith(6_000, 'minute', state(perMinute, 5, 30_000)),
+        );
+        expect(consume(bucket(5))).toEqual(allowedWith(state(perMinute, 0, MINUTE)));
+      });
+
+      it('keeps fractions of a millisecond exactly (7 per second, a burst of 3)', () => {
+        const perSecond = unit('second', 7);
+        const bucket = (cost = 1) =>
+          ask([perSecond], { algorithm: 'token-bucket', cost, burst: 3 });
+        // D = 3000 (a token is 1000 units, a millisecond 7): full again in ceil(3000 / 7) ms.
+        expect(consume(bucket(3))).toEqual(allowedWith(state(perSecond, 0, 429)));
+        now = 100; // D = (429 - 100) × 7 - 3 = 2300: 300 units short, 43 ms
+        expect(consume(bucket())).toEqual(rejectedWith(43, 'second', state(perSecond, 0, 329)));
+        now = 142; // D = 2006: 6 units short, still 1 ms
+        expect(consume(bucket())).toEqual(rejectedWith(1, 'second', state(perSecond, 0, 287)));
+        now = 143; // D = 1999: fits; D = 2999, full again in 429 ms
+        expect(consume(bucket())).toEqual(allowedWith(state(perSecond, 0, 429)));
+        // A cost above the burst never fits: the window is its wait, and nothing is taken.
+        expect(consume(bucket(4))).toEqual(
+          rejectedWith(SECOND, 'second', state(perSecond, 0, 429)),
+        );
+        now = 1_000; // full again: one token taken leaves D = 1000
+        expect(consume(bucket())).toEqual(allowedWith(state(perSecond, 2, 143)));
+      });
+
+      it('admits a burst above the limit, then refills at the limit', () => {
+        const perSecond = unit('second', 2);
+        const bucket = () => ask([perSecond], { algorithm: 'token-bucket', burst: 5 });
+        for (let taken = 1; taken <= 5; taken++) {
+          expect(consume(bucket())).toEqual(allowedWith(state(perSecond, 5 - taken, 500 * taken)));
+        }
+        expect(consume(bucket())).toEqual(rejectedWith(500, 'second', state(perSecond, 0, 2_500)));
+        now = 500;
+        expect(consume(bucket())).toEqual(allowedWith(state(perSecond, 0, 2_500)));
+      });
+
+      it('reports a full bucket as nothing to wait for (reset 0)', () => {
+        const perSecond = unit('second', 5);
+        const tooBig = ask([perSecond], { algorithm: 'token-bucket', cost: 6 });
+        expect(consume(tooBig)).toEqual(rejectedWith(SECOND, 'second', state(perSecond, 5, 0)));
+        // With a burst of 8 the same cost fits.
+        expect(consume({ ...tooBig, burst: 8 })).toEqual(allowedWith(state(perSecond, 2, 1_200)));
+      });
+    });
+
+    describe('sliding-window', () => {
+      const slide = (limits: readonly UnitLimit[], cost = 1) =>
+        ask(limits, { algorithm: 'sliding-window', cost });
+
+      it('weighs the previous window by what is left of it, in exact integers', () => {
+        const perMinute = unit('minute', 10);
+        now = 30_000; // window 0 is [0, 60 s)
+        expect(consume(slide([perMinute], 8))).toEqual(allowedWith(state(perMinute, 2, 30_000)));
+        // 11 > 10 in this window: in the next one, 8 × (1 - e/W) + 3 ≤ 10 from e = 7.5 s.
+        expect(consume(slide([perMinute], 3))).toEqual(
+          rejectedWith(37_500, 'minute', state(perMinute, 2, 30_000)),
+        );
+        now = 67_499; // 8 × 52,501 + 3 × 60,000 > 10 × 60,000 by 8
+        expect(consume(slide([perMinute], 3))).toEqual(
+          rejectedWith(1, 'minute', state(perMinute, 2, 52_501)),
+        );
+        now = 67_500;
+        expect(consume(slide([perMinute], 3))).toEqual(allowedWith(state(perMinute, 0, 52_500)));
+        // 8 × (1 - e/W) + 4 ≤ 10 from e = 15 s.
+        expect(consume(slide([perMinute]))).toEqual(
+          rejectedWith(7_500, 'minute', state(perMinute, 0, 52_500)),
+        );
+        now = 130_000; // window 2: the previous one holds 3, weighted 50/60
+        expect(consume(slide([perMinute]))).toEqual(allowedWith(state(perMinute, 6, 50_000)));
+        now = 250_000; // window 4: window 3 counted nothing, so nothing weighs
+        expect(consume(slide([perMinute], 10))).toEqual(allowedWith(state(perMinute, 0, 50_000)));
+      });
+
+      it('waits into the next window when the rest of this one cannot fit the request', () => {
+        const perSecond = unit('second', 10);
+        expect(consume(slide([perSecond], 5))).toEqual(allowedWith(state(perSecond, 5, SECOND)));
+        now = 1_800; // 5 × 0.2 + 9 = 10
+        expect(consume(slide([perSecond], 9))).toEqual(allowedWith(state(perSecond, 0, 200)));
+        // 10 + cost fits nowhere in this window: at the start of the next one, 9 × 1 + 1 ≤ 10.
+        expect(consume(slide([perSecond]))).toEqual(
+          rejectedWith(200, 'second', state(perSecond, 0, 200)),
+        );
+        // Cost 2 waits until 9 × (1 - e/W) + 2 ≤ 10: e = 112 ms into the next window.
+        expect(consume(slide([perSecond], 2))).toEqual(
+          rejectedWith(312, 'second', state(perSecond, 0, 200)),
+        );
+        now = 2_111;
+        expect(consume(slide([perSecond], 2)).allowed).toBe(false);
+        now = 2_112;
+        expect(consume(slide([perSecond], 2))).toEqual(allowedWith(state(perSecond, 0, 888)));
+      });
+
+      it("aligns windows to multiples of the window on the backend's clock", () => {
+        now = 45_000;
+        const perMinute = unit('minute', 10);
+        expect(consume(slide([perMinute]))).toEqual(allowedWith(state(perMinute, 9, 15_000)));
+        now = 2 ** 40 + 1_234; // 2^40 ms = 18,325,193 minutes + 47,776 ms
+        const fresh = make();
+        expect(consume(slide([perMinute]), fresh)).toEqual(
+          allowedWith(state(perMinute, 9, MINUTE - 47_776 - 1_234)),
+        );
+      });
+    });
+
+    describe('sliding-log', () => {
+      it('decides as SlidingRedisBackend, with cost entries per admitted request', () => {
+        const perSecond = unit('second', 3);
+        const log = (cost = 1, limit = perSecond) =>
+          ask([limit], { algorithm: 'sliding-log', cost });
+        expect(consume(log(2))).toEqual(allowedWith(state(perSecond, 1, SECOND)));
+        now = 300;
+        expect(consume(log())).toEqual(allowedWith(state(perSecond, 0, 700)));
+        now = 400;
+        // The wait is until the (n + cost - L)-th oldest entry stops counting.
+        expect(consume(log(1))).toEqual(rejectedWith(600, 'second', state(perSecond, 0, 600)));
+        expect(consume(log(2))).toEqual(rejectedWith(600, 'second', state(perSecond, 0, 600)));
+        expect(consume(log(3))).toEqual(rejectedWith(900, 'second', state(perSecond, 0, 600)));
+        expect(consume(log(4))).toEqual(rejectedWith(SECOND, 'second', state(perSecond, 0, 600)));
+        now = 1_000; // both entries of t = 0 stopped counting
+        expect(consume(log(2))).toEqual(allowedWith(state(perSecond, 0, 300)));
+        expect(consume(log())).toEqual(rejectedWith(300, 'second', state(perSecond, 0, 300)));
+        // A lower limit on the same log: 3 entries, 1 allowed: the third oldest must go.
+        const one = unit('second', 1);
+        expect(consume(log(1, one))).toEqual(rejectedWith(SECOND, 'second', state(one, 0, SECOND)));
+        now = 1_300;
+        expect(consume(log())).toEqual(allowedWith(state(perSecond, 0, 700)));
+      });
+    });
+
+    describe.each(ALGORITHMS)('with every algorithm: %s', (algorithm) => {
+      it('rejects every request under a limit of 0, with the window as the wait', () => {
+        const never = unit('hour', 0);
+        for (const t of [0, 10 * SECOND]) {
+          now = t;
+          // The two-window counter's reset is the end of the aligned window, as for any state.
+          const reset = algorithm === 'sliding-window' ? HOUR - t : HOUR;
+          expect(consume(ask([unit('second', 5), never], { algorithm }))).toEqual(
+            rejectedWith(
+              HOUR,
+              'hour',
+              expect.objectContaining({ unit: 'second', remaining: 5 }),
+              state(never, 0, reset),
+            ),
+          );
+        }
+        expect(backend.size).toBe(0);
+      });
+
+      it('rejects a cost above the limit with the window as the wait, and takes nothing', () => {
+        const limits = [unit('second', 5), unit('minute', 100)];
+        const first = consume(ask(limits, { algorithm }));
+        const tooBig = consume(ask(limits, { algorithm, cost: 6 }));
+        expect(tooBig).toMatchObject({ allowed: false, retryAfterMs: SECOND, unit: 'second' });
+        expect(tooBig.units).toEqual(first.units); // nothing counted, no time passed
+        expect(consume(ask(limits, { algorithm, cost: 4 })).units.map((u) => u.remaining)).toEqual([
+          0, 95,
+        ]);
+      });
+
+      it('counts nothing in any unit when one unit rejects', () => {
+        const limits = [unit('second', 1), unit('minute', 2)];
+        expect(consume(ask(limits, { algorithm })).allowed).toBe(true);
+        now = 100;
+        const rejected = consume(ask(limits, { algorithm }));
+        expect(rejected).toMatchObject({ allowed: false, unit: 'second' });
+        expect(rejected.units[1]!.remaining).toBe(1);
+        now = 2 * SECOND;
+        expect(consume(ask(limits, { algorithm })).units[1]!.remaining).toBe(0);
+      });
+
+      it('blocks the user, counts nothing while blocked, and ends the block exactly', () => {
+        const perSecond = [unit('second', 1)];
+        const q = ask(perSecond, { algorithm, blockMs: 5 * SECOND });
+        expect(consume(q).allowed).toBe(true);
+        expect(consume(q)).toMatchObject({
+          allowed: false,
+          blocked: true,
+          retryAfterMs: 5_000,
+          unit: 'second',
+        });
+        now = 2 * SECOND; // the unit has room again: only the block rejects
+        // As it stands: empty (a full bucket has nothing to wait for).
+        const reset = algorithm === 'token-bucket' ? 0 : SECOND;
+        expect(consume(q)).toEqual({
+          allowed: false,
+          retryAfterMs: 3_000,
+          blocked: true,
+          unit: undefined,
+          units: [state(perSecond[0]!, 1, reset)],
+        });
+        now = 5 * SECOND - 1;
+        expect(consume(q).retryAfterMs).toBe(1);
+        now = 5 * SECOND;
+        expect(consume(q)).toMatchObject({ allowed: true, units: [{ remaining: 0 }] });
+      });
+
+      it('keeps windows of other lengths, and the window unit, as counters of their own', () => {
+        const limits = [
+          unit('minute', 1),
+          { unit: 'window' as const, limit: 1, windowMs: MINUTE },
+          { unit: 'window' as const, limit: 1, windowMs: 15 * MINUTE },
+          { unit: 'minute' as const, limit: 1, windowMs: 30 * SECOND },
+        ];
+        for (const limit of limits) expect(consume(ask([limit], { algorithm })).allowed).toBe(true);
+        for (const limit of limits)
+          expect(consume(ask([limit], { algorithm })).allowed).toBe(false);
+        expect(backend.size).toBe(4);
+        now = 30 * MINUTE; // two of the longest windows: nothing weighs in any algorithm
+        for (const limit of limits) expect(consume(ask([limit], { algorithm })).allowed).toBe(true);
+      });
+
+      it('reset forgets the counter in every window and algorithm it was counted with', () => {
+        const limits = [unit('second', 1), { unit: 'window' as const, limit: 1, windowMs: HOUR }];
+        const other = algorithm === 'fixed-window' ? 'sliding-log' : 'fixed-window';
+        consume(ask(limits, { algorithm }));
+        consume(ask(limits, { algorithm: other }));
+        consume(ask(limits, { algorithm, user: 'bob' }));
+        expect(backend.reset(counter())).toBe(true);
+        expect(backend.size).toBe(2); // bob's
+        expect(consume(ask(limits, { algorithm })).allowed).toBe(true);
+        expect(consume(ask(limits, { algorithm: other })).allowed).toBe(true);
+        now = 3 * HOUR; // every entry has expired: none was live
+        expect(backend.reset(counter('bob'))).toBe(false);
+      });
+
+      it('at maxKeys, stays bounded and keeps the newest counters', () => {
+        const maxKeys = 20;
+        backend = make({ maxKeys });
+        const perMinute = [unit('minute', 1)];
+        for (let i = 0; i < 10 * maxKeys; i++) {
+          now = i;
+          expect(consume(ask(perMinute, { algorithm, user: `u${i}` })).allowed).toBe(true);
+          expect(backend.size).toBeLessThanOrEqual(maxKeys);
+        }
+        for (let i = 9 * maxKeys; i < 10 * maxKeys; i++) {
+          expect(consume(ask(perMinute, { algorithm, user: `u${i}` })).allowed).toBe(false);
+        }
+        expect(backend.size).toBe(maxKeys);
+      });
+    });
+
+    describe('sweep and eviction of the new entries', () => {
+      it('reclaims a two-window counter two windows after its window started', () => {
+        consume(ask([unit('second', 5)], { algorithm: 'sliding-window' }));
+        now = 1_999;
+        backend.sweep();
+        expect(backend.size).toBe(1); // still weighs in window 1
+        now = 2_000;
+        backend.sweep();
+        expect(backend.size).toBe(0);
+      });
+
+      it('reclaims a bucket once it is full again, and a log once its newest entry stops counting', () => {
+        consume(ask([unit('second', 2)], { algorithm: 'token-bucket', user: 'bucket' })); // full at 500
+        consume(ask([unit('second', 3)], { algorithm: 'sliding-log', user: 'log' }));
+        now = 300;
+        consume(ask([unit('second', 3)], { algorithm: 'sliding-log', user: 'log' })); // over at 1300
+        now = 499;
+        backend.sweep();
+        expect(backend.size).toBe(2);
+        now = 500;
+        backend.sweep();
+        expect(backend.size).toBe(1);
+        now = 1_299;
+        backend.sweep();
+        expect(backend.size).toBe(1);
+        now = 1_300;
+        backend.sweep();
+        expect(backend.size).toBe(0);
+      });
+
+      it('moves a busy bucket to the back once its placement is a window old', () => {
+        const perSecond = [unit('second', 10)];
+        const busy = ask(perSecond, {
+          algorithm: 'token-bucket',
+          user: 'busy',
+          cost: 10,
+          burst: 20,
+        });
+        expect(consume(busy).units[0]!.resetMs).toBe(1_000); // placed at 0
+        now = 100;
+        consume(ask(perSecond, { algorithm: 'token-bucket', user: 'idle' })); // full at 200
+        now = 600;
+        expect(consume(busy).units[0]!.resetMs).toBe(1_400); // in place: placed 600 ms ago
+        now = 700;
+        backend.sweep();
+        expect(backend.size).toBe(2); // idle expired, but waits behind busy (the documented delay)
+        now = 1_200;
+        consume(busy); // placed a window ago: moves to the back
+        backend.sweep();
+        expect(backend.size).toBe(1);
+        expect(backend.reset(counter('busy'))).toBe(true);
+      });
+
+      it('evicts the entry placed earliest across algorithms', () => {
+        backend = make({ maxKeys: 3 });
+        const perMinute = [unit('minute', 1)];
+        const as = (algorithm: Algorithm, user: string) => ask(perMinute, { algorithm, user });
+        consume(as('fixed-window', 'a')); // placed at 0
+        now = 10;
+        consume(as('token-bucket', 'b')); // placed at 10
+        now = 20;
+        consume(as('sliding-window', 'c')); // its window started at 0
+        now = 30;
+        consume(as('fixed-window', 'd')); // evicts a (0, the fixed-window store comes first)
+        now = 40;
+        consume(as('fixed-window', 'e')); // evicts c (0), not b (10)
+        for (const [algorithm, user] of [
+          ['token-bucket', 'b'],
+          ['fixed-window', 'd'],
+          ['fixed-window', 'e'],
+        ] as const) {
+          expect(consume(as(algorithm, user)).allowed).toBe(false); // held (a rejection adds nothing)
+        }
+        expect(backend.size).toBe(3);
+        expect(backend.reset(counter('a'))).toBe(false);
+        expect(backend.reset(counter('c'))).toBe(false);
+      });
+    });
+  });
+
   describe('options', () => {
     const invalid: [string, unknown][] = [
       ['maxKeys', 0],
@@ -689,6 +1138,8 @@ describe('MemoryBackend', () => {
       ['sweepIntervalMs', '10s'],
       ['clock', 'performance.now'],
       ['clock', 42],
+      ['algorithm', 'leaky-bucket'],
+      ['algorithm', 1],
     ];
 
     it.each(invalid)('rejects %s = %p, naming the option', (option, value) => {

@@ -40,14 +40,15 @@ export interface MemoryBackendOptions {
   /**
    * Most entries kept at once: one entry per (counter, unit, algorithm) plus one per blocked user.
    * It bounds memory whatever the traffic (many distinct users, paths or IPv6 addresses). When a
-   * new entry would pass it, expired entries are dropped first, then the window that started
-   * earliest is evicted (see {@link MemoryBackend} for what that means for its user). At most
-   * 16,777,216, the most entries a JavaScript `Map` can hold.
+   * new entry would pass it, expired entries are dropped first, then the entry placed earliest
+   * (for a fixed window, the window that started earliest) is evicted (see {@link MemoryBackend}
+   * for what that means for its user). At most 16,777,216, the most entries a JavaScript `Map`
+   * can hold.
    * @default 1_000_000
    */
   readonly maxKeys?: number;
   /**
-   * How often, in milliseconds, one background sweep drops expired windows and blocks, so memory
+   * How often, in milliseconds, one background sweep drops expired entries and blocks, so memory
    * is given back even when no new request arrives. The timer is unref'd (it never keeps the
    * process alive) and starts with the first request. `0` turns it off; call
    * {@link MemoryBackend.sweep} yourself then (expired entries are still replaced when their
@@ -236,10 +237,15 @@ export class MemoryBackend extends RateLimitBackend {
     const created = (store: EntryStore<unknown>): void => {
       this.storeList.push(store);
     };
-    this.fixedWindows = new AlgorithmStores(COUNTERS['fixed-window'], created);
-    this.slidingWindows = new AlgorithmStores(COUNTERS['sliding-window'], created);
-    this.slidingLogs = new AlgorithmStores(COUNTERS['sliding-log'], created);
-    this.tokenBuckets = new AlgorithmStores(COUNTERS['token-bucket'], created);
+    const beforeNewEntry = (now: number): void => {
+      if (this.size >= this.maxKeys) this.makeRoom(now);
+    };
+    const storesOf = (algorithm: RateLimitAlgorithm): AlgorithmStores =>
+      new AlgorithmStores(COUNTERS[algorithm], created, beforeNewEntry);
+    this.fixedWindows = storesOf('fixed-window');
+    this.slidingWindows = storesOf('sliding-window');
+    this.slidingLogs = storesOf('sliding-log');
+    this.tokenBuckets = storesOf('token-bucket');
     this.defaultStores = this.storesOf(algorithm);
   }
 
@@ -304,9 +310,7 @@ export class MemoryBackend extends RateLimitBackend {
         ? limit.windowMs
         : counter.wait(entry, limit, capacity, cost, now);
     if (wait > 0) return this.rejectOne(query, counter, entry, capacity, now, wait);
-    const placed = counter.count(entry, limit, capacity, cost, now);
-    if (placed !== undefined) this.insert(store, key, placed, now);
-    return admitted([counter.stateOf(placed ?? entry, limit, capacity, now)]);
+    return admitted([counter.admit(store, key, entry, limit, capacity, cost, now)]);
   }
 
   /**
@@ -377,9 +381,7 @@ export class MemoryBackend extends RateLimitBackend {
     for (let i = 0; i < n; i++) {
       const limit = limits[i]!;
       const capacity = counter.capacity(limit.limit, burst);
-      const placed = counter.count(entries[i], limit, capacity, cost, now);
-      if (placed !== undefined) this.insert(unitStores[i]!, key, placed, now);
-      units[i] = counter.stateOf(placed ?? entries[i], limit, capacity, now);
+      units[i] = counter.admit(unitStores[i]!, key, entries[i], limit, capacity, cost, now);
     }
     return admitted(units);
   }
@@ -507,16 +509,6 @@ export class MemoryBackend extends RateLimitBackend {
             `expected one of ${ALL_ALGORITHMS.join(', ')}.`,
         );
     }
-  }
-
-  /**
-   * Puts `entry` at the back of its store, making room first when it is a new entry. Deleting
-   * first is what moves an existing entry to the back (a Map keeps a key's place on set), and the
-   * stores' front cursors rely on it.
-   */
-  private insert(store: EntryStore<unknown>, key: string, entry: unknown, now: number): void {
-    if (!store.entries.delete(key) && this.size >= this.maxKeys) this.makeRoom(now);
-    store.append(key, entry);
   }
 
   private startBlock(user: string, until: number, now: number): void {

@@ -45,7 +45,9 @@ export const RATE_LIMIT_ALGORITHMS = [
  * takes `cost` units (default 1); one whose cost does not fit is rejected whole, and a cost above
  * what a unit can ever hold (its `limit`, or the bucket's `burst` for a token bucket) is always
  * rejected, with the unit's window as its wait. A limit of 0 rejects every request, with the
- * unit's window as its wait. Times are whole milliseconds of the backend's clock (Redis's own, in
+ * unit's window as its wait; its state then reports 0 remaining and, as reset, the window (the
+ * sliding window: `W − e`, from its formula; the fixed window: as it stands, `W` when no window
+ * runs). Times are whole milliseconds of the backend's clock (Redis's own, in
  * Redis); `W` below is the unit's `windowMs`, `L` its `limit`, `c` the request's cost.
  *
  * - `'fixed-window'`: a window starts with the first admitted request after the previous one

@@ -21,10 +21,12 @@ export class AlgorithmStores {
   /**
    * @param counter the algorithm
    * @param created called with every store this creates (the backend keeps a list of all)
+   * @param beforeNewEntry given to every store (see {@link EntryStore})
    */
   constructor(
     readonly counter: UnitCounter<unknown>,
     private readonly created: (store: EntryStore<unknown>) => void,
+    private readonly beforeNewEntry: (now: number) => void,
   ) {}
 
   /**
@@ -65,7 +67,7 @@ export class AlgorithmStores {
     into: Map<K, EntryStore<unknown>>,
     key: K,
   ): EntryStore<unknown> {
-    const store = new EntryStore(this.counter, limit.windowMs);
+    const store = new EntryStore(this.counter, limit.windowMs, this.beforeNewEntry);
     into.set(key, store);
     this.created(store);
     return store;

@@ -21,9 +21,15 @@ export class EntryStore<E> {
   private frontEntry: E | undefined = undefined;
   private frontPlaced = 0;
 
+  /**
+   * @param counter the algorithm of every entry here
+   * @param windowMs the window length of every entry here
+   * @param beforeNewEntry called before a key new to the store is set (the backend makes room)
+   */
   constructor(
     readonly counter: UnitCounter<E>,
     readonly windowMs: number,
+    private readonly beforeNewEntry: (now: number) => void,
   ) {}
 
   /** The entry placed earliest, or undefined when there is none. Amortised O(1). */
@@ -63,6 +69,16 @@ export class EntryStore<E> {
     this.entries.delete(this.frontKey);
     this.frontKey = '';
     this.frontEntry = undefined;
+  }
+
+  /**
+   * Sets `entry` at the back, making room first when `key` is new to the store. Deleting first
+   * is what moves an existing entry to the back (a Map keeps a key's place on set), and the front
+   * cursor relies on it.
+   */
+  place(key: string, entry: E, now: number): void {
+    if (!this.entries.delete(key)) this.beforeNewEntry(now);
+    this.append(key, entry);
   }
 
   /** Sets an entry at the back; `key` must not be in the store (delete it first). */

@@ -1,5 +1,6 @@
 import type { UnitLimit } from '../../rules/rule-units.js';
 import type { UnitState } from '../rate-limit.backend.js';
+import type { EntryStore } from './entry-store.js';
 import { unitState, type UnitCounter } from './unit-counter.js';
 
 /**
@@ -54,21 +55,28 @@ export const FIXED_WINDOW_COUNTER: UnitCounter<FixedWindow> = {
       : unitState(limit, limit.limit, limit.windowMs);
   },
 
-  count(
+  admit(
+    store: EntryStore<FixedWindow>,
+    key: string,
     window: FixedWindow | undefined,
     limit: UnitLimit,
     _capacity: number,
     cost: number,
     now: number,
-  ): FixedWindow | undefined {
-    if (window === undefined) return new FixedWindow(cost, now + limit.windowMs);
-    if (now < window.end) {
+  ): UnitState {
+    if (window !== undefined && now < window.end) {
       window.count += cost;
-      return undefined;
+    } else {
+      // A new window: the expired entry, if any, is reused and set at the back.
+      const end = now + limit.windowMs;
+      if (window === undefined) window = new FixedWindow(cost, end);
+      else {
+        window.count = cost;
+        window.end = end;
+      }
+      store.place(key, window, now);
     }
-    window.count = cost;
-    window.end = now + limit.windowMs;
-    return window;
+    return unitState(limit, limit.limit - window.count, window.end - now);
   },
 
   expiresAt(window: FixedWindow): number {

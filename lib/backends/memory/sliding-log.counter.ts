@@ -1,5 +1,6 @@
 import type { UnitLimit } from '../../rules/rule-units.js';
 import type { UnitState } from '../rate-limit.backend.js';
+import type { EntryStore } from './entry-store.js';
 import { unitState, type UnitCounter } from './unit-counter.js';
 
 /** Runs the log may have dropped at its head before it compacts them away. */
@@ -111,19 +112,27 @@ export const SLIDING_LOG_COUNTER: UnitCounter<SlidingLog> = {
     return unitState(limit, Math.max(0, limit.limit - n), next + windowMs - now);
   },
 
-  count(
+  admit(
+    store: EntryStore<SlidingLog>,
+    key: string,
     log: SlidingLog | undefined,
     limit: UnitLimit,
-    _capacity: number,
+    capacity: number,
     cost: number,
     now: number,
-  ): SlidingLog | undefined {
-    if (log === undefined) return new SlidingLog(now, cost);
-    log.trim(now, limit.windowMs); // wait() trimmed already; cheap when nothing stopped counting
-    log.append(now, cost);
-    if (now - log.placed < limit.windowMs) return undefined;
-    log.placed = now;
-    return log;
+  ): UnitState {
+    if (log === undefined) {
+      log = new SlidingLog(now, cost);
+      store.place(key, log, now);
+    } else {
+      log.trim(now, limit.windowMs); // wait() trimmed already; cheap when nothing stopped counting
+      log.append(now, cost);
+      if (now - log.placed >= limit.windowMs) {
+        log.placed = now;
+        store.place(key, log, now);
+      }
+    }
+    return this.stateOf(log, limit, capacity, now);
   },
 
   expiresAt(log: SlidingLog, windowMs: number): number {

@@ -1,5 +1,6 @@
 import type { UnitLimit } from '../../rules/rule-units.js';
 import type { UnitState } from '../rate-limit.backend.js';
+import type { EntryStore } from './entry-store.js';
 import { unitState, type UnitCounter } from './unit-counter.js';
 
 /**
@@ -98,24 +99,29 @@ export const SLIDING_WINDOW_COUNTER: UnitCounter<SlidingWindow> = {
     );
   },
 
-  count(
+  admit(
+    store: EntryStore<SlidingWindow>,
+    key: string,
     counter: SlidingWindow | undefined,
     limit: UnitLimit,
-    _capacity: number,
+    capacity: number,
     cost: number,
     now: number,
-  ): SlidingWindow | undefined {
+  ): UnitState {
     const windowMs = limit.windowMs;
     const start = windowStart(now, windowMs);
-    if (counter === undefined) return new SlidingWindow(start, 0, cost);
-    if (counter.start === start) {
+    if (counter === undefined) {
+      counter = new SlidingWindow(start, 0, cost);
+      store.place(key, counter, now);
+    } else if (counter.start === start) {
       counter.current += cost;
-      return undefined;
+    } else {
+      counter.previous = counter.start === start - windowMs ? counter.current : 0;
+      counter.current = cost;
+      counter.start = start;
+      store.place(key, counter, now);
     }
-    counter.previous = counter.start === start - windowMs ? counter.current : 0;
-    counter.current = cost;
-    counter.start = start;
-    return counter;
+    return this.stateOf(counter, limit, capacity, now);
   },
 
   expiresAt(counter: SlidingWindow, windowMs: number): number {

@@ -1,5 +1,6 @@
 import type { UnitLimit } from '../../rules/rule-units.js';
 import type { UnitState } from '../rate-limit.backend.js';
+import type { EntryStore } from './entry-store.js';
 import { unitState, type UnitCounter } from './unit-counter.js';
 
 /**
@@ -78,25 +79,32 @@ export const TOKEN_BUCKET_COUNTER: UnitCounter<TokenBucket> = {
     );
   },
 
-  count(
+  admit(
+    store: EntryStore<TokenBucket>,
+    key: string,
     bucket: TokenBucket | undefined,
     limit: UnitLimit,
-    _burst: number,
+    burst: number,
     cost: number,
     now: number,
-  ): TokenBucket | undefined {
+  ): UnitState {
     const rate = limit.limit;
     const windowMs = limit.windowMs;
     const d = debt(bucket, rate, now) + cost * windowMs;
     const untilFull = Math.ceil(d / rate);
     const end = now + untilFull;
     const remainder = untilFull * rate - d;
-    if (bucket === undefined) return new TokenBucket(end, remainder, now);
-    bucket.end = end;
-    bucket.remainder = remainder;
-    if (now - bucket.placed < windowMs) return undefined;
-    bucket.placed = now;
-    return bucket;
+    if (bucket === undefined) {
+      store.place(key, new TokenBucket(end, remainder, now), now);
+    } else {
+      bucket.end = end;
+      bucket.remainder = remainder;
+      if (now - bucket.placed >= windowMs) {
+        bucket.placed = now;
+        store.place(key, bucket, now);
+      }
+    }
+    return unitState(limit, Math.max(0, Math.floor((burst * windowMs - d) / windowMs)), untilFull);
   },
 
   expiresAt(bucket: TokenBucket): number {

@@ -1,5 +1,6 @@
 import type { RateLimitAlgorithm, UnitLimit } from '../../rules/rule-units.js';
 import type { UnitState } from '../rate-limit.backend.js';
+import type { EntryStore } from './entry-store.js';
 
 /**
  * How `MemoryBackend` counts one unit with one algorithm: the decision on one stored entry (a
@@ -16,6 +17,7 @@ import type { UnitState } from '../rate-limit.backend.js';
  * through `UnitCounter<unknown>` by the backend, which method parameters' bivariance allows.
  */
 export interface UnitCounter<E> {
+  /** The algorithm this counts. */
   readonly algorithm: RateLimitAlgorithm;
 
   /** The most one request may cost under this unit: its limit, or the bucket's `burst`. */
@@ -27,32 +29,34 @@ export interface UnitCounter<E> {
    */
   wait(entry: E | undefined, limit: UnitLimit, capacity: number, cost: number, now: number): number;
 
-  /** The unit as it stands: after {@link count}, the state an admitted request reports. */
+  /** The unit as it stands, counting nothing. */
   stateOf(entry: E | undefined, limit: UnitLimit, capacity: number, now: number): UnitState;
 
   /**
-   * Counts a request that {@link wait} admitted. Returns the entry to set at the back of the
-   * store (a new one, or one whose {@link placedAt} moved on), or undefined when `entry` was
-   * updated where it stands.
+   * Counts a request that {@link wait} admitted and reports the unit after it. A new entry, or
+   * one whose {@link placedAt} moves on, is set at the back of `store` ({@link EntryStore.place});
+   * any other is updated where it stands.
    */
-  count(
+  admit(
+    store: EntryStore<E>,
+    key: string,
     entry: E | undefined,
     limit: UnitLimit,
     capacity: number,
     cost: number,
     now: number,
-  ): E | undefined;
+  ): UnitState;
 
   /**
-   * From when on the entry counts as absent (exclusive end, backend clock). An entry's expiry may
-   * move later while it stays in place; it is never earlier than that of an entry placed before
-   * it by more than {@link MemoryBackend}'s documented sweep delay of the algorithm.
+   * From when on the entry counts as absent (exclusive end, backend clock). For a log or a bucket
+   * it moves later while the entry stays in place, so an expired one can sit behind a live one
+   * for a while; each of those counters says how long at most.
    */
   expiresAt(entry: E, windowMs: number): number;
 
   /**
    * When the entry was (re)set at the back of its store: never decreasing from the front of a
-   * store to its back, and changed by every {@link count} that returns the entry. Eviction takes
+   * store to its back, and changed whenever {@link admit} places the entry again. Eviction takes
    * the entry placed earliest, and the store's front cache tells a re-placed entry by it.
    */
   placedAt(entry: E, windowMs: number): number;
