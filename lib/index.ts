@@ -18,7 +18,7 @@ export { RateLimitGuard } from './rate-limit.guard.js';
 export { RateLimitService, type RateLimitDecision } from './rate-limit.service.js';
 
 // Rules and decorators: what is limited, and how a bad rule is reported.
-export { Rule, type RuleInput } from './rules/rule.js';
+export { Rule, type CostFunction, type RuleInput } from './rules/rule.js';
 export type { PatternKey, RuleList, RuleTableInput } from './rules/rule-table.js';
 export { trustPattern, type TrustedPattern } from './rules/trusted-pattern.js';
 export {

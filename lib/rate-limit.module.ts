@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { MemoryBackend } from './backends/memory.backend.js';
 import { RateLimitBackend } from './backends/rate-limit.backend.js';
 import { RateLimitEdge } from './http/rate-limit-edge.js';
@@ -26,6 +27,8 @@ import { RateLimitService } from './rate-limit.service.js';
  * })
  */
 @Module({
+  // Nest's public discovery API, to check every @RateLimit() rule against the backend at start-up.
+  imports: [DiscoveryModule],
   providers: [
     {
       provide: RateLimitBackend,

@@ -8,7 +8,14 @@ import {
   type OnModuleInit,
   type Type,
 } from '@nestjs/common';
-import { ApplicationConfig, HttpAdapterHost, ModuleRef, Reflector } from '@nestjs/core';
+import {
+  ApplicationConfig,
+  DiscoveryService,
+  HttpAdapterHost,
+  MetadataScanner,
+  ModuleRef,
+  Reflector,
+} from '@nestjs/core';
 import type { AuthResolver } from './auth/auth-resolver.js';
 import {
   compileAuthenticate,
@@ -20,10 +27,15 @@ import type { RateLimitRequest } from './auth/identity.js';
 import { IpAuthResolver } from './auth/ip.auth-resolver.js';
 import {
   RateLimitBackend,
+  type ConsumeQuery,
   type ConsumeResult,
   type RateLimitCounter,
 } from './backends/rate-limit.backend.js';
-import { BackendFailureHandler, isFailureOutcome } from './backends/failure-policy.js';
+import {
+  BackendFailureHandler,
+  isFailureOutcome,
+  type FailureOutcome,
+} from './backends/failure-policy.js';
 import type { ContextReader } from './http/contexts/context-edge.js';
 import { RateLimitEdge } from './http/rate-limit-edge.js';
 import { DEFAULT_ROUTING, RequestPaths, type PathRouting } from './http/request-path.js';
@@ -32,7 +44,11 @@ import { andThen, type MaybePromise } from './internal/maybe-promise.js';
 import { RATE_LIMIT_OPTIONS, RATE_LIMIT_RULES, RATE_LIMIT_SKIP } from './rate-limit.constants.js';
 
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
-import type { Rule } from './rules/rule.js';
+import { describeValue } from './config-validation.js';
+import { errorText } from './internal/error-text.js';
+import { assertBackendSupports } from './rules/backend-support.js';
+import type { CostFunction, Rule } from './rules/rule.js';
+import { decoratedRules, tableRules, type LocatedRule } from './rules/rule-sources.js';
 import { RuleTable, type PatternRules } from './rules/rule-table.js';
 
 /** The outcome for a request that a limited rule applied to. */
@@ -59,6 +75,8 @@ export type RateLimitDecision =
 /** What `check` has read of one call, for `decide`. */
 interface Call {
   readonly reader: ContextReader;
+  /** What the auth resolver read (the HTTP request, a message's data...), for cost functions. */
+  readonly request: unknown;
   readonly httpRequest: object | undefined;
   readonly plan: HandlerPlan;
   readonly rows: readonly PatternRules[];
@@ -128,6 +146,11 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   private readonly failures: BackendFailureHandler;
   private readonly plans = new WeakMap<object, HandlerPlan>();
   private authenticator: Authenticator | undefined;
+  /** Where each rule was written, for the warnings of request time. */
+  private readonly ruleLocations = new WeakMap<Rule, string>();
+  /** Rules whose cost function failed and has not returned a good value since. */
+  private readonly failingCosts = new WeakSet<Rule>();
+  private readonly logger = new Logger('RateLimit');
   /**
    * Table decisions of GraphQL calls, per HTTP request: a table rule counts an HTTP request once,
    * however many resolver calls it carries (SPEC 5).
@@ -141,6 +164,8 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     private readonly moduleRef: ModuleRef,
     /** The transports: how each kind of call is read, and the HTTP adapter's platform. */
     readonly edge: RateLimitEdge,
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
     @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
   ) {
@@ -152,11 +177,29 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
+    this.checkRules();
     this.useRouting(readRouterSettings(this.adapterHost, this.appConfig));
     this.authenticator = await compileAuthenticate(
       this.options.authenticate ?? new IpAuthResolver(),
       (type) => this.createResolver(type),
     );
+  }
+
+  /**
+   * Checks every rule of the table and of `@RateLimit()` decorators against the backend (and the
+   * fallback backend), so that a rule the backend cannot count stops the start-up rather than
+   * failing its first request.
+   * @throws RateLimitConfigError naming the rule, the backend and the fix
+   */
+  private checkRules(): void {
+    const rules: LocatedRule[] = [
+      ...tableRules(this.compiledTable),
+      ...decoratedRules(this.discovery, this.scanner, this.reflector),
+    ];
+    assertBackendSupports(rules, this.backend, this.failures.fallbackBackend);
+    for (const { rule, where } of rules) {
+      if (!this.ruleLocations.has(rule)) this.ruleLocations.set(rule, where);
+    }
   }
 
   /** Reads paths, and matches patterns, the way the router with `routing` does. */
@@ -207,8 +250,9 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       rows = this.table.matching(path, forms.routed);
     }
     if (plan.lists.length === 0 && rows.length === 0) return undefined;
-    const call: Call = { reader, httpRequest, plan, rows, path };
-    const decision = andThen(this.identify(reader.authRequest(context), context), (identity) =>
+    const request = reader.authRequest(context);
+    const call: Call = { reader, request, httpRequest, plan, rows, path };
+    const decision = andThen(this.identify(request, context), (identity) =>
       identity === UNLIMITED ? undefined : this.decide(call, identity),
     );
     memo[DECISION] = decision ?? NOT_LIMITED;
@@ -247,19 +291,23 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       if (rule !== undefined && call.reader.type === 'graphql' && httpRequest !== undefined) {
         const shared = this.perHttpRequest.get(httpRequest);
         if (shared !== undefined) return shared === NOT_LIMITED ? undefined : shared;
-        const decision = this.consume(rule, scope, identity);
+        const decision = this.consume(rule, scope, identity, call.request);
         this.perHttpRequest.set(httpRequest, decision ?? NOT_LIMITED);
         return decision;
       }
     }
-    return this.consume(rule, scope, identity);
+    return this.consume(rule, scope, identity, call.request);
   }
 
-  /** Asks the backend about `rule` for the caller (nothing to ask for an unlimited rule). */
+  /**
+   * Asks the backend about `rule` for the caller (nothing to ask for an unlimited rule). A rule
+   * whose cost function fails is decided by the failure policy, as if the backend had failed.
+   */
   private consume(
     rule: Rule | undefined,
     scope: string,
     identity: ResolvedIdentity,
+    request: unknown,
   ): MaybePromise<RateLimitDecision | undefined> {
     if (rule === undefined || rule.unlimited) return undefined;
 
@@ -268,14 +316,67 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       scope: rule.zone === undefined ? scope : `zone:${rule.zone}`,
       method: rule.method,
     };
-    const query = { counter, limits: rule.limits, blockMs: rule.blockTime * 1000 };
-    return andThen(this.failures.consume(query), (result): RateLimitDecision | undefined => {
+    // A constant cost (or none) is read as it is: no call, no allocation on the usual path.
+    const given = rule.cost;
+    const cost = typeof given === 'function' ? this.costOf(rule, given, request, identity) : given;
+    // Every query has the same shape (undefined for what the rule leaves to the backend).
+    const query: ConsumeQuery = {
+      counter,
+      limits: rule.limits,
+      blockMs: rule.blockTime * 1000,
+      algorithm: rule.algorithm,
+      burst: rule.burst,
+      cost: cost === BAD_COST ? undefined : cost,
+    };
+    const outcome: MaybePromise<ConsumeResult | FailureOutcome> =
+      cost === BAD_COST ? this.failures.withoutBackend(query) : this.failures.consume(query);
+    return andThen(outcome, (result): RateLimitDecision | undefined => {
       if (!isFailureOutcome(result)) {
         return { kind: 'decided', allowed: result.allowed, rule, identity, counter, result };
       }
       if (result.kind === 'open') return undefined;
       return { kind: 'unavailable', allowed: false, rule, identity, counter };
     });
+  }
+
+  /**
+   * What `cost` says this request takes, or {@link BAD_COST} when it throws or returns anything
+   * but a whole number of at least 1: warned about once per rule, until it returns a good value.
+   */
+  private costOf(
+    rule: Rule,
+    cost: CostFunction,
+    request: unknown,
+    identity: ResolvedIdentity,
+  ): number | typeof BAD_COST {
+    let value: unknown;
+    let problem: string;
+    try {
+      value = cost(request as RateLimitRequest, identity);
+      if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1) {
+        this.failingCosts.delete(rule);
+        return value;
+      }
+      if (value instanceof Promise) {
+        // Its rejection is nobody's to handle once ignored: keep it from crashing the process.
+        value.catch(() => undefined);
+        problem = 'returned a promise (a cost function must answer synchronously)';
+      } else {
+        problem = `returned ${describeValue(value)}`;
+      }
+    } catch (error) {
+      problem = `threw an error (${errorText(error)})`;
+    }
+    if (!this.failingCosts.has(rule)) {
+      this.failingCosts.add(rule);
+      const where = this.ruleLocations.get(rule) ?? `{ ${describeRule(rule)} }`;
+      this.logger.warn(
+        `The cost function of rate-limit rule ${where} ${problem}; it must return a whole ` +
+          `number of at least 1 (such as 1 for a search, 10 for a report). Until it does, ` +
+          `${this.failures.behaviour("that rule's requests")}, as during a backend outage.`,
+      );
+    }
+    return BAD_COST;
   }
 
   /** The caller's identity; `null` when `onAuthError` let it through unlimited. */
@@ -341,6 +442,17 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       return this.moduleRef.create(type);
     }
   }
+}
+
+/** What {@link RateLimitService.costOf} returns for a cost function that failed. */
+const BAD_COST: unique symbol = Symbol('bad cost');
+
+/** A rule's units and group, for a warning about a rule whose origin is unknown. */
+function describeRule(rule: Rule): string {
+  const units = rule.limits.map(({ unit, limit, windowMs }) =>
+    unit === 'window' ? `limit: ${limit}, window: ${windowMs / 1000}` : `${unit}: ${limit}`,
+  );
+  return [...units, `group: '${rule.group}'`, `method: '${rule.method}'`].join(', ');
 }
 
 /** The first rule of `rules` for the caller's group and the request method. */

@@ -112,4 +112,19 @@ describe('@RateLimit() validation', () => {
       /@RateLimit\(\) rule 2.*"block_time".*did you mean "blockTime"/,
     );
   });
+
+  it('checks the window, algorithm, burst and cost of a decorator rule when it is applied', () => {
+    expect(() => RateLimit({ limit: 5, window: '15 minutes' })).toThrow(
+      /^Invalid rate-limit rule \(@RateLimit\(\) rule 1\): "window" must be a number of seconds .*got "15 minutes"; did you mean '15m'\?$/,
+    );
+    expect(() => RateLimit({ group: 'a' }, { minute: 5, algorithm: 'sliding' as never })).toThrow(
+      /^Invalid rate-limit rule \(@RateLimit\(\) rule 2\): "algorithm" must be one of/,
+    );
+    expect(() => RateLimit({ second: 1, minute: 10, burst: 5 })).toThrow(
+      /^Invalid rate-limit rule \(@RateLimit\(\) rule 1\): "burst" is the size of one token bucket, and this rule has 2 units \(second, minute\)/,
+    );
+    expect(() => RateLimit({ minute: 5, cost: 0 })).toThrow(
+      /^Invalid rate-limit rule \(@RateLimit\(\) rule 1\): "cost" must be a whole number of at least 1/,
+    );
+  });
 });

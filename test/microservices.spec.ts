@@ -296,6 +296,23 @@ describe('a microservice-only application (no HTTP adapter)', () => {
       await expect(client.send('reports.health', as)).resolves.toBe('up');
   });
 
+  it("gives a rule's cost function the message the auth resolver reads, and counts what it says", async () => {
+    @Controller()
+    class BulkController {
+      @RateLimit({ minute: 10, cost: (message) => (message as unknown as { items: number }).items })
+      @MessagePattern('orders.bulk')
+      bulk(): string {
+        return 'queued';
+      }
+    }
+    const { client } = await start({}, { controllers: [BulkController] });
+    const bulk = (items: number) => client.send('orders.bulk', { user: 'alice', items });
+    await expect(bulk(6)).resolves.toBe('queued');
+    await expect(bulk(5)).rejects.toEqual(overLimit(60));
+    await expect(bulk(4)).resolves.toBe('queued');
+    await expect(bulk(1)).rejects.toEqual(overLimit(60));
+  });
+
   it('exempts a @SkipRateLimit controller, except a handler with @SkipRateLimit(false)', async () => {
     const { client } = await start();
     const as = { user: 'alice' };

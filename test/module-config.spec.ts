@@ -10,6 +10,7 @@ import {
   UseFilters,
   UseGuards,
   type ExecutionContext,
+  type Type,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
@@ -35,6 +36,7 @@ import {
   HelloController,
   TestClock,
 } from './support/nest-app.js';
+import { RecordingBackend } from './support/recording-backend.js';
 
 @Injectable()
 class LimitsConfig {
@@ -444,5 +446,154 @@ describe('start-up validation', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('start-up validation of the rules against the backend', () => {
+  const fixedOnly = (): RecordingBackend => new RecordingBackend('fixed-window', ['fixed-window']);
+
+  @Controller('cats')
+  class CatsController {
+    @RateLimit({ group: 'admin' }, { minute: 5, algorithm: 'token-bucket' })
+    @Get()
+    find(): string {
+      return 'cats';
+    }
+  }
+
+  @RateLimit({ minute: 5, algorithm: 'sliding-log' })
+  @Controller('dogs')
+  class DogsController {
+    @Get()
+    find(): string {
+      return 'dogs';
+    }
+  }
+
+  /** Stands for a GraphQL resolver or a WebSocket gateway: a provider with handlers. */
+  @Injectable()
+  class ChatGateway {
+    @RateLimit({ second: 1, burst: 2 })
+    message(): string {
+      return 'sent';
+    }
+  }
+
+  async function startError(
+    options: RateLimitModuleOptions,
+    controllers: Type[] = [HelloController],
+    providers: Type[] = [],
+  ): Promise<unknown> {
+    const moduleRef = await Test.createTestingModule({
+      imports: [RateLimitModule.forRoot(options)],
+      controllers,
+      providers,
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    try {
+      await app.init();
+      return undefined;
+    } catch (error) {
+      return error;
+    } finally {
+      await app.close();
+    }
+  }
+
+  it.each<[string, RateLimitModuleOptions, Type[], Type[], string]>([
+    [
+      'a table rule whose algorithm the backend does not implement',
+      {
+        backend: fixedOnly(),
+        config: {
+          '/x': [
+            { group: 'a', minute: 1 },
+            { minute: 1, algorithm: 'sliding-window' },
+          ],
+        },
+      },
+      [HelloController],
+      [],
+      'Invalid rate-limit rule (pattern "/x", rule 2): it counts with \'sliding-window\', which ' +
+        'the backend RecordingBackend(fixed-window) does not implement (it implements ' +
+        "'fixed-window'): set the rule's algorithm to one of those, or use a backend that " +
+        "implements 'sliding-window'.",
+    ],
+    [
+      'a handler rule whose algorithm the backend does not implement',
+      { backend: fixedOnly() },
+      [CatsController],
+      [],
+      'Invalid rate-limit rule (@RateLimit() rule 2 on CatsController.find): it counts with ' +
+        "'token-bucket', which the backend RecordingBackend(fixed-window) does not implement",
+    ],
+    [
+      'a class rule whose algorithm the backend does not implement',
+      { backend: fixedOnly() },
+      [DogsController],
+      [],
+      'Invalid rate-limit rule (@RateLimit() rule 1 on DogsController): it counts with ' +
+        "'sliding-log', which the backend RecordingBackend(fixed-window) does not implement",
+    ],
+    [
+      "a burst on a provider's handler, where the backend's default is no token bucket",
+      { backend: new RecordingBackend('sliding-window') },
+      [HelloController],
+      [ChatGateway],
+      'Invalid rate-limit rule (@RateLimit() rule 1 on ChatGateway.message): "burst" only ' +
+        "applies to the 'token-bucket' algorithm, and this rule counts with the backend's " +
+        "default, 'sliding-window' (backend RecordingBackend(sliding-window)): set algorithm: " +
+        "'token-bucket' on the rule, or drop burst.",
+    ],
+    [
+      'a table rule whose algorithm the fallback backend does not implement',
+      {
+        backend: new RecordingBackend('token-bucket'),
+        failurePolicy: 'fallback',
+        fallbackBackend: fixedOnly(),
+        config: { '/x': [{ minute: 1 }] },
+      },
+      [HelloController],
+      [],
+      'Invalid rate-limit rule (pattern "/x", rule 1): it counts with the backend\'s default, ' +
+        "'token-bucket', which the fallbackBackend RecordingBackend(fixed-window) does not implement",
+    ],
+    [
+      "a limit too large for the backend's default algorithm to count exactly",
+      { backend: new RecordingBackend('sliding-window'), config: { '/x': [{ month: 4_000_000 }] } },
+      [HelloController],
+      [],
+      'Invalid rate-limit rule (pattern "/x", rule 1): "month" is too large for ' +
+        "'sliding-window': the limit 4000000 times the window (2678400000 ms), four times over, is above " +
+        'Number.MAX_SAFE_INTEGER',
+    ],
+  ])(
+    'refuses %s, naming the rule and the backend',
+    async (_name, options, controllers, providers, message) => {
+      const error = await startError(options, controllers, providers);
+      expect(error).toBeInstanceOf(RateLimitConfigError);
+      expect((error as RateLimitConfigError).code).toBe('RATE_LIMIT_INVALID_RULE');
+      expect((error as Error).message.startsWith(message)).toBe(true);
+    },
+  );
+
+  it('starts when every rule fits its backend, whatever the default', async () => {
+    const backend = new RecordingBackend('token-bucket');
+    expect(
+      await startError(
+        {
+          backend,
+          config: {
+            '/x': [
+              { minute: 1, burst: 3 },
+              { month: 4_000_000, algorithm: 'fixed-window' },
+            ],
+          },
+        },
+        [CatsController, DogsController],
+        [ChatGateway],
+      ),
+    ).toBeUndefined();
+    expect(await startError({ backend: fixedOnly() }, [HelloController], [])).toBeUndefined();
   });
 });

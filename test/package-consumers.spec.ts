@@ -138,6 +138,10 @@ describe('the built package', () => {
     await run(join(root, 'node_modules/.bin/tsc'), ['-p', join(pkg, 'tsconfig.json')], {
       cwd: root,
     });
+    // As `npm run build` does: the Redis scripts are read at load from next to the modules.
+    cpSync(join(pkg, 'lib/backends/redis/lua'), join(pkg, 'dist/backends/redis/lua'), {
+      recursive: true,
+    });
   }, 120_000);
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -19,9 +19,9 @@ import type {
   RateLimitCounter,
   UnitState,
 } from '../lib/backends/rate-limit.backend.js';
-import { parseConsumeReply, parseFlagReply } from '../lib/backends/redis/redis-backend.base.js';
+import { parseConsumeReply, parseFlagReply } from '../lib/backends/redis/redis-replies.js';
 import { blockKey, fixedWindowKey, slidingLogKey } from '../lib/backends/redis/redis-keys.js';
-import { TEST_CLOCK_EXPIRY_OFFSET_MS } from '../lib/backends/redis/shared.lua.js';
+import { TEST_CLOCK_EXPIRY_OFFSET_MS } from '../lib/backends/redis/redis-scripts.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
 import type { RateLimitUnitName, UnitLimit } from '../lib/rules/rule-units.js';
@@ -454,15 +454,15 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       await consumeAt(0, q);
       await consumeAt(0, q); // a block
       const keys = await keysUnder(nodes, prefix);
-      // Windows and the block end in virtual time, shifted centuries past any real clock
-      // (shared.lua.ts); sliding logs get no expiry at all.
+      // Windows, logs and the block end in virtual time, shifted centuries past any real clock
+      // (lua/test-clock.lua); a log two windows after its oldest entry.
       const ends = new Map<string, number>([[blockKey(prefix, q.counter.user), 3 * SECOND]]);
       if (kind === 'fixed') {
         ends.set(fixedWindowKey(prefix, q.counter, second), SECOND);
         ends.set(fixedWindowKey(prefix, q.counter, minute), MINUTE);
       } else {
-        ends.set(slidingLogKey(prefix, q.counter, second), -1);
-        ends.set(slidingLogKey(prefix, q.counter, minute), -1);
+        ends.set(slidingLogKey(prefix, q.counter, second), 2 * SECOND);
+        ends.set(slidingLogKey(prefix, q.counter, minute), 2 * MINUTE);
       }
       expect(keys).toEqual([...ends.keys()].sort());
       for (const [key, end] of ends) {
@@ -549,7 +549,7 @@ describe.each(redis.topologies)('on a $name', (topology) => {
       if (kind === 'fixed') {
         const key = fixedWindowKey(prefix, q.counter, minute);
         expect(await client.get(key)).toBe('3');
-        // The window's end, in virtual time, shifted far past any real clock (shared.lua.ts).
+        // The window's end, in virtual time, shifted far past any real clock (lua/test-clock.lua).
         expect(await client.call('PEXPIRETIME', key)).toBe(
           START_MS + MINUTE + TEST_CLOCK_EXPIRY_OFFSET_MS,
         );

@@ -11,11 +11,11 @@ import { Redis } from 'ioredis';
 import type { UnitLimit } from '../lib/rules/rule-units.js';
 import type { ConsumeQuery, RateLimitCounter } from '../lib/backends/rate-limit.backend.js';
 import { blockKey, fixedWindowKey, slidingLogKey } from '../lib/backends/redis/redis-keys.js';
-import { TEST_CLOCK_EXPIRY_OFFSET_MS } from '../lib/backends/redis/shared.lua.js';
+import { TEST_CLOCK_EXPIRY_OFFSET_MS } from '../lib/backends/redis/redis-scripts.js';
 import type {
   RedisBackendClient,
   RedisBackendOptions,
-} from '../lib/backends/redis/redis-backend.base.js';
+} from '../lib/backends/redis/redis.backend.js';
 import { RedisBackend } from '../lib/backends/redis/redis.backend.js';
 import { SlidingRedisBackend } from '../lib/backends/redis/sliding-redis.backend.js';
 import { startOwnedRedisServer, type OwnedRedisServerHandle } from './support/redis-harness.js';
@@ -414,6 +414,7 @@ describe('SlidingRedisBackend script', () => {
             lindex: 1,
             lrange: reads,
             ltrim: 1,
+            pexpireat: 1, // the new head's expiry, in virtual time
             ...counted,
             rpush: 1,
           },
@@ -431,7 +432,16 @@ describe('SlidingRedisBackend script', () => {
       expect(await decideAt(20_000, q)).toEqual({
         allowed: true,
         // 2,999 entries after the head: chunks 32, 64, ..., 1024, the 7th one short.
-        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, lrange: 7, del: 1, rpush: 1 },
+        // The log starts again, with its expiry in virtual time.
+        commands: {
+          evalsha: 1,
+          pexpiretime: 1,
+          lindex: 1,
+          lrange: 7,
+          del: 1,
+          rpush: 1,
+          pexpireat: 1,
+        },
         length: 1,
       });
     });
@@ -441,7 +451,15 @@ describe('SlidingRedisBackend script', () => {
       await admitAt(q, [0, 100, 200, 300, 400, 500]);
       expect(await decideAt(1_250, q)).toEqual({
         allowed: true,
-        commands: { evalsha: 1, pexpiretime: 1, lindex: 1, lrange: 1, ltrim: 1, rpush: 1 },
+        commands: {
+          evalsha: 1,
+          pexpiretime: 1,
+          lindex: 1,
+          lrange: 1,
+          ltrim: 1,
+          pexpireat: 1,
+          rpush: 1,
+        },
         length: 4, // 300, 400, 500 ms and this one
       });
     });
@@ -581,39 +599,34 @@ describe('script calls', () => {
 });
 
 describe('write batching', () => {
-  it('sends the calls of one loop iteration in one write on its own client, each decided once', async () => {
+  it('queues the calls of one loop iteration in one auto-pipeline on its own client, each decided once', async () => {
     const backend = backendOn(RedisBackend, { host: server.host, port: server.port });
     const q = query([unit('minute', 1_000)]);
     await backend.consume(q);
     const node = (await backend.getClient()) as unknown as Redis;
-    const cork = jest.spyOn(node.stream, 'cork');
-    const uncork = jest.spyOn(node.stream, 'uncork');
-    const results = await Promise.all(Array.from({ length: 50 }, () => backend.consume(q)));
-    expect(cork).toHaveBeenCalledTimes(1);
-    expect(uncork).toHaveBeenCalledTimes(1);
+    expect(node.options.enableAutoPipelining).toBe(true);
+    const pending = Array.from({ length: 50 }, () => backend.consume(q));
+    // Sent at the end of the iteration, all at once (ioredis's documented auto-pipelining).
+    expect(node.autoPipelineQueueSize).toBe(50);
+    const results = await Promise.all(pending);
     expect(results.map((r) => r.units[0]!.remaining).sort((a, b) => b - a)).toEqual(
       Array.from({ length: 50 }, (_, i) => 998 - i),
     );
-    // The next iteration corks again.
-    await new Promise((resolve) => setImmediate(resolve));
-    await backend.consume(q);
-    expect(cork).toHaveBeenCalledTimes(2);
-    cork.mockRestore();
-    uncork.mockRestore();
   });
 
   it.each([false, true])(
-    'never corks a client passed in (enableAutoPipelining: %s): it stays the application’s',
+    'uses a client passed in as given (enableAutoPipelining: %s): it stays the application’s',
     async (enableAutoPipelining) => {
       const node = await client({ enableAutoPipelining });
       const backend = backendOn(SlidingRedisBackend, node);
-      const cork = jest.spyOn(node.stream, 'cork');
-      const results = await Promise.all(
-        Array.from({ length: 20 }, () => backend.consume(query([unit('minute', 100)]))),
+      await backend.consume(query([unit('minute', 100)], counter('warm-up')));
+      const pending = Array.from({ length: 20 }, () =>
+        backend.consume(query([unit('minute', 100)])),
       );
+      expect(node.autoPipelineQueueSize).toBe(enableAutoPipelining ? 20 : 0);
+      expect(node.options.enableAutoPipelining).toBe(enableAutoPipelining);
+      const results = await Promise.all(pending);
       expect(results.every((result) => result.allowed)).toBe(true);
-      expect(cork).not.toHaveBeenCalled();
-      cork.mockRestore();
     },
   );
 });

@@ -216,6 +216,56 @@ describe.each(ADAPTERS)('on %s', (adapter) => {
         },
       ));
 
+    it('show a custom window with its real length, in every format and in onBlocked', async () => {
+      const seen: RateLimitInfo[] = [];
+      await withApp(
+        {
+          headers: 'both',
+          config: { '/': [{ second: 5, limit: 2, window: '15m' }] },
+          onBlocked: (info) => {
+            seen.push(info);
+            return undefined;
+          },
+        },
+        async (t) => {
+          let res = await t.http.get('/').set(as('u')).expect(200);
+          expect(res.headers['ratelimit-policy']).toBe('"second";q=5;w=1, "window";q=2;w=900');
+          expect(res.headers['ratelimit']).toBe('"window";r=1;t=900');
+          expect(res.headers['x-ratelimit-limit']).toBe('2');
+          expect(res.headers['x-ratelimit-remaining']).toBe('1');
+          expect(res.headers['x-ratelimit-reset']).toBe('900');
+          t.clock.advance(300_000);
+          await t.http.get('/').set(as('u')).expect(200);
+          res = await t.http.get('/').set(as('u')).expect(429);
+          expect(res.headers['retry-after']).toBe('600');
+          expect(res.headers['ratelimit']).toBe('"window";r=0;t=600');
+          expect(seen.map(({ unit, retryAfter }) => [unit, retryAfter])).toEqual([['window', 600]]);
+          expect(seen[0]!.units.map(({ unit, windowMs }) => [unit, windowMs])).toEqual([
+            ['second', 1_000],
+            ['window', 900_000],
+          ]);
+        },
+      );
+    });
+
+    it('keep a custom window as long as a named unit apart, and round a fractional one up', () =>
+      withApp(
+        {
+          headers: 'draft-10',
+          config: {
+            '/same': [{ minute: 10, limit: 3, window: 60 }],
+            '/short': [{ limit: 4, window: 1.5 }],
+          },
+        },
+        async (t) => {
+          let res = await t.http.get('/same').set(as('u')).expect(200);
+          expect(res.headers['ratelimit-policy']).toBe('"minute";q=10;w=60, "window";q=3;w=60');
+          expect(res.headers['ratelimit']).toBe('"window";r=2;t=60');
+          res = await t.http.get('/short').set(as('u')).expect(200);
+          expect(res.headers['ratelimit-policy']).toBe('"window";q=4;w=2');
+        },
+      ));
+
     it('are not sent for unlimited rules or unmatched paths', () =>
       withApp(
         { headers: 'both', config: { '/limited': [{ minute: 2 }, { group: 'admin' }] } },

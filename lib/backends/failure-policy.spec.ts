@@ -152,3 +152,63 @@ describe('BackendFailureHandler per partition', () => {
     expect(log).toHaveBeenCalledTimes(1);
   });
 });
+
+describe('BackendFailureHandler without the backend', () => {
+  /** Fails every call, and counts with a token bucket by default. */
+  class DownTokenBucket extends RateLimitBackend {
+    calls = 0;
+    override get algorithm(): 'token-bucket' {
+      return 'token-bucket';
+    }
+    consume(): ConsumeResult {
+      this.calls++;
+      throw new Error('down');
+    }
+    unblock(): boolean {
+      return false;
+    }
+    reset(): boolean {
+      return false;
+    }
+  }
+
+  beforeEach(() => {
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
+  it('has the fallback count a query that names no algorithm with the backend’s, not its own', () => {
+    const backend = new DownTokenBucket();
+    const fallbackBackend = new MemoryBackend({ sweepIntervalMs: 0, clock: () => 0 });
+    const handler = new BackendFailureHandler(backend, {
+      failurePolicy: 'fallback',
+      fallbackBackend,
+    });
+    const seen: ConsumeQuery[] = [];
+    const consume = fallbackBackend.consume.bind(fallbackBackend);
+    jest.spyOn(fallbackBackend, 'consume').mockImplementation((q) => {
+      seen.push(q);
+      return consume(q);
+    });
+    handler.consume(query('u'));
+    handler.consume({ ...query('u'), algorithm: 'sliding-log' });
+    expect(seen.map((q) => q.algorithm)).toEqual(['token-bucket', 'sliding-log']);
+  });
+
+  it('decides by the policy and leaves the backend alone: withoutBackend', () => {
+    const backend = new DownTokenBucket();
+    expect(new BackendFailureHandler(backend, {}).withoutBackend(query('u'))).toEqual({
+      kind: 'open',
+    });
+    const closed = new BackendFailureHandler(backend, { failurePolicy: 'closed' });
+    expect(closed.withoutBackend(query('u'))).toEqual({ kind: 'closed' });
+    const fallback = new BackendFailureHandler(backend, { failurePolicy: 'fallback' });
+    const result = fallback.withoutBackend(query('u'));
+    expect(isFailureOutcome(result as ConsumeResult)).toBe(false);
+    expect((result as ConsumeResult).allowed).toBe(true);
+    expect(backend.calls).toBe(0);
+    void fallback.close();
+  });
+});

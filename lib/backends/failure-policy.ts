@@ -124,6 +124,25 @@ export class BackendFailureHandler {
     );
   }
 
+  /**
+   * Decides `query` by the failure policy without asking the backend, as if it had failed: for a
+   * request the module cannot put to the backend (a rule's cost function failed). The backend's
+   * health is not touched.
+   */
+  withoutBackend(query: ConsumeQuery): MaybePromise<ConsumeResult | FailureOutcome> {
+    return this.onFailure(query);
+  }
+
+  /** The in-process backend of `failurePolicy: 'fallback'`; undefined under another policy. */
+  get fallbackBackend(): RateLimitBackend | undefined {
+    return this.fallback;
+  }
+
+  /** What the policy does with `requests` (`'its requests'`), for a warning. */
+  behaviour(requests: string): string {
+    return FAILURE_BEHAVIOUR[this.policy](requests);
+  }
+
   /** Releases the fallback backend's timer, if one was created here. */
   async close(): Promise<void> {
     await this.fallback?.close();
@@ -150,7 +169,13 @@ export class BackendFailureHandler {
   }
 
   private onFailure(query: ConsumeQuery): MaybePromise<ConsumeResult | FailureOutcome> {
-    if (this.fallback) return this.fallback.consume(query);
+    if (this.fallback) {
+      // A rule without its own algorithm counts with the backend's: the fallback must count the
+      // same way, not with its own default (only during an outage, so the copy costs nothing).
+      const { algorithm } = this.backend;
+      const same = query.algorithm !== undefined || this.fallback.algorithm === algorithm;
+      return this.fallback.consume(same ? query : { ...query, algorithm });
+    }
     return this.policy === 'closed' ? CLOSED : OPEN;
   }
 

@@ -42,11 +42,17 @@ export function tightestUnit(result: ConsumeResult): UnitState | undefined {
 /** `RateLimit-Policy` per rule: it only depends on the rule, so it is built once. */
 const policies = new WeakMap<Rule, string>();
 
-function policyHeader(rule: Rule): string {
+/**
+ * `RateLimit-Policy`: one entry per unit, named as the unit (`"window"` for a rule's custom
+ * window), with its limit and its real window length. The draft's `w` is whole seconds, so a
+ * window that is not (`window: 1.5`) is shown rounded up (`w=2`): a client pacing itself by it
+ * then never goes faster than the rule allows.
+ */
+export function policyHeader(rule: Rule): string {
   let policy = policies.get(rule);
   if (policy === undefined) {
     policy = rule.limits
-      .map((unit) => `"${unit.unit}";q=${unit.limit};w=${unit.windowMs / 1000}`)
+      .map((unit) => `"${unit.unit}";q=${unit.limit};w=${Math.ceil(unit.windowMs / 1000)}`)
       .join(', ');
     policies.set(rule, policy);
   }

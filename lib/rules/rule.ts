@@ -1,7 +1,32 @@
 import { METHODS } from 'node:http';
 import { closestMatch, describeValue, rejectUnknownKeys } from '../config-validation.js';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
-import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS, type UnitLimit } from './rule-units.js';
+import type { Identity, RateLimitRequest } from '../auth/identity.js';
+import { exactArithmeticProblem } from './exact-arithmetic.js';
+import {
+  RATE_LIMIT_ALGORITHMS,
+  RATE_LIMIT_UNITS,
+  UNIT_WINDOW_SECONDS,
+  type RateLimitAlgorithm,
+  type UnitLimit,
+} from './rule-units.js';
+import { windowMs } from './rule-window.js';
+
+/**
+ * How many units one request takes, worked out per request: `(request, identity) => number`,
+ * called once per request the rule decides, with the request the auth resolver read (the HTTP
+ * request; for a WebSocket or microservice message, what the resolvers get) and the caller. It
+ * must return a whole number of at least 1, synchronously. A function that throws or returns
+ * anything else never causes a 500: the module logs a warning naming the rule (once, until it
+ * returns a good value again) and decides the request by its `failurePolicy`, as if the backend
+ * had failed.
+ *
+ * (Declared through a method so that a function taking your own request type, such as Express's
+ * `Request`, is accepted.)
+ */
+export type CostFunction = {
+  cost(request: RateLimitRequest, identity: Readonly<Required<Identity>>): number;
+}['cost'];
 
 /**
  * A rule as a plain object. Accepted anywhere a {@link Rule} is: in the pattern table and in
@@ -12,6 +37,9 @@ import { RATE_LIMIT_UNITS, UNIT_WINDOW_SECONDS, type UnitLimit } from './rule-un
  * { group: 'admin' }                       // admins are not limited
  * { second: 5, blockTime: 60 }             // over the limit: blocked for a minute everywhere
  * { minute: 100, zone: 'users-api' }       // one counter pool for every rule with this zone
+ * { limit: 5, window: '15m' }              // 5 per 15 minutes
+ * { minute: 100, algorithm: 'token-bucket', burst: 20 } // 100 a minute on average, 20 at once
+ * { hour: 1000, cost: 10 }                 // each request takes 10 of the 1,000
  */
 export interface RuleInput {
   /** Requests allowed per second. */
@@ -24,6 +52,48 @@ export interface RuleInput {
   day?: number;
   /** Requests allowed per 31 days (2,678,400 s). */
   month?: number;
+  /**
+   * Requests allowed per {@link window}, a whole number, 0 or more (0 denies every request).
+   * `limit` and `window` come together or not at all; they are one more unit of the rule, called
+   * `'window'` in decisions and headers, and must hold together with the named units (AND).
+   */
+  limit?: number;
+  /**
+   * The length of the {@link limit}'s window, for a window no named unit has (5 per 15 minutes):
+   * - a number of seconds, in whole milliseconds: `900`, `1.5`, `0.25` (at least `0.001`);
+   * - a string of a whole number and one lower-case unit letter, without spaces: `'90s'`,
+   *   `'15m'`, `'2h'`, `'7d'` (`s` seconds, `m` minutes, `h` hours, `d` days).
+   *
+   * Anything else (`'15M'`, `'1.5h'`, `'1h30m'`, `'2w'`, `'90'`) fails when the rule is created.
+   * A window as long as a named unit (`window: '1m'`) is still a unit of its own, with its own
+   * counter: it does not share `minute`'s.
+   */
+  window?: number | string;
+  /**
+   * How this rule's units are counted: `'fixed-window'`, `'sliding-window'`, `'sliding-log'` or
+   * `'token-bucket'` (see {@link RateLimitAlgorithm} for the exact definitions). Unset: the
+   * backend's `algorithm` option. The module fails at start-up when the backend does not
+   * implement the algorithm.
+   */
+  algorithm?: RateLimitAlgorithm;
+  /**
+   * Token bucket only: how many requests may come at once, the bucket's size in tokens, a whole
+   * number of at least 1; the bucket refills at the unit's limit per window. Unset: the limit.
+   *
+   * Only on a rule whose algorithm (its own, or the backend's when it sets none) is
+   * `'token-bucket'`, checked at start-up, and with exactly one unit: every unit is a bucket of
+   * its own, so one burst for several of them would be ambiguous. For a steady rate with a
+   * burst, write one unit (`{ minute: 60, burst: 10 }`).
+   */
+  burst?: number;
+  /**
+   * How many units one request takes from every unit of the rule: a whole number of at least 1,
+   * or a {@link CostFunction} of the request and the caller. A request whose cost does not fit is
+   * rejected whole and takes nothing; one that costs more than a unit's limit (or the bucket's
+   * burst) is always rejected, with that unit's window as its wait.
+   * @default 1
+   */
+  cost?: number | CostFunction;
   /**
    * The caller group this rule is for, compared exactly with the group the auth resolver returns.
    * @default 'default'
@@ -56,6 +126,11 @@ const RULE_FIELDS: ReadonlySet<string> = new Set([
   'method',
   'zone',
   'blockTime',
+  'limit',
+  'window',
+  'algorithm',
+  'burst',
+  'cost',
 ]);
 
 /** Common misspellings, mostly from the Python original, with the field meant. */
@@ -69,7 +144,38 @@ const FIELD_HINTS: Readonly<Record<string, string>> = {
   months: 'month',
   methods: 'method',
   groups: 'group',
+  windowMs: 'window',
+  windowSeconds: 'window',
+  max: 'limit',
+  points: 'limit',
+  capacity: 'burst',
+  bucketSize: 'burst',
+  weight: 'cost',
+  strategy: 'algorithm',
 };
+
+/** What users write for an algorithm, with the one meant. */
+const ALGORITHM_HINTS: Readonly<Record<string, RateLimitAlgorithm>> = {
+  gcra: 'token-bucket',
+  'token bucket': 'token-bucket',
+  'leaky-bucket': 'token-bucket',
+  fixed: 'fixed-window',
+  'sliding-window-log': 'sliding-log',
+  'sliding window log': 'sliding-log',
+  'sliding-window-counter': 'sliding-window',
+};
+
+/** The "did you mean" of an unknown algorithm, or `'.'`. */
+function algorithmHint(algorithm: string): string {
+  const key = algorithm.trim().toLowerCase();
+  const hint = Object.hasOwn(ALGORITHM_HINTS, key)
+    ? ALGORITHM_HINTS[key]
+    : closestMatch(key.replace(/[\s_]+/g, '-'), RATE_LIMIT_ALGORITHMS);
+  return hint === undefined ? '.' : `; did you mean '${hint}'?`;
+}
+
+/** The algorithms' names, for messages: `'fixed-window', 'sliding-window', ...`. */
+const ALGORITHM_LIST = RATE_LIMIT_ALGORITHMS.map((name) => `'${name}'`).join(', ');
 
 /**
  * The methods a rule may name: those Node's HTTP parser accepts (`http.METHODS`), since a request
@@ -105,9 +211,11 @@ function methodHint(method: string): string {
 }
 
 /**
- * One limit for one group of callers and one HTTP method: up to five units (all must hold), an
- * optional shared zone and an optional block time. Validated on construction, so a bad rule fails
- * when the app starts, never at request time.
+ * One limit for one group of callers and one HTTP method: up to five named units and one window
+ * of any length (all must hold), an optional shared zone, block time, algorithm, burst and cost.
+ * Validated on construction, so a bad rule fails when the app starts, never at request time
+ * (what depends on the backend, such as whether it implements the algorithm, is checked when the
+ * module starts).
  *
  * A rule with no unit set is unlimited: a matching caller is not counted and no block applies.
  */
@@ -117,6 +225,16 @@ export class Rule {
   readonly hour: number | undefined;
   readonly day: number | undefined;
   readonly month: number | undefined;
+  /** The limit of the custom window, as given; undefined when the rule has none. */
+  readonly limit: number | undefined;
+  /** The custom window as given (seconds or a string such as `'15m'`); see `limits` for its ms. */
+  readonly window: number | string | undefined;
+  /** The rule's own algorithm; undefined: the backend's. */
+  readonly algorithm: RateLimitAlgorithm | undefined;
+  /** The token bucket's size; undefined: the unit's limit. */
+  readonly burst: number | undefined;
+  /** Units one request takes, or the function that says; undefined: 1. */
+  readonly cost: number | CostFunction | undefined;
   /** The caller group this rule is for. */
   readonly group: string;
   /** The HTTP method as written (`'*'` for every method); part of the counter key. */
@@ -125,7 +243,10 @@ export class Rule {
   readonly zone: string | undefined;
   /** Block length in seconds once a unit is exceeded; 0 when the rule does not block. */
   readonly blockTime: number;
-  /** The units that are set, shortest window first. Empty for an unlimited rule. */
+  /**
+   * The units that are set, shortest window first (the custom window after a named unit of the
+   * same length). Empty for an unlimited rule.
+   */
   readonly limits: readonly UnitLimit[];
 
   /** Upper-cased method for matching; undefined for `'*'`. */
@@ -166,6 +287,36 @@ export class Rule {
         );
       }
       limits.push({ unit, limit, windowMs: UNIT_WINDOW_SECONDS[unit] * 1000 });
+    }
+
+    const { limit, window } = input;
+    if (limit !== undefined && window === undefined) {
+      fail(
+        '"limit"',
+        `needs a "window" to count in, such as { limit: ${describeValue(limit)}, window: '15m' }; ` +
+          'or use a named unit such as { minute: 10 }.',
+      );
+    }
+    if (window !== undefined && limit === undefined) {
+      fail(
+        '"window"',
+        `needs a "limit", the requests allowed per window, such as { limit: 5, window: ` +
+          `${describeValue(window)} }.`,
+      );
+    }
+    if (limit !== undefined) {
+      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+        fail(
+          '"limit"',
+          `must be a whole number of requests per window, 0 or more (0 denies every request), ` +
+            `got ${describeValue(limit)}${numberHint(limit)}.`,
+        );
+      }
+      const length = windowMs(window);
+      const ms = length.ok ? length.ms : fail('"window"', length.problem);
+      // After the named units as long or shorter: the order stays shortest first.
+      const at = limits.findIndex((unit) => unit.windowMs > ms);
+      limits.splice(at < 0 ? limits.length : at, 0, { unit: 'window', limit, windowMs: ms });
     }
 
     const group = input.group ?? 'default';
@@ -213,11 +364,77 @@ export class Rule {
       );
     }
 
+    const { algorithm, burst, cost } = input;
+    const unlimitedField = (field: string): never =>
+      fail(
+        `"${field}"`,
+        'has no effect on a rule without a limit (an unlimited rule is never counted); set a ' +
+          'unit such as minute, or a limit and a window.',
+      );
+    if (algorithm !== undefined) {
+      if (typeof algorithm !== 'string' || !RATE_LIMIT_ALGORITHMS.includes(algorithm)) {
+        fail(
+          '"algorithm"',
+          `must be one of ${ALGORITHM_LIST}, got ${describeValue(algorithm)}` +
+            `${typeof algorithm === 'string' ? algorithmHint(algorithm) : '.'}`,
+        );
+      }
+      if (limits.length === 0) unlimitedField('algorithm');
+    }
+    if (burst !== undefined) {
+      if (typeof burst !== 'number' || !Number.isSafeInteger(burst) || burst < 1) {
+        fail(
+          '"burst"',
+          `must be a whole number of requests, 1 or more (the token bucket's size), got ` +
+            `${describeValue(burst)}${numberHint(burst)}.`,
+        );
+      }
+      if (algorithm !== undefined && algorithm !== 'token-bucket') {
+        fail(
+          '"burst"',
+          `only applies to the 'token-bucket' algorithm (it is the bucket's size), and this rule ` +
+            `counts with '${algorithm}': drop burst, or set algorithm: 'token-bucket'.`,
+        );
+      }
+      if (limits.length === 0) unlimitedField('burst');
+      if (limits.length > 1) {
+        fail(
+          '"burst"',
+          `is the size of one token bucket, and this rule has ${limits.length} units ` +
+            `(${limits.map((unit) => unit.unit).join(', ')}), each a bucket of its own: keep one ` +
+            'unit on a rule with burst (such as { minute: 60, burst: 10 }), or drop burst so ' +
+            'that each bucket holds its limit.',
+        );
+      }
+    }
+    if (cost !== undefined) {
+      if (
+        typeof cost !== 'function' &&
+        (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 1)
+      ) {
+        fail(
+          '"cost"',
+          `must be a whole number of at least 1 (the units one request takes), or a function ` +
+            `(request, identity) => number, got ${describeValue(cost)}${numberHint(cost)}.`,
+        );
+      }
+      if (limits.length === 0) unlimitedField('cost');
+    }
+    if (algorithm === 'sliding-window' || algorithm === 'token-bucket' || burst !== undefined) {
+      const problem = exactArithmeticProblem(limits, burst, algorithm ?? 'token-bucket');
+      if (problem !== undefined) fail(problem.field, problem.problem);
+    }
+
     this.second = input.second;
     this.minute = input.minute;
     this.hour = input.hour;
     this.day = input.day;
     this.month = input.month;
+    this.limit = limit;
+    this.window = window;
+    this.algorithm = algorithm;
+    this.burst = burst;
+    this.cost = cost;
     this.group = group;
     this.method = method;
     this.zone = zone;

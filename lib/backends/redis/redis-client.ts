@@ -17,30 +17,22 @@ export interface RedisClientLike {
   /** The connection state: `'ready'` when commands can be sent, `'end'` once closed for good. */
   readonly status: string;
   /**
-   * The client's options; `enableOfflineQueue` is read to warn about it, `enableAutoPipelining`
-   * to leave write batching to ioredis when it is on, `host`, `port` and `path` to name the
-   * server in log lines.
+   * The client's options; `enableOfflineQueue` is read to warn about it, `host`, `port` and
+   * `path` to name the server in log lines.
    */
   readonly options?:
     | {
         readonly enableOfflineQueue?: boolean | undefined;
-        readonly enableAutoPipelining?: boolean | undefined;
         readonly host?: string | undefined;
         readonly port?: number | undefined;
         readonly path?: string | null | undefined;
       }
     | undefined;
   /**
-   * The connection's socket (a single-node ioredis `Redis`; a `Cluster` has none). The backends
-   * only cork it while they send, until the event loop's next check phase, so that the commands
-   * of concurrent decisions leave in one write; see `RedisBackendBase`.
+   * Sends one command with its arguments (ioredis's generic `call(command, args)`); the backends
+   * send their scripts with it (`EVALSHA`, and `EVAL` after `NOSCRIPT`).
    */
-  readonly stream?: { cork(): void; uncork(): void } | undefined;
-  /**
-   * Sends one command, its name first (ioredis's generic `call`); the backends send their scripts
-   * with it (`EVALSHA`, and `EVAL` after `NOSCRIPT`).
-   */
-  call(...commandAndArgs: (string | number)[]): Promise<unknown>;
+  call(command: string, args: (string | number)[]): Promise<unknown>;
   /** ioredis's own way to register a script; only its presence is checked, to tell ioredis apart. */
   defineCommand(name: string, definition: { lua: string }): void;
   /** Connects a client created with `lazyConnect`. */
@@ -57,10 +49,9 @@ export interface RedisClientLike {
  * Connection options for a client the backend creates itself: ioredis `RedisOptions` (see the
  * ioredis documentation; any of its options is passed through). The backend always sets
  * `enableOfflineQueue: false`, `maxRetriesPerRequest: 0` and `autoResendUnfulfilledCommands:
- * false`, and defaults `connectTimeout` to 1000 ms, `disconnectTimeout` to 500 ms and
- * `retryStrategy` to "retry forever, at most every 500 ms". Concurrent decisions share socket
- * writes without `enableAutoPipelining` (off by default): the backend batches the writes of one
- * event-loop iteration itself, for about half the client CPU of ioredis's auto-pipelining.
+ * false`, and defaults `connectTimeout` to 1000 ms, `disconnectTimeout` to 500 ms,
+ * `retryStrategy` to "retry forever, at most every 500 ms" and `enableAutoPipelining` to true, so
+ * that the decisions of one event-loop iteration leave in one write.
  */
 export interface RedisConnectionOptions {
   readonly host?: string;
@@ -134,10 +125,9 @@ export async function createOwnClient(
     connectTimeout: OWN_CLIENT_CONNECT_TIMEOUT_MS,
     disconnectTimeout: OWN_CLIENT_DISCONNECT_TIMEOUT_MS,
     retryStrategy: ownClientRetryDelay,
-    // No auto-pipelining: the backend already sends the decisions of one event-loop iteration in
-    // one write (see RedisBackendBase), and ioredis's pipelines would add several promises and
-    // arrays per call.
-    enableAutoPipelining: false,
+    // The decisions of one event-loop iteration leave in one write (one system call on each side
+    // instead of one per decision): ioredis's own batching, on the client the backend owns only.
+    enableAutoPipelining: true,
     ...given,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { RATE_LIMIT_ALGORITHMS } from '../../rules/rule-units.js';
 import type { RateLimitCounter } from '../rate-limit.backend.js';
 import {
   blockKey,
@@ -8,6 +9,7 @@ import {
   fixedWindowKey,
   isStandardWindow,
   slidingLogKey,
+  unitKey,
   unitName,
   userTag,
 } from './redis-keys.js';
@@ -154,6 +156,18 @@ describe('redis keys', () => {
       expect(slidingLogKey('rl:', c, { unit: 'minute', windowMs: 30_000 })).toBe(
         'rl:{=203.0.113.7}l:7:path:/a1:*:minute/30000',
       );
+      // Each algorithm has a kind of its own; a custom window carries its length.
+      const fifteen = { unit: 'window', windowMs: 900_000 } as const;
+      expect(
+        RATE_LIMIT_ALGORITHMS.map((algorithm) => unitKey('rl:', c, algorithm, fifteen)),
+      ).toEqual([
+        'rl:{=203.0.113.7}w:7:path:/a1:*:window/900000',
+        'rl:{=203.0.113.7}sw:7:path:/a1:*:window/900000',
+        'rl:{=203.0.113.7}l:7:path:/a1:*:window/900000',
+        'rl:{=203.0.113.7}tb:7:path:/a1:*:window/900000',
+      ]);
+      expect(unitKey('rl:', c, 'fixed-window', minute)).toBe(fixedWindowKey('rl:', c, minute));
+      expect(unitKey('rl:', c, 'sliding-log', minute)).toBe(slidingLogKey('rl:', c, minute));
     });
 
     it('put every key of one user in the slot of its tag, whatever the parts contain', () => {
@@ -164,7 +178,7 @@ describe('redis keys', () => {
           const keys = [
             blockKey('app:rl:', user),
             fixedWindowKey('app:rl:', c, minute),
-            slidingLogKey('app:rl:', c, minute),
+            ...RATE_LIMIT_ALGORITHMS.map((algorithm) => unitKey('app:rl:', c, algorithm, minute)),
           ];
           for (const key of keys) {
             expect(key.startsWith('app:rl:')).toBe(true);
@@ -182,11 +196,12 @@ describe('redis keys', () => {
         for (const scope of parts) {
           for (const method of parts) {
             const c = counter(user, scope, method);
-            keys.add(fixedWindowKey('rl:', c, minute));
-            keys.add(fixedWindowKey('rl:', c, { unit: 'minute', windowMs: 1 }));
-            keys.add(slidingLogKey('rl:', c, minute));
-            keys.add(slidingLogKey('rl:', c, { unit: 'minute', windowMs: 1 }));
-            count += 4;
+            for (const algorithm of RATE_LIMIT_ALGORITHMS) {
+              keys.add(unitKey('rl:', c, algorithm, minute));
+              keys.add(unitKey('rl:', c, algorithm, { unit: 'minute', windowMs: 1 }));
+              keys.add(unitKey('rl:', c, algorithm, { unit: 'window', windowMs: 60_000 }));
+            }
+            count += 12;
           }
         }
         keys.add(blockKey('rl:', user));

@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
-import { standardWindowMs, type UnitLimit } from '../../rules/rule-units.js';
+import {
+  standardWindowMs,
+  type RateLimitAlgorithm,
+  type UnitLimit,
+} from '../../rules/rule-units.js';
 import type { RateLimitCounter } from '../rate-limit.backend.js';
 
 /**
@@ -12,7 +16,7 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   (its value, `1`, says nothing); shared by both backends, since a block belongs to the user.
  * - `<prefix>{<user>}w:<scope><method>:<unit>` (string, `RedisBackend`): the running fixed window
  *   of one unit of one counter, holding its count and living exactly as long as the window (see
- *   shared.lua.ts). (Earlier development builds kept every unit of a counter in one hash under
+ *   lua/fixed-window.lua). (Earlier development builds kept every unit of a counter in one hash under
  *   `f:`; no script reads those keys any more, and they expire by themselves.)
  * - `<prefix>{<user>}l:<scope><method>:<unit>` (list, `SlidingRedisBackend`): the log of one
  *   unit, one entry per admitted request: the millisecond it was admitted in (Redis clock, as a
@@ -21,6 +25,16 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   `limit`) plus those that left it since the last request. (The sliding script before version 3
  *   kept a sorted set under `s:` and a sequence under `q:`; the current one never reads those
  *   keys, which expire by themselves.)
+ *
+ * - `<prefix>{<user>}sw:<scope><method>:<unit>` (string, `'sliding-window'`): the weighted
+ *   two-window counter of one unit, `<window index>:<previous cost>:<current cost>`, expiring when
+ *   the window after its window ends.
+ * - `<prefix>{<user>}tb:<scope><method>:<unit>` (string, `'token-bucket'`): the bucket of one
+ *   unit, expiring when it is full again, its value the remainder that makes its debt exact.
+ *
+ * Each algorithm has its own kind (`w`, `l`, `sw`, `tb`; the first two as before algorithms
+ * existed, so the windows and logs running when an application upgrades keep counting), so a
+ * counter whose rule switches algorithms never reads another algorithm's value.
  *
  * `<unit>` is the unit name (`second` ... `month`), or `<unit>/<windowMs>` for a hand-built query
  * whose window is not the unit's standard one (as `MemoryBackend` keeps those apart too).
@@ -54,14 +68,16 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  *   took 196 for one unit, about 24 more per further unit), so a rule of one unit costs a quarter
  *   less and a rule of three units about 80% more;
  * - block: 72 bytes per blocked user;
+ * - token bucket: 104 bytes per (counter, unit) bucket that is not full (a full one has no key);
+ * - sliding window: 120 bytes per (counter, unit) counter (its value holds the window index and
+ *   both costs), for as long as its last window and the next one last;
  * - sliding log: 216 bytes for a (counter, unit) log holding one request, then about 10 bytes
  *   per further request in the window, at any length (100 entries: 1,208 bytes; 1,000 entries:
  *   10,464 bytes; 2,000: 20,744). So a log costs up to about `limit` entries per unit: the fixed
  *   window stays smaller for large limits.
  * Keys expire with their window (blocks with the block, a sliding log two windows after its oldest
  * entry, so between one and two windows after its newest), so idle users cost nothing. (Under the
- * `testClock` test hook, windows and blocks expire in virtual time only and sliding logs not at
- * all; see shared.lua.ts.)
+ * `testClock` test hook, every key expires in virtual time only; see lua/test-clock.lua.)
  *
  * @module
  */
@@ -195,6 +211,37 @@ export function slidingLogKey(
  */
 export function slidingLogKeyAt(start: string, part: string, name: string): string {
   return `${start}l:${part}:${name}`;
+}
+
+/** The kind of key each algorithm keeps its counters under (see the layout above). */
+export const ALGORITHM_KEY_KINDS: Readonly<Record<RateLimitAlgorithm, string>> = Object.freeze({
+  'fixed-window': 'w',
+  'sliding-log': 'l',
+  'sliding-window': 'sw',
+  'token-bucket': 'tb',
+});
+
+/** `<prefix>{<user>}<kind>:<scope><method>:<unit>`: one unit of one counter of `algorithm`. */
+export function unitKey(
+  prefix: string,
+  counter: RateLimitCounter,
+  algorithm: RateLimitAlgorithm,
+  limit: Pick<UnitLimit, 'unit' | 'windowMs'>,
+): string {
+  return unitKeyAt(
+    userKeyStart(prefix, counter.user),
+    ALGORITHM_KEY_KINDS[algorithm],
+    counterPart(counter),
+    unitName(limit),
+  );
+}
+
+/**
+ * {@link unitKey} from the user's {@link userKeyStart}, the algorithm's key kind, the
+ * {@link counterPart} and the {@link unitName}.
+ */
+export function unitKeyAt(start: string, kind: string, part: string, name: string): string {
+  return `${start}${kind}:${part}:${name}`;
 }
 
 /**

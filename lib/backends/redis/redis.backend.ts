@@ -1,84 +1,383 @@
-import type { UnitLimit } from '../../rules/rule-units.js';
-import type { ConsumeQuery, ConsumeResult, RateLimitCounter } from '../rate-limit.backend.js';
-import { FIXED_WINDOW_CONSUME_LUA, FIXED_WINDOW_RESET_LUA } from './fixed-window.lua.js';
+import type { OnApplicationBootstrap } from '@nestjs/common';
+import calculateSlot from 'cluster-key-slot';
 import {
-  consumeTemplate,
-  defineScript,
-  RedisBackendBase,
-  redisArg,
-  UnitArgsCache,
-  type ConsumeTemplate,
-  type RedisBackendClient,
-  type RedisBackendOptions,
-} from './redis-backend.base.js';
-import { fixedWindowKey, fixedWindowKeyAt } from './redis-keys.js';
+  closestMatch,
+  describeValue,
+  optionFailure,
+  rejectUnknownKeys,
+  type FailOption,
+} from '../../config-validation.js';
+import {
+  RATE_LIMIT_ALGORITHMS,
+  RATE_LIMIT_UNITS,
+  UNIT_WINDOW_SECONDS,
+  type RateLimitAlgorithm,
+  type UnitLimit,
+} from '../../rules/rule-units.js';
+import {
+  RateLimitBackend,
+  type ConsumeQuery,
+  type ConsumeResult,
+  type RateLimitCounter,
+} from '../rate-limit.backend.js';
+import {
+  REDIS_ALGORITHMS,
+  RESET_SCRIPT,
+  UNBLOCK_SCRIPT,
+  type RedisAlgorithm,
+} from './redis-algorithms.js';
+import { BLOCK_KEY_AT, ConsumeTemplates } from './redis-call-templates.js';
+import type { RedisClientLike, RedisConnectionOptions } from './redis-client.js';
+import { RedisConnection } from './redis-connection.js';
+import {
+  blockKey,
+  blockKeyAt,
+  counterPart,
+  DEFAULT_KEY_PREFIX,
+  unitKey,
+  unitKeyAt,
+  unitName,
+  userKeyStart,
+} from './redis-keys.js';
+import { parseConsumeReply, parseFlagReply } from './redis-replies.js';
+import { runScript, type ScriptCall, type ScriptVariants } from './redis-scripts.js';
 
-export type { RedisBackendClient, RedisBackendOptions } from './redis-backend.base.js';
-
-const CONSUME = defineScript(FIXED_WINDOW_CONSUME_LUA);
-const RESET = defineScript(FIXED_WINDOW_RESET_LUA);
-
-/**
- * The consume call's arguments for one `limits` (see fixed-window.lua.ts): after the keys, the
- * clock and the block, every limit, then every window in whole ms. A key lives whole milliseconds;
- * in whole-millisecond time a fractional window ends with the millisecond it rounds up to.
- */
-function fixedWindowTemplate(limits: readonly UnitLimit[]): ConsumeTemplate {
-  const args: string[] = [];
-  for (const limit of limits) args.push(redisArg(limit.limit));
-  for (const limit of limits) args.push(redisArg(Math.ceil(limit.windowMs)));
-  return consumeTemplate(CONSUME, limits, args);
+/** Options of `RedisBackend` and `SlidingRedisBackend`. Every option is optional. */
+export interface RedisBackendOptions {
+  /**
+   * How every query that names no algorithm (a rule without `algorithm`) is counted; see
+   * `RateLimitAlgorithm` for what each one admits. Every algorithm is available to every rule.
+   * @default 'fixed-window' ('sliding-log' for `SlidingRedisBackend`)
+   */
+  readonly algorithm?: RateLimitAlgorithm;
+  /**
+   * Start of every key the backend writes, so several applications (or environments) can share
+   * one Redis. Must not be empty and must not contain `{` or `}` (the backend puts the user's
+   * hash tag right after it; see redis-keys.ts for the layout).
+   * @default 'rl:'
+   */
+  readonly prefix?: string;
+  /**
+   * Test hook: the time in milliseconds (fractions allowed) the scripts use INSTEAD of Redis's
+   * clock (its `TIME`, and its key expiry for windows, buckets and blocks). Never set it in
+   * production; without it, time always comes from Redis.
+   *
+   * Called once per script call, right before it is sent; the script decides at exactly that
+   * instant (truncated to the millisecond, as `MemoryBackend` truncates its clock), so a test
+   * moves time by changing what it returns, never by sleeping, and gets the same decisions and
+   * waits every run. It must not go backwards. Keys then expire in that virtual time only (Redis
+   * sees expiries centuries away): use it on a test Redis only, and see lua/test-clock.lua.
+   * @default none (Redis's clock)
+   */
+  readonly testClock?: () => number;
 }
 
 /**
- * Fixed-window counters in Redis (or Redis Cluster), shared by every process and host that uses
- * the same Redis and prefix. Decides exactly like `MemoryBackend`: a window per (counter, unit)
- * starts with the first request after the previous one ended and covers `[start, start +
- * window)` in milliseconds; a rejected request counts in no unit; a block belongs to the user,
- * across every counter, and is not extended by requests made while blocked.
+ * What a Redis backend talks to: an ioredis `Redis` or `Cluster` you created (it stays yours,
+ * used as given: `close()` leaves it open), or a connection URL (`redis://host:6379/0`) or ioredis
+ * options from which the backend creates, and later closes, its own client.
+ */
+export type RedisBackendClient = RedisClientLike | string | RedisConnectionOptions;
+
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['algorithm', 'prefix', 'testClock']);
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  strategy: 'algorithm',
+  algorithms: 'algorithm',
+  keyPrefix: 'prefix',
+  namespace: 'prefix',
+  timeOffsetMs: 'testClock',
+  timeOffset: 'testClock',
+  clockOffsetMs: 'testClock',
+  clock: 'testClock',
+};
+
+/** Every algorithm, as the backend reports them. */
+const ALL_ALGORITHMS: readonly RateLimitAlgorithm[] = Object.freeze([...RATE_LIMIT_ALGORITHMS]);
+
+/**
+ * Latest test-clock reading accepted, in ms: its microseconds must stay a safe integer in Lua's
+ * doubles (about the year 2255 as a Unix time).
+ */
+const MAX_TEST_CLOCK_MS = Math.floor(Number.MAX_SAFE_INTEGER / 1000) - 1;
+
+/** A unit's window, as far as its key's name is concerned. */
+type UnitWindow = Pick<UnitLimit, 'unit' | 'windowMs'>;
+
+/** Every unit with its standard window: what `reset()` always clears. */
+const STANDARD_WINDOWS: readonly UnitWindow[] = RATE_LIMIT_UNITS.map((unit) => ({
+  unit,
+  windowMs: UNIT_WINDOW_SECONDS[unit] * 1000,
+}));
+
+/** Most non-standard windows remembered for `reset()`; only hand-built queries create them. */
+const MAX_EXTRA_WINDOWS = 64;
+
+/**
+ * Rate limits in Redis (or Redis Cluster), shared by every process and host that uses the same
+ * Redis and prefix, with every algorithm (see `RateLimitAlgorithm`): `'fixed-window'` by default
+ * (the `algorithm` option), any of them per rule. Decides exactly like `MemoryBackend`: a rejected
+ * request counts in no unit; a block belongs to the user, across every counter, and is not
+ * extended by requests made while blocked.
  *
  * Each decision is one Lua script call (`EVALSHA`, reloaded transparently after `NOSCRIPT`) that
  * covers the block and every unit atomically. Time comes from Redis, never from the application
- * servers: a window is a key that lives exactly as long as the window (`PX`), so Redis's own
- * clock ends it and tells how long it has left. All keys of one call share the user's hash tag, so
- * they live in one slot of a Cluster, and no user id, scope or method can reach into another
- * counter's key.
+ * servers: most counters are keys that live exactly as long as what they count, so Redis's own
+ * clock ends them and tells how long they have left. All keys of one call share the user's hash
+ * tag, so they live in one slot of a Cluster, and no user id, scope or method can reach into
+ * another counter's key. See `redis-keys.ts` for the layout and the memory each key costs, and
+ * the scripts in `lua/` for the commands each decision runs.
  *
- * Keys: one string per running (counter, unit) window (`<prefix>{<user>}w:...`, holding its
- * count), and one per blocked user, each expiring when its window or block ends; see
- * `redis-keys.ts` for the layout and the memory each key costs.
+ * On the client it creates itself (from a URL or options), ioredis's `enableAutoPipelining`
+ * sends the decisions of one event-loop iteration in one write; a client you pass in is used as
+ * given (enable its auto-pipelining for the same batching).
  *
  * @example
  * new RedisBackend(new Redis({ enableOfflineQueue: false, maxRetriesPerRequest: 0 }))
  * new RedisBackend('redis://localhost:6379') // creates, and on close() quits, its own client
+ * new RedisBackend('redis://localhost:6379', { algorithm: 'token-bucket' })
  */
-export class RedisBackend extends RedisBackendBase {
-  /** Each rule's call arguments, computed once per `limits` array. */
-  private readonly templates = new UnitArgsCache(fixedWindowTemplate);
+export class RedisBackend extends RateLimitBackend implements OnApplicationBootstrap {
+  /** Start of every key; validated (non-empty, no braces). */
+  protected readonly prefix: string;
+  private readonly name: string;
+  private readonly defaultAlgorithm: RateLimitAlgorithm;
+  private readonly connection: RedisConnection;
+  private readonly testClock: (() => number) | undefined;
+  /** Each algorithm's call templates, by algorithm. */
+  private readonly templates = new Map<RateLimitAlgorithm, ConsumeTemplates>();
+  /** Non-standard windows seen in this process, so `reset()` can name their keys. */
+  private readonly extraWindows = new Map<string, UnitWindow>();
 
   /**
    * @param client an ioredis `Redis` or `Cluster` (stays yours), or a URL / ioredis options from
    *   which the backend creates its own client (ioredis is loaded then)
-   * @param options key prefix and test hooks
+   * @param options the default algorithm, key prefix and test hooks
    * @throws RateLimitConfigError (`RATE_LIMIT_INVALID_OPTION`) when an argument is invalid
    */
   constructor(client: RedisBackendClient, options?: RedisBackendOptions) {
-    super('RedisBackend', client, options);
+    super();
+    this.name = new.target.name;
+    const fail: FailOption = optionFailure(this.name);
+
+    // Checked because JavaScript callers (or `as` casts) can pass anything.
+    const given: unknown = options ?? {};
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+      fail('options', `must be an object such as { prefix: 'rl:' }, got ${describeValue(given)}.`);
+    }
+    rejectUnknownKeys(given, KNOWN_OPTIONS, OPTION_HINTS, `a ${this.name} option`, fail);
+    const fallback = this.fallbackAlgorithm();
+    const { algorithm = fallback, prefix = DEFAULT_KEY_PREFIX, testClock } = options ?? {};
+    if (!(RATE_LIMIT_ALGORITHMS as readonly unknown[]).includes(algorithm)) {
+      const meant =
+        typeof algorithm === 'string' ? closestMatch(algorithm, ALL_ALGORITHMS) : undefined;
+      fail(
+        'algorithm',
+        `must be one of ${ALL_ALGORITHMS.map((name) => `'${name}'`).join(', ')}` +
+          `${meant === undefined ? '' : `; did you mean '${meant}'?`} ` +
+          `Leave it unset for the default, '${fallback}'. Got ${describeValue(algorithm)}.`,
+      );
+    }
+    if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
+      fail(
+        'prefix',
+        `must be a non-empty string without "{" or "}" (the user's hash tag follows it), such ` +
+          `as 'rl:' or 'myapp:rl:'; leave it unset for 'rl:'. Got ${describeValue(prefix)}.`,
+      );
+    }
+    if (testClock !== undefined && typeof testClock !== 'function') {
+      fail(
+        'testClock',
+        `must be a function returning the time in milliseconds for the scripts to use instead ` +
+          `of Redis's clock (a test hook); leave it unset in production. ` +
+          `Got ${describeValue(testClock)}.`,
+      );
+    }
+    this.defaultAlgorithm = algorithm;
+    this.prefix = prefix;
+    this.testClock = testClock;
+    for (const name of RATE_LIMIT_ALGORITHMS) {
+      this.templates.set(name, new ConsumeTemplates(REDIS_ALGORITHMS[name]));
+    }
+    this.connection = new RedisConnection(this.name, client, fail);
   }
 
-  /** Decides one request in one script call. See `RateLimitBackend` for the contract. */
-  override consume(query: ConsumeQuery): Promise<ConsumeResult> {
-    return this.consumeWith(CONSUME, this.templates.get(query.limits), query, fixedWindowKeyAt);
+  /** The algorithm of queries that name none: the `algorithm` option. */
+  override get algorithm(): RateLimitAlgorithm {
+    return this.defaultAlgorithm;
+  }
+
+  /** All four: `'fixed-window'`, `'sliding-window'`, `'sliding-log'`, `'token-bucket'`. */
+  override get algorithms(): readonly RateLimitAlgorithm[] {
+    return ALL_ALGORITHMS;
+  }
+
+  /** The default of the `algorithm` option: `'fixed-window'` here. */
+  protected fallbackAlgorithm(): RateLimitAlgorithm {
+    return 'fixed-window';
   }
 
   /**
-   * Forgets one counter's window in every unit (one script call). The user's block, if any,
-   * stays. Covers the standard window of every unit (all that `Rule`s use) and any other window
-   * length this process has used for a hand-built query.
-   * @returns whether a window was running in any unit
+   * The ioredis client this backend uses: the one passed in, or its own once created (which
+   * loads ioredis). Handy for health checks; do not close a client the backend owns yourself.
+   */
+  getClient(): Promise<RedisClientLike> {
+    return this.connection.client();
+  }
+
+  /**
+   * Names the backend and where it connects, without a password: `RedisBackend(redis://127.0.0.1:6379/0)`
+   * for a URL, `RedisBackend(127.0.0.1:6379)` for options or a client passed in,
+   * `SlidingRedisBackend(Redis Cluster)` for a Cluster.
+   */
+  override describe(): string {
+    return `${this.name}(${this.connection.address})`;
+  }
+
+  /**
+   * Nest calls this while the application starts (the module's `RateLimitBackend` provider is
+   * this backend). It starts the client's first connection if it has not started yet
+   * (`lazyConnect`) and waits for it, at most 1 s, so that requests are decided from the first
+   * one on. It logs one warning naming the address and the error when that connection fails (a
+   * refused or unreachable address, a wrong password, a server that does not answer within 2 s),
+   * rather than nothing until the first request; then, once, when it connects after all. Call it
+   * yourself when using the backend outside Nest. Idempotent.
+   *
+   * @throws RateLimitConfigError when ioredis cannot use the URL or options given; Error when
+   *   ioredis is not installed: both stop start-up, since the backend could never work
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.connection.reportStartup(() => this.describe());
+  }
+
+  /** Decides one request in one script call. See `RateLimitBackend` for the contract. */
+  override async consume(query: ConsumeQuery): Promise<ConsumeResult> {
+    const algorithm = REDIS_ALGORITHMS[query.algorithm ?? this.defaultAlgorithm];
+    const { limits, burst, counter } = query;
+    const cost = query.cost ?? 1;
+    const template = this.templates.get(algorithm.algorithm)!.get(limits, burst);
+    const { names } = template;
+    const call = template.call.slice();
+    const start = userKeyStart(this.prefix, counter.user);
+    const part = counterPart(counter);
+    call[BLOCK_KEY_AT] = blockKeyAt(start);
+    for (let i = 0; i < names.length; i++) {
+      call[BLOCK_KEY_AT + 1 + i] = unitKeyAt(start, algorithm.keyKind, part, names[i]!);
+    }
+    const blockMs = query.blockMs;
+    call[BLOCK_KEY_AT + names.length + 1] = blockMs > 0 ? Math.ceil(blockMs) : 0;
+    call[BLOCK_KEY_AT + names.length + 2] = cost;
+    if (template.extra.length > 0) this.rememberWindows(template.extra);
+    const reply = await this.run(algorithm.consume, call);
+    return parseConsumeReply(this.name, reply, limits, {
+      cost,
+      capacity: algorithm.capacity(burst, limits),
+      resetWithinWait: algorithm.resetWithinWait,
+    });
+  }
+
+  /**
+   * Lifts the user's block (one script call).
+   * @returns whether a block was still active
+   */
+  override async unblock(user: string): Promise<boolean> {
+    const reply = await this.run(UNBLOCK_SCRIPT, ['', 1, blockKey(this.prefix, user)]);
+    return parseFlagReply(this.name, reply);
+  }
+
+  /**
+   * Forgets one counter in every unit and with every algorithm (one script call). The user's
+   * block, if any, stays. Covers the standard window of every unit and any other window length
+   * this process has used (a rule's custom `window`, or a hand-built query).
+   * @returns whether anything still counted in any of them
    */
   override async reset(counter: RateLimitCounter): Promise<boolean> {
-    const keys = this.resetWindows().map((window) => fixedWindowKey(this.prefix, counter, window));
-    return this.parseFlag(await this.call(RESET, keys, []));
+    const windows = [...STANDARD_WINDOWS, ...this.extraWindows.values()];
+    const expiring: string[] = [];
+    const logs: string[] = [];
+    const logWindows: number[] = [];
+    for (const algorithm of Object.values(REDIS_ALGORITHMS) as RedisAlgorithm[]) {
+      for (const window of windows) {
+        const key = unitKey(this.prefix, counter, algorithm.algorithm, window);
+        if (algorithm.expiring) {
+          expiring.push(key);
+        } else {
+          logs.push(key);
+          logWindows.push(window.windowMs);
+        }
+      }
+    }
+    const call: ScriptCall = ['', expiring.length + logs.length, ...expiring, ...logs];
+    call.push(expiring.length, ...logWindows);
+    return parseFlagReply(this.name, await this.run(RESET_SCRIPT, call));
+  }
+
+  /**
+   * On a Redis Cluster, the hash slot of the user's keys (every key of one user shares the user's
+   * hash tag, so one slot, so one node): a dead master then only sends the requests of the users
+   * it holds to the failure policy. On a single node, `''`: the backend fails as a whole.
+   */
+  override partitionOf(user: string): string {
+    return this.connection.clustered
+      ? `hash slot ${calculateSlot(userKeyStart(this.prefix, user))}`
+      : '';
+  }
+
+  /**
+   * Closes the client the backend created itself: `QUIT` when connected, so pending replies
+   * arrive first, but waiting at most 500 ms for the server's answer, then dropping the
+   * connection; it resolves within about a second even when Redis does not answer at all. A
+   * client you passed in is left untouched (close it yourself), and this resolves at once.
+   * Idempotent.
+   */
+  override async close(): Promise<void> {
+    await this.connection.close();
+  }
+
+  /**
+   * Runs one script call on the client, once its first connection settled (the usual case:
+   * nothing to wait for), in the variant of the clock in use: under the test clock, its reading
+   * goes last, where the test-clock prelude takes it from.
+   */
+  private run(variants: ScriptVariants, call: ScriptCall): Promise<unknown> {
+    const client = this.connection.ready();
+    if (client === undefined) return this.runWhenReady(variants, call);
+    if (this.testClock === undefined) return runScript(client, variants.redisClock, call);
+    call.push(this.testClockUs());
+    return runScript(client, variants.testClock, call);
+  }
+
+  private async runWhenReady(variants: ScriptVariants, call: ScriptCall): Promise<unknown> {
+    await this.connection.whenReady();
+    return await this.run(variants, call);
+  }
+
+  /**
+   * Notes the units among `extra` (those whose window is not their unit's standard one), so that
+   * `reset()` covers their keys too.
+   */
+  private rememberWindows(extra: readonly UnitLimit[]): void {
+    for (const limit of extra) {
+      const name = unitName(limit);
+      if (this.extraWindows.has(name) || this.extraWindows.size >= MAX_EXTRA_WINDOWS) continue;
+      this.extraWindows.set(name, { unit: limit.unit, windowMs: limit.windowMs });
+    }
+  }
+
+  /**
+   * The test clock's reading in whole microseconds, split so that the millisecond is exactly
+   * `Math.floor(reading)`, as `MemoryBackend` truncates its clock (multiplying first could round
+   * up into the next one).
+   */
+  private testClockUs(): string {
+    const ms: unknown = this.testClock!();
+    if (typeof ms !== 'number' || !(ms >= 0 && ms <= MAX_TEST_CLOCK_MS)) {
+      throw new Error(
+        `${this.name}: testClock() must return a time in milliseconds from 0 to ` +
+          `${MAX_TEST_CLOCK_MS}, got ${describeValue(ms)}`,
+      );
+    }
+    const whole = Math.floor(ms);
+    const micros = Math.min(999, Math.floor((ms - whole) * 1000));
+    return String(whole * 1000 + micros);
   }
 }
