@@ -123,9 +123,10 @@ export async function redisBackend(
 ): Promise<{ backend: RateLimitBackend; close: () => Promise<void> }> {
   const client = origin === 'passed' ? await readyClient(url) : undefined;
   try {
-    // TODO(merge of the redis branch): RedisBackendOptions gains `algorithm`; drop the cast.
-    const options = { algorithm, ...(prefix === undefined ? {} : { prefix }) };
-    const backend = new RedisBackend(client ?? url, options as Record<string, unknown>);
+    const backend = new RedisBackend(client ?? url, {
+      algorithm,
+      ...(prefix === undefined ? {} : { prefix }),
+    });
     requireAlgorithm(backend, algorithm, 'default');
     return {
       backend,
