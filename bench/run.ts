@@ -196,7 +196,7 @@ async function maybeProfile(
 async function main(): Promise<void> {
   installExitHooks();
   const mode = modeFromArgs(process.argv.slice(2));
-  const files = outputFiles(ROOT, mode.name);
+  const files = outputFiles(ROOT, mode.name, mode.microOnly);
   log(`nestjs-ratelimit benchmark, ${mode.name} mode; results go to ${files.markdown}`);
   const cores = cpuPlan(cpus().length);
   // Before anything starts: redis-server and every child inherit the driver's cores.
@@ -204,7 +204,9 @@ async function main(): Promise<void> {
   const results: BenchResults = {
     schema: 1,
     mode: mode.name,
-    command: mode.name === 'quick' ? 'npm run bench:quick' : 'npm run bench',
+    command:
+      (mode.name === 'quick' ? 'npm run bench:quick' : 'npm run bench') +
+      (mode.microOnly ? ' -- --micro-only' : ''),
     startedAt: new Date(startedAt).toISOString(),
     machine: machine(),
     cpuPinning: cores?.description ?? 'none (fewer than 2 cores, or no taskset)',
@@ -226,16 +228,18 @@ async function main(): Promise<void> {
         `No Redis (the Redis variants were skipped): ${error instanceof Error ? error.message : error}`,
       );
     }
-    const suites = await runHttpSuites(
-      suitePlans(mode, redis !== undefined),
-      mode.http,
-      redis,
-      cores?.subject,
-      results.problems,
-      log,
-    );
-    results.http.suites.push(...suites);
-    await maybeProfile(results, mode, cores);
+    if (!mode.microOnly) {
+      const suites = await runHttpSuites(
+        suitePlans(mode, redis !== undefined),
+        mode.http,
+        redis,
+        cores?.subject,
+        results.problems,
+        log,
+      );
+      results.http.suites.push(...suites);
+      await maybeProfile(results, mode, cores);
+    }
     if (cores !== undefined) {
       // The micro-benchmarks run unpinned: a client and redis-server on fixed, different cores
       // pay a cross-core wake-up on every sequential round trip.

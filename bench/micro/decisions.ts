@@ -1,221 +1,42 @@
 /**
  * Micro-benchmarks without HTTP, in their own process (`node decisions.js '<job as JSON>'`, forked
- * with IPC): decisions per second of each backend on 1 key and on many keys (and of MemoryBackend
- * at maxKeys, every decision a new identity), the Redis backends with 1 and 256 calls in flight
- * beside raw ioredis `INCR` (the bound), and the Redis commands one decision costs.
+ * with IPC): decisions per second of MemoryBackend with each O(1) algorithm on 1 key and on many
+ * keys (and at maxKeys, every decision a new identity), of `RateLimitService.check()`, of the
+ * in-memory peers, and of every Redis subject with 1 and 256 calls in flight beside raw ioredis
+ * `INCR` (the bound); then the Redis commands one decision costs and the memory one counter keeps.
  *
  * @module
  */
 import 'reflect-metadata';
 import { Controller, Get, Module, type ExecutionContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
-import { ThrottlerStorageService } from '@nestjs/throttler';
-import { Redis } from 'ioredis';
-import {
-  MemoryBackend,
-  RateLimitModule,
-  RateLimitService,
-  RedisBackend,
-  Rule,
-  SlidingRedisBackend,
-  type ConsumeQuery,
-  type RateLimitBackend,
-} from 'nestjs-ratelimit';
-import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import { MemoryBackend, RateLimitModule, RateLimitService } from 'nestjs-ratelimit';
 import type { MicroSettings } from '../support/mode.js';
-import { parseCommandStats } from '../support/commandstats.js';
-import type { CommandCount } from '../support/results.js';
-import { sleep } from '../support/stats.js';
-import { MEMORY_AT_CAPACITY_SUBJECT, type DecisionsJob, type DecisionsMessage } from './jobs.js';
-import { asyncRate, RateSamples, sampleRate, syncRate } from './measure.js';
+import {
+  INCR_AUTO_PIPELINING_SUBJECT,
+  MEMORY_AT_CAPACITY_SUBJECT,
+  memorySubject,
+  O1_ALGORITHMS,
+  RLF_REDIS_PLAIN_SUBJECT,
+  type DecisionsJob,
+  type DecisionsMessage,
+} from './jobs.js';
+import { asyncRate, RateSamples, sampleRate, syncRate, type Sample } from './measure.js';
+import { countCommands, measureRedisMemory } from './redis-footprint.js';
+import {
+  LIMIT,
+  memoryBackendLoop,
+  memoryPeerSubjects,
+  queries,
+  readyClient,
+  redisSubjects,
+  type AsyncSubject,
+  type SubjectMaker,
+} from './subjects.js';
 
-/** Far above any sample's calls, so every decision is admitted (limit 1e8 per minute). */
-const LIMIT = 100_000_000;
-const WINDOW_SECONDS = 60;
-const MONITOR_SETTLE_MS = 2_000;
 const IN_FLIGHT = [1, 256] as const;
 
-const rule = new Rule({ minute: LIMIT });
-const MEMORY_SUBJECT = 'nestjs-ratelimit MemoryBackend';
 const SERVICE_CHECK_SUBJECT = 'nestjs-ratelimit RateLimitService.check(), fake HTTP context';
-
-function userId(i: number): string {
-  return `user-${i}`;
-}
-
-/** One ConsumeQuery per key, built up front: the backend's cost, not the query's. */
-function queries(keys: number): ConsumeQuery[] {
-  return Array.from({ length: keys }, (_, i) => ({
-    counter: { user: userId(i), scope: 'path:/hello', method: '*' },
-    limits: rule.limits,
-    blockMs: 0,
-  }));
-}
-
-/** What one decision is, for a subject measured with calls in flight. */
-interface AsyncSubject {
-  readonly name: string;
-  /** Decides (or counts) for key number `key`. */
-  decide(key: number): Promise<unknown>;
-  /** Rejections seen (should stay 0: every limit is far above the calls made). */
-  rejected(): number;
-  close(): Promise<void>;
-}
-
-function backendSubject(name: string, backend: RateLimitBackend, keys: number): AsyncSubject {
-  const list = queries(keys);
-  let rejected = 0;
-  return {
-    name,
-    async decide(key) {
-      const result = await backend.consume(list[key % keys]!);
-      if (!result.allowed) rejected++;
-    },
-    rejected: () => rejected,
-    close: async () => {
-      await backend.close();
-    },
-  };
-}
-
-async function readyClient(
-  url: string,
-  options: { enableAutoPipelining?: boolean; enableOfflineQueue?: boolean } = {},
-): Promise<Redis> {
-  const client = new Redis(url, { ...options, lazyConnect: true, connectTimeout: 5_000 });
-  await client.connect();
-  return client;
-}
-
-/** Plain `INCR` of one key per user: the least any Redis limiter can send per decision. */
-function incrSubject(name: string, client: Redis, keys: number): AsyncSubject {
-  const names = Array.from({ length: keys }, (_, i) => `bench:incr:${userId(i)}`);
-  return {
-    name,
-    decide: (key) => client.incr(names[key % keys]!),
-    rejected: () => 0,
-    close: async () => void (await client.quit()),
-  };
-}
-
-/** Every subject measured against Redis, by name. Each call makes a fresh subject. */
-function redisSubjects(url: string): Record<string, (keys: number) => Promise<AsyncSubject>> {
-  return {
-    'nestjs-ratelimit RedisBackend': async (keys) =>
-      backendSubject('nestjs-ratelimit RedisBackend', new RedisBackend(url), keys),
-    'nestjs-ratelimit SlidingRedisBackend': async (keys) =>
-      backendSubject('nestjs-ratelimit SlidingRedisBackend', new SlidingRedisBackend(url), keys),
-    'ioredis INCR (the bound)': async (keys) =>
-      incrSubject('ioredis INCR (the bound)', await readyClient(url), keys),
-    'ioredis INCR, enableAutoPipelining': async (keys) =>
-      incrSubject(
-        'ioredis INCR, enableAutoPipelining',
-        await readyClient(url, { enableAutoPipelining: true }),
-        keys,
-      ),
-    'rate-limiter-flexible RateLimiterRedis': async (keys) => {
-      const client = await readyClient(url, { enableOfflineQueue: false });
-      const limiter = new RateLimiterRedis({
-        storeClient: client,
-        points: LIMIT,
-        duration: WINDOW_SECONDS,
-      });
-      return rateLimiterFlexibleSubject(
-        'rate-limiter-flexible RateLimiterRedis',
-        limiter,
-        keys,
-        async () => void (await client.quit()),
-      );
-    },
-    '@nest-lab/throttler-storage-redis': async (keys) => {
-      const client = await readyClient(url);
-      return throttlerStorageSubject(
-        '@nest-lab/throttler-storage-redis',
-        new ThrottlerStorageRedisService(client),
-        keys,
-        async () => void (await client.quit()),
-      );
-    },
-  };
-}
-
-/** In-memory peers: their APIs return promises, so each call is awaited before the next. */
-function memoryPeerSubjects(): Record<string, (keys: number) => Promise<AsyncSubject>> {
-  return {
-    'rate-limiter-flexible RateLimiterMemory': async (keys) => {
-      const limiter = new RateLimiterMemory({ points: LIMIT, duration: WINDOW_SECONDS });
-      return rateLimiterFlexibleSubject(
-        'rate-limiter-flexible RateLimiterMemory',
-        limiter,
-        keys,
-        async () => {},
-      );
-    },
-    '@nestjs/throttler ThrottlerStorageService': async (keys) => {
-      const storage = new ThrottlerStorageService();
-      return throttlerStorageSubject(
-        '@nestjs/throttler ThrottlerStorageService',
-        storage,
-        keys,
-        async () => storage.onApplicationShutdown(),
-      );
-    },
-  };
-}
-
-/**
- * A peer subject keyed by user id: `decide(user, reject)` makes one call for that user and calls
- * `reject` when the peer turned it down. The peer's own promise is returned as it is, with no
- * wrapper of ours around it, so the harness adds the same (nothing) to every peer.
- */
-function keyedSubject(
-  name: string,
-  keys: number,
-  decide: (user: string, reject: () => void) => Promise<unknown>,
-  close: () => Promise<void>,
-): AsyncSubject {
-  const names = Array.from({ length: keys }, (_, i) => userId(i));
-  let rejected = 0;
-  const reject = (): void => {
-    rejected++;
-  };
-  return {
-    name,
-    decide: (key) => decide(names[key % keys]!, reject),
-    rejected: () => rejected,
-    close,
-  };
-}
-
-/** A rate-limiter-flexible limiter (memory or Redis): `consume()` rejects when over the limit. */
-function rateLimiterFlexibleSubject(
-  name: string,
-  limiter: { consume(key: string): Promise<unknown> },
-  keys: number,
-  close: () => Promise<void>,
-): AsyncSubject {
-  return keyedSubject(name, keys, (user, reject) => limiter.consume(user).catch(reject), close);
-}
-
-/** A @nestjs/throttler storage (its own, or the Redis one): `increment()` as its guard calls it. */
-function throttlerStorageSubject(
-  name: string,
-  storage: Pick<ThrottlerStorageService, 'increment'>,
-  keys: number,
-  close: () => Promise<void>,
-): AsyncSubject {
-  const windowMs = WINDOW_SECONDS * 1000;
-  return keyedSubject(
-    name,
-    keys,
-    async (user, reject) => {
-      const record = await storage.increment(user, windowMs, LIMIT, windowMs, 'default');
-      if (record.isBlocked) reject();
-    },
-    close,
-  );
-}
 
 /** Sends one message to the driver; resolves once it has left (so none is lost on exit). */
 function send(message: DecisionsMessage): Promise<void> {
@@ -228,48 +49,82 @@ function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** A subject ready to be sampled: the synchronous loop or the calls in flight, already chosen. */
+interface Sampled {
+  sample(ms: number): Sample | Promise<Sample>;
+  rejected(): number;
+  close(): Promise<void>;
+}
+
+/** The awaited subjects of one case, each sampled with `inFlight` calls at once. */
+function inFlightOf(
+  makers: Record<string, SubjectMaker>,
+  keys: number,
+  inFlight: number,
+): Record<string, () => Promise<Sampled>> {
+  return Object.fromEntries(
+    Object.entries(makers).map(([name, make]) => [
+      name,
+      async (): Promise<Sampled> => {
+        const subject: AsyncSubject = await make(keys);
+        return {
+          sample: (ms) => asyncRate((i) => subject.decide(i), inFlight, ms),
+          rejected: () => subject.rejected(),
+          close: () => subject.close(),
+        };
+      },
+    ]),
+  );
+}
+
+/** Failures already reported, as `<subject>: <error>`. */
+const reported = new Set<string>();
+
 /** One subject of an interleaved case, with its samples so far. */
 interface Entrant {
   readonly name: string;
-  readonly subject: AsyncSubject;
+  readonly subject: Sampled;
   readonly samples: RateSamples;
   failed: boolean;
 }
 
 /**
- * Measures the subjects of one case (key count, calls in flight) interleaved, as the HTTP suites
- * are: every subject is made and warmed up, then each takes one sample per round (a b c … a b c
- * …), the first subject of a round moving on by one each round. This VM's speed drifts by tens
- * of per cent over minutes, so subjects measured one after the other compared badly (ioredis
- * `INCR` alone ranged from 88k to 122k/s between two runs); interleaved, the drift falls on every
- * subject alike and each ratio compares samples taken seconds apart. A subject that fails is
- * reported as a problem and leaves the rounds; the others go on.
+ * Measures the subjects of one case (key count, calls in flight or synchronous) interleaved, as
+ * the HTTP suites are: every subject is made and warmed up, then each takes one sample per round
+ * (a b c … a b c …), the first subject of a round moving on by one each round. This VM's speed
+ * drifts by tens of per cent over minutes, so subjects measured one after the other compared
+ * badly (ioredis `INCR` alone ranged from 88k to 122k/s between two runs); interleaved, the drift
+ * falls on every subject alike and each ratio compares samples taken seconds apart. A subject
+ * that fails is reported as a problem and leaves the rounds; the others go on.
  */
 async function measureInterleaved(
-  makers: Record<string, (keys: number) => Promise<AsyncSubject>>,
+  makers: Record<string, () => Promise<Sampled>>,
   keys: number,
-  inFlight: number,
+  inFlight: number | undefined,
   settings: MicroSettings,
   /** redis-server's PID for the Redis subjects, to split the CPU per decision. */
   redisPid?: number,
 ): Promise<void> {
   const entrants: Entrant[] = [];
+  const calls = inFlight === undefined ? 'synchronous' : `${inFlight} in flight`;
   const fail = async (name: string, error: unknown): Promise<void> => {
+    // A subject that cannot be made fails alike in every case: one problem says it.
+    const reason = `${name}: ${describeError(error)}`;
+    if (reported.has(reason)) return;
+    reported.add(reason);
     await send({
       type: 'problem',
-      text: `${name}, ${keys} keys, ${inFlight} in flight failed: ${describeError(error)}`,
+      text: `${name}, ${keys} keys, ${calls} failed (and in every later case where it fails alike): ${describeError(error)}`,
     });
   };
-  const sampleOf = (subject: AsyncSubject) => (ms: number) =>
-    asyncRate((i) => subject.decide(i), inFlight, ms);
   try {
     for (const [name, make] of Object.entries(makers)) {
       let entrant: Entrant | undefined;
       try {
-        const subject = await make(keys);
+        const subject = await make();
         entrant = { name, subject, samples: new RateSamples(redisPid), failed: false };
         entrants.push(entrant);
-        await sampleOf(subject)(settings.warmupMs);
+        await subject.sample(settings.warmupMs);
       } catch (error) {
         if (entrant !== undefined) entrant.failed = true;
         await fail(name, error);
@@ -280,7 +135,7 @@ async function measureInterleaved(
         const entrant = entrants[(round + k) % entrants.length]!;
         if (entrant.failed) continue;
         try {
-          await entrant.samples.take(sampleOf(entrant.subject), settings.sampleMs);
+          await entrant.samples.take((ms) => entrant.subject.sample(ms), settings.sampleMs);
         } catch (error) {
           entrant.failed = true;
           await fail(entrant.name, error);
@@ -293,7 +148,7 @@ async function measureInterleaved(
       await send({ type: 'decision', decision: { subject: name, keys, inFlight, ...rate } });
       await send({
         type: 'progress',
-        line: `${name}, ${keys} keys, ${inFlight} in flight: ${Math.round(rate.perSecond)}/s`,
+        line: `${name}, ${keys} keys, ${calls}: ${Math.round(rate.perSecond)}/s`,
       });
       if (subject.rejected() > 0) {
         await send({
@@ -305,6 +160,23 @@ async function measureInterleaved(
   } finally {
     for (const { subject } of entrants) await subject.close().catch(() => undefined);
   }
+}
+
+/** MemoryBackend with each O(1) algorithm, called synchronously in a tight loop. */
+function memoryMakers(keys: number): Record<string, () => Promise<Sampled>> {
+  return Object.fromEntries(
+    O1_ALGORITHMS.map((algorithm) => [
+      memorySubject(algorithm),
+      async (): Promise<Sampled> => {
+        const loop = memoryBackendLoop(algorithm, keys);
+        return {
+          sample: (ms) => syncRate(loop.decide, ms),
+          rejected: loop.rejected,
+          close: loop.close,
+        };
+      },
+    ]),
+  );
 }
 
 @Controller()
@@ -425,27 +297,9 @@ async function main(): Promise<void> {
   const { settings } = job;
   const keyCounts = [1, settings.manyKeys];
 
-  // 1. MemoryBackend: synchronous, called in a tight loop.
-  for (const keys of keyCounts) {
-    const backend = new MemoryBackend();
-    const list = queries(keys);
-    let rejected = 0;
-    const rate = await sampleRate(settings, (ms) =>
-      syncRate((i) => {
-        if (!backend.consume(list[i % keys]!).allowed) rejected++;
-      }, ms),
-    );
-    await backend.close();
-    if (rejected > 0) {
-      await send({ type: 'problem', text: `MemoryBackend rejected ${rejected} decisions` });
-    }
-    const decision = { subject: MEMORY_SUBJECT, keys, inFlight: undefined, ...rate };
-    await send({ type: 'decision', decision });
-    await send({
-      type: 'progress',
-      line: `MemoryBackend, ${keys} keys: ${Math.round(rate.perSecond)} decisions/s`,
-    });
-  }
+  // 1. MemoryBackend, each O(1) algorithm: synchronous, called in a tight loop, interleaved.
+  for (const keys of keyCounts)
+    await measureInterleaved(memoryMakers(keys), keys, undefined, settings);
 
   // 1a. MemoryBackend full, every decision a new identity.
   await measureMemoryAtCapacity(settings);
@@ -461,9 +315,11 @@ async function main(): Promise<void> {
   }
 
   // 2. In-memory peers, interleaved, each call awaited before the next.
-  for (const keys of keyCounts) await measureInterleaved(memoryPeerSubjects(), keys, 1, settings);
+  for (const keys of keyCounts) {
+    await measureInterleaved(inFlightOf(memoryPeerSubjects(), keys, 1), keys, 1, settings);
+  }
 
-  // 3. Redis: every subject, 1 and many keys, 1 and 256 calls in flight; then commands.
+  // 3. Redis: every subject, 1 and many keys, 1 and 256 calls in flight; then commands and memory.
   if (job.redisUrl === undefined) {
     await send({ type: 'problem', text: 'No Redis: the Redis micro-benchmarks were skipped' });
     return;
@@ -474,11 +330,13 @@ async function main(): Promise<void> {
     for (const keys of keyCounts) {
       for (const inFlight of IN_FLIGHT) {
         await admin.flushall();
-        await measureInterleaved(redisSubjects(url), keys, inFlight, settings, job.redisPid);
+        const makers = inFlightOf(redisSubjects(url, inFlight), keys, inFlight);
+        await measureInterleaved(makers, keys, inFlight, settings, job.redisPid);
       }
     }
-    for (const [name, make] of Object.entries(redisSubjects(url))) {
-      if (name.includes('enableAutoPipelining')) continue; // the same commands as plain INCR
+    for (const [name, make] of Object.entries(redisSubjects(url, 1))) {
+      // The same commands as plain INCR, and as the client of rate-limiter-flexible's README.
+      if (name === INCR_AUTO_PIPELINING_SUBJECT || name === RLF_REDIS_PLAIN_SUBJECT) continue;
       await admin.flushall();
       let subject: AsyncSubject | undefined;
       try {
@@ -495,73 +353,19 @@ async function main(): Promise<void> {
         await subject?.close().catch(() => undefined);
       }
     }
+    await measureRedisMemory(
+      url,
+      admin,
+      (memory) => send({ type: 'redisMemory', memory }),
+      (subject, error) =>
+        send({
+          type: 'problem',
+          text: `Redis memory per counter of ${subject} failed: ${describeError(error)}`,
+        }),
+    );
   } finally {
     await admin.quit();
   }
-}
-
-/**
- * Commands per decision: INFO commandstats before and after N decisions (one at a time), which
- * counts commands run inside scripts as well; then MONITOR during M more decisions, which tells
- * the commands the client sent from those a script ran (source "lua").
- */
-async function countCommands(
-  name: string,
-  subject: AsyncSubject,
-  admin: Redis,
-  url: string,
-  settings: MicroSettings,
-): Promise<CommandCount> {
-  // Warm-up: connects, loads scripts (a first EVALSHA may answer NOSCRIPT and fall back to EVAL).
-  for (let i = 0; i < 100; i++) await subject.decide(i);
-
-  const n = settings.commandStatsDecisions;
-  await admin.config('RESETSTAT');
-  for (let i = 0; i < n; i++) await subject.decide(i);
-  const stats = parseCommandStats(await admin.info('commandstats'));
-  const byCommand: Record<string, number> = {};
-  let executed = 0;
-  for (const [command, calls] of stats) {
-    // The admin connection's own CONFIG RESETSTAT and INFO are not the subject's.
-    if (command === 'info' || command.startsWith('config')) continue;
-    byCommand[command] = calls / n;
-    executed += calls;
-  }
-
-  const m = settings.monitorDecisions;
-  const watcher = await readyClient(url);
-  let sent = 0;
-  let inScripts = 0;
-  let seen = 0;
-  try {
-    const monitor = await watcher.monitor();
-    try {
-      monitor.on('monitor', (_time: string, _args: string[], source: string) => {
-        seen++;
-        if (source === 'lua') inScripts++;
-        else sent++;
-      });
-      await sleep(100); // MONITOR starts streaming once Redis has answered OK
-      for (let i = 0; i < m; i++) await subject.decide(i);
-      // Events trail the replies: wait until the count stops moving (bounded).
-      for (let waited = 0, last = -1; waited < MONITOR_SETTLE_MS && seen !== last; waited += 100) {
-        last = seen;
-        await sleep(100);
-      }
-    } finally {
-      monitor.disconnect();
-    }
-  } finally {
-    watcher.disconnect();
-  }
-  return {
-    subject: name,
-    decisions: n,
-    executedPerDecision: executed / n,
-    byCommand,
-    sentPerDecision: sent / m,
-    inScriptsPerDecision: inScripts / m,
-  };
 }
 
 main().then(

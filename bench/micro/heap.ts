@@ -7,9 +7,15 @@
  */
 import 'reflect-metadata';
 import { ThrottlerStorageService } from '@nestjs/throttler';
-import { MemoryBackend, Rule } from 'nestjs-ratelimit';
+import { MemoryBackend, Rule, type RateLimitAlgorithm } from 'nestjs-ratelimit';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { HeapJob, HeapMessage, HeapSubject } from './jobs.js';
+import {
+  memorySubject,
+  O1_ALGORITHMS,
+  type HeapJob,
+  type HeapMessage,
+  type HeapSubject,
+} from './jobs.js';
 
 const LIMIT = 100_000_000;
 const WINDOW_SECONDS = 60;
@@ -56,25 +62,34 @@ interface Store {
   readonly note: string;
 }
 
+/** MemoryBackend with `{ algorithm }` and otherwise its defaults (maxKeys 1,000,000, one sweep timer). */
+function memoryBackendStore(algorithm: RateLimitAlgorithm): Store {
+  const backend = new MemoryBackend({ algorithm });
+  if (backend.algorithm !== algorithm) {
+    throw new Error(
+      `MemoryBackend does not count ${algorithm} (it implements ${backend.algorithms.join(', ')})`,
+    );
+  }
+  const limits = new Rule({ minute: LIMIT }).limits;
+  return {
+    touch: (i) => {
+      const result = backend.consume({
+        counter: { user: userId(i), scope: SCOPE, method: '*' },
+        limits,
+        blockMs: 0,
+      });
+      if (!result.allowed) throw new Error('MemoryBackend rejected a decision');
+      return result;
+    },
+    size: () => backend.size,
+    note: `{ algorithm: '${algorithm}' }, other options default; one minute unit per key, keys such as "${backendKey(0)}"`,
+  };
+}
+
 function makeStore(subject: HeapSubject): Store {
+  const algorithm = O1_ALGORITHMS.find((a) => memorySubject(a) === subject);
+  if (algorithm !== undefined) return memoryBackendStore(algorithm);
   switch (subject) {
-    case 'nestjs-ratelimit MemoryBackend': {
-      const backend = new MemoryBackend(); // defaults: maxKeys 1,000,000, one sweep timer
-      const limits = new Rule({ minute: LIMIT }).limits;
-      return {
-        touch: (i) => {
-          const result = backend.consume({
-            counter: { user: userId(i), scope: SCOPE, method: '*' },
-            limits,
-            blockMs: 0,
-          });
-          if (!result.allowed) throw new Error('MemoryBackend rejected a decision');
-          return result;
-        },
-        size: () => backend.size,
-        note: `default options; one minute unit per key, keys such as "${backendKey(0)}"`,
-      };
-    }
     case 'Map<string, number> (yardstick)': {
       const map = new Map<string, number>();
       return {
@@ -106,6 +121,8 @@ function makeStore(subject: HeapSubject): Store {
         note: 'increment(user) per key; ThrottlerGuard would pass a 64-character sha256 key instead of the short user id',
       };
     }
+    default:
+      throw new Error(`Unknown heap subject ${subject}`);
   }
 }
 

@@ -1,13 +1,14 @@
 /**
- * Runs the micro-benchmarks, each part in its own child process: decisions/s and Redis commands
- * (`decisions.js`), then heap per key for each store (`heap.js`, with `--expose-gc`).
+ * Runs the micro-benchmarks, each part in its own child process: decisions/s, Redis commands and
+ * Redis memory per counter (`decisions.js`), then heap per key for each store (`heap.js`, with
+ * `--expose-gc`).
  *
  * @module
  */
 import { fileURLToPath } from 'node:url';
 import { forkTracked, waitForMessage } from '../support/children.js';
 import type { MicroSettings } from '../support/mode.js';
-import type { MicroResults } from '../support/results.js';
+import type { MicroResults, RedisMemory } from '../support/results.js';
 import {
   HEAP_SUBJECTS,
   type DecisionsJob,
@@ -28,7 +29,15 @@ export async function runMicro(
   problems: string[],
   log: (line: string) => void,
 ): Promise<MicroResults> {
-  const results: MicroResults = { settings, decisions: [], commands: [], heap: [], timers: [] };
+  const redisMemory: RedisMemory[] = [];
+  const results: MicroResults = {
+    settings,
+    decisions: [],
+    commands: [],
+    redisMemory,
+    heap: [],
+    timers: [],
+  };
 
   const job: DecisionsJob = { settings, redisUrl: redis?.url, redisPid: redis?.pid };
   const decisions = forkTracked(DECISIONS_PATH, [JSON.stringify(job)]);
@@ -38,6 +47,7 @@ export async function runMicro(
       if (message.type === 'progress') log(`micro: ${message.line}`);
       else if (message.type === 'decision') results.decisions.push(message.decision);
       else if (message.type === 'commands') results.commands.push(message.count);
+      else if (message.type === 'redisMemory') redisMemory.push(message.memory);
       else if (message.type === 'problem') problems.push(message.text);
     });
     await waitForMessage(decisions, 'micro decisions', DECISIONS_TIMEOUT_MS, (m) =>

@@ -45,12 +45,15 @@ export interface MicroSettings {
 
 export interface BenchMode {
   readonly name: 'full' | 'quick';
+  /** `--micro-only`: the micro-benchmarks alone, no HTTP suite (a smoke run of them). */
+  readonly microOnly: boolean;
   readonly http: HttpSettings;
   readonly micro: MicroSettings;
 }
 
 export const FULL: BenchMode = {
   name: 'full',
+  microOnly: false,
   http: {
     connections: 50,
     warmupSeconds: 3,
@@ -74,6 +77,7 @@ export const FULL: BenchMode = {
 
 export const QUICK: BenchMode = {
   name: 'quick',
+  microOnly: false,
   http: {
     connections: 50,
     warmupSeconds: 1,
@@ -95,10 +99,16 @@ export const QUICK: BenchMode = {
   },
 };
 
+const OPTIONS = ['--quick', '--micro-only'];
+
+/** `--quick` (short runs) and `--micro-only` (no HTTP suite), in any combination. */
 export function modeFromArgs(args: readonly string[]): BenchMode {
-  const unknown = args.filter((arg) => arg !== '--quick');
+  const unknown = args.filter((arg) => !OPTIONS.includes(arg));
   if (unknown.length > 0) {
-    throw new Error(`Unknown argument(s) ${unknown.join(' ')}; the only option is --quick`);
+    throw new Error(
+      `Unknown argument(s) ${unknown.join(' ')}; the options are ${OPTIONS.join(', ')}`,
+    );
   }
-  return args.includes('--quick') ? QUICK : FULL;
+  const mode = args.includes('--quick') ? QUICK : FULL;
+  return args.includes('--micro-only') ? { ...mode, microOnly: true } : mode;
 }

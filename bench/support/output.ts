@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as prettier from 'prettier';
-import { render } from '../render.js';
+import { render } from '../render/index.js';
 import type { BenchResults } from './results.js';
 
 export interface OutputFiles {
@@ -15,14 +15,26 @@ export interface OutputFiles {
   readonly markdown: string;
 }
 
-/** Where a run of `mode` writes: the full run in bench/, a quick run in dist-bench/. */
-export function outputFiles(root: string, mode: BenchResults['mode']): OutputFiles {
-  return mode === 'quick'
-    ? {
-        json: join(root, 'dist-bench', 'results.quick.json'),
-        markdown: join(root, 'dist-bench', 'RESULTS.quick.md'),
-      }
-    : { json: join(root, 'bench', 'results.json'), markdown: join(root, 'bench', 'RESULTS.md') };
+/**
+ * Where a run writes: the full run in bench/; a quick or micro-only run in dist-bench/, so it
+ * never replaces the full results.
+ */
+export function outputFiles(
+  root: string,
+  mode: BenchResults['mode'],
+  microOnly: boolean,
+): OutputFiles {
+  if (mode === 'full' && !microOnly) {
+    return {
+      json: join(root, 'bench', 'results.json'),
+      markdown: join(root, 'bench', 'RESULTS.md'),
+    };
+  }
+  const name = `${mode}${microOnly ? '-micro' : ''}`;
+  return {
+    json: join(root, 'dist-bench', `results.${name}.json`),
+    markdown: join(root, 'dist-bench', `RESULTS.${name}.md`),
+  };
 }
 
 async function formatted(text: string, file: string): Promise<string> {

@@ -147,10 +147,25 @@ export interface TimerCount {
   readonly setTimeout: number;
 }
 
+/** What one counter of a one-unit rule keeps in Redis (`MEMORY USAGE` of every key it wrote). */
+export interface RedisMemory {
+  readonly subject: string;
+  /** The keys the counter wrote (after its first decision), as Redis names them. */
+  readonly keys: readonly string[];
+  /** Sum of `MEMORY USAGE <key> SAMPLES 0` over those keys after 1 decision, bytes. */
+  readonly bytesAfterOne: number;
+  /** Decisions of the second reading (the same counter, every one admitted). */
+  readonly decisionsLater: number;
+  /** The same sum after `decisionsLater` decisions (a log grows; a counter does not). */
+  readonly bytesAfterLater: number;
+}
+
 export interface MicroResults {
   readonly settings: MicroSettings;
   readonly decisions: DecisionRate[];
   readonly commands: CommandCount[];
+  /** Absent in results written before it was measured. */
+  readonly redisMemory?: RedisMemory[];
   readonly heap: HeapPerKey[];
   readonly timers: TimerCount[];
 }

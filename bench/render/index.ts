@@ -4,51 +4,22 @@
  *
  * @module
  */
-import type { ProfileSummary } from './http/profile.js';
+import type { ProfileSummary } from '../http/profile.js';
 import {
   bareOf,
   noopGuardOf,
   VARIANTS,
   type HttpPlatformName,
   type VariantName,
-} from './http/variants.js';
-import { MEMORY_AT_CAPACITY_SUBJECT } from './micro/jobs.js';
-import type {
-  BenchResults,
-  CommandCount,
-  DecisionRate,
-  HttpCase,
-  HttpSuite,
-} from './support/results.js';
-import { median, ratio } from './support/stats.js';
+} from '../http/variants.js';
+import type { BenchResults, HttpCase, HttpSuite } from '../support/results.js';
+import { median, ratio } from '../support/stats.js';
+import { atLeast, DASH, fixed, int, mb, percent, table, verdict, type Target } from './format.js';
+import { microSection, microTargets } from './micro.js';
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
 // ---------------------------------------------------------------------------------------------
-
-const DASH = '–';
-
-function int(value: number | undefined): string {
-  return value === undefined ? DASH : Math.round(value).toLocaleString('en-US');
-}
-
-function fixed(value: number | undefined, digits: number): string {
-  return value === undefined ? DASH : value.toFixed(digits);
-}
-
-function mb(bytes: number | undefined): string {
-  return bytes === undefined ? DASH : (bytes / 1_048_576).toFixed(1);
-}
-
-function percent(share: number | undefined): string {
-  return share === undefined ? DASH : `${Math.round(share * 100)} %`;
-}
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const escape = (cell: string): string => cell.replace(/\|/g, '\\|');
-  const align = header.map((_, i) => (i === 0 ? '---' : '--:'));
-  return [header, align, ...rows].map((row) => `| ${row.map(escape).join(' | ')} |`).join('\n');
-}
 
 function loadAverage(values: readonly number[] | undefined): string {
   return values === undefined ? DASH : values.map((v) => v.toFixed(2)).join(' / ');
@@ -76,22 +47,6 @@ function httpCase(
 ): HttpCase | undefined {
   return suite(results, id)?.cases.find((c) => c.variant === variant && c.users === users);
 }
-
-function rate(
-  results: BenchResults,
-  subject: string,
-  keys: number,
-  inFlight: number | undefined,
-): DecisionRate | undefined {
-  return results.micro?.decisions.find(
-    (d) => d.subject === subject && d.keys === keys && d.inFlight === inFlight,
-  );
-}
-
-const MEMORY = 'nestjs-ratelimit MemoryBackend';
-const REDIS = 'nestjs-ratelimit RedisBackend';
-const SLIDING = 'nestjs-ratelimit SlidingRedisBackend';
-const INCR = 'ioredis INCR (the bound)';
 
 /**
  * The fastest run of a case over the fastest run of the bare app (same adapter) with the same users: a
@@ -158,21 +113,6 @@ function cpuRatioToNoop(results: BenchResults, c: HttpCase): CpuRatio {
 /** How much worse the many-users ratio may be than the one-user ratio and still count as equal. */
 const USERS_TOLERANCE = 0.03;
 
-interface Target {
-  readonly target: string;
-  readonly measured: string;
-  readonly pass: boolean | undefined;
-}
-
-function verdict(pass: boolean | undefined): string {
-  if (pass === undefined) return 'not measured';
-  return pass ? 'pass' : '**miss**';
-}
-
-function atLeast(value: number | undefined, bound: number): boolean | undefined {
-  return value === undefined ? undefined : value >= bound;
-}
-
 function targets(results: BenchResults): Target[] {
   const list: Target[] = [];
   const ratioTarget = (variant: VariantName, bound: number): void => {
@@ -235,68 +175,7 @@ function targets(results: BenchResults): Target[] {
       pass: one === undefined || lots === undefined ? undefined : lots >= one - USERS_TOLERANCE,
     });
   }
-
-  const manyKeys = results.micro?.settings.manyKeys ?? 100_000;
-  const memoryRate = rate(results, MEMORY, manyKeys, undefined)?.perSecond;
-  list.push({
-    target: `MemoryBackend ≥ 2,000,000 decisions/s on ${int(manyKeys)} keys`,
-    measured: `${int(memoryRate)} decisions/s`,
-    pass: atLeast(memoryRate, 2_000_000),
-  });
-
-  // Issue 12: eviction must stay O(1), so a flood of new identities cannot stall the backend.
-  const fullRate = rate(results, MEMORY_AT_CAPACITY_SUBJECT, manyKeys, undefined)?.perSecond;
-  const fullRatio =
-    fullRate === undefined || memoryRate === undefined ? undefined : fullRate / memoryRate;
-  list.push({
-    target: `MemoryBackend at maxKeys ${int(manyKeys)}, a new identity per decision ≥ 0.10× not full`,
-    measured: `${int(fullRate)} vs ${int(memoryRate)} decisions/s = ${fixed(fullRatio, 3)}×`,
-    pass: atLeast(fullRatio, 0.1),
-  });
-
-  const heap = results.micro?.heap.find((h) => h.subject === MEMORY);
-  list.push({
-    target: 'MemoryBackend ≤ 150 bytes per tracked key',
-    measured:
-      heap === undefined
-        ? DASH
-        : `${fixed(heap.bytesPerKey, 1)} bytes/key (${int(heap.keys)} keys)`,
-    pass: heap === undefined ? undefined : heap.bytesPerKey <= 150,
-  });
-
-  const timers = results.micro?.timers.filter((t) => t.subject === MEMORY) ?? [];
-  const intervals = timers.reduce((sum, t) => sum + t.setInterval, 0);
-  const timeouts = timers.reduce((sum, t) => sum + t.setTimeout, 0);
-  list.push({
-    target: 'MemoryBackend: no growth in timers',
-    measured:
-      timers.length === 0
-        ? DASH
-        : `${intervals} setInterval, ${timeouts} setTimeout over ${int(timers.reduce((s, t) => s + t.decisions, 0))} decisions`,
-    pass: timers.length === 0 ? undefined : intervals <= 1 && timeouts === 0,
-  });
-
-  for (const subject of [REDIS, SLIDING]) {
-    const count = results.micro?.commands.find((c) => c.subject === subject);
-    list.push({
-      target: `${subject.replace('nestjs-ratelimit ', '')}: exactly one command per decision`,
-      measured:
-        count === undefined
-          ? DASH
-          : `${fixed(count.sentPerDecision, 2)} sent per decision (MONITOR); ${fixed(count.executedPerDecision, 2)} executed incl. inside the script`,
-      pass: count?.sentPerDecision === undefined ? undefined : count.sentPerDecision === 1,
-    });
-    for (const keys of [1, manyKeys]) {
-      const backend = rate(results, subject, keys, 256)?.perSecond;
-      const bound = rate(results, INCR, keys, 256)?.perSecond;
-      const r = backend === undefined || bound === undefined ? undefined : backend / bound;
-      list.push({
-        target: `${subject.replace('nestjs-ratelimit ', '')}: ≥ 0.9× raw ioredis INCR at 256 in flight, ${int(keys)} key${keys === 1 ? '' : 's'}`,
-        measured: `${int(backend)} vs ${int(bound)}/s = ${fixed(r, 3)}×`,
-        pass: atLeast(r, 0.9),
-      });
-    }
-  }
+  list.push(...microTargets(results));
   return list;
 }
 
@@ -465,52 +344,6 @@ function runsTable(s: HttpSuite): string {
       'waited for quiet, s',
     ],
     rows,
-  );
-}
-
-function decisionsTable(results: BenchResults): string {
-  const micro = results.micro!;
-  return table(
-    [
-      'Subject',
-      'keys',
-      'in flight',
-      'decisions/s',
-      'vs INCR (same keys, in flight)',
-      'client CPU µs/decision',
-      'redis CPU µs/decision',
-      'samples',
-    ],
-    micro.decisions.map((d) => {
-      const bound =
-        d.inFlight === undefined ? undefined : rate(results, INCR, d.keys, d.inFlight)?.perSecond;
-      return [
-        d.subject,
-        int(d.keys),
-        d.inFlight === undefined ? 'sync' : String(d.inFlight),
-        int(d.perSecond),
-        bound === undefined || d.subject === INCR ? DASH : `${fixed(d.perSecond / bound, 3)}×`,
-        fixed(d.clientCpuUsPerCall, 2),
-        fixed(d.redisCpuUsPerCall, 2),
-        d.samples.map((x) => int(x)).join(', '),
-      ];
-    }),
-  );
-}
-
-function commandsTable(list: readonly CommandCount[]): string {
-  return table(
-    ['Subject', 'sent per decision', 'run in scripts', 'executed (commandstats)', 'by command'],
-    list.map((c) => [
-      c.subject,
-      fixed(c.sentPerDecision, 2),
-      fixed(c.inScriptsPerDecision, 2),
-      fixed(c.executedPerDecision, 2),
-      Object.entries(c.byCommand)
-        .sort((a, b) => b[1] - a[1])
-        .map(([name, n]) => `${name} ${fixed(n, 2)}`)
-        .join(', '),
-    ]),
   );
 }
 
@@ -753,12 +586,13 @@ export function render(results: BenchResults): string {
     '```sh',
     'npm run bench        # the full run: builds dist/, compiles bench/, writes bench/results.json and this file',
     'npm run bench:quick  # a smoke run of a few minutes; writes dist-bench/results.quick.json and RESULTS.quick.md',
+    'npm run bench:quick -- --micro-only  # the micro-benchmarks alone, about a minute; writes dist-bench/results.quick-micro.json and RESULTS.quick-micro.md',
     '```',
     '',
     'It needs `redis-server` on the PATH: the benchmark starts its own on a free loopback port ' +
       'through the test harness (`test/support/redis-harness.ts`) and stops it at the end.',
     '',
-    '## Targets of issues 4, 12 and 13',
+    '## Targets of issues 4, 12, 13 and 14',
     '',
     table(
       ['Target', 'Measured', 'Result'],
@@ -796,71 +630,7 @@ export function render(results: BenchResults): string {
     );
   }
 
-  if (results.micro !== undefined) {
-    const m = results.micro;
-    out.push(
-      '## Micro-benchmarks (no HTTP)',
-      '',
-      `### Decisions per second`,
-      '',
-      `Median of ${m.settings.samples} sample(s) of ${m.settings.sampleMs} ms after a ` +
-        `${m.settings.warmupMs} ms warm-up. MemoryBackend is called synchronously in a loop; the ` +
-        'other subjects are awaited, with 1 call in flight (one after the other) or 256 at once. ' +
-        'The awaited subjects of one case (same keys, same calls in flight) are measured ' +
-        'interleaved, one sample each per round (a b c … a b c …, the first moving on each ' +
-        'round), so the ratios to INCR compare samples taken seconds apart; the samples column ' +
-        'lists them in round order. ' +
-        'The CPU columns split where the time goes: this process (the client: the library, ' +
-        'ioredis) and redis-server. With 1 call in flight a decision is a full round trip, whose ' +
-        'time on a virtual machine is mostly waking an idle vCPU; the 256-in-flight rows measure ' +
-        'throughput. The MemoryBackend row at maxKeys is a backend with maxKeys = ' +
-        `${int(m.settings.manyKeys)}, filled, then sent a new identity each decision (cycling ` +
-        'over twice that many users, each evicted before it comes round again): every decision ' +
-        'starts a window and evicts the oldest one.',
-      '',
-      decisionsTable(results),
-      '',
-      '### Redis commands per decision',
-      '',
-      `INFO commandstats over ${int(m.settings.commandStatsDecisions)} decisions, MONITOR over ` +
-        `${int(m.settings.monitorDecisions)} more (one at a time, ${int(m.settings.manyKeys)} keys).`,
-      '',
-      commandsTable(m.commands),
-      '',
-      '### Heap per tracked key',
-      '',
-      table(
-        [
-          'Store',
-          'keys',
-          'entries tracked',
-          'bytes/key',
-          'heap before → after MB',
-          'fill s',
-          'note',
-        ],
-        m.heap.map((h) => [
-          h.subject,
-          int(h.keys),
-          int(h.trackedEntries),
-          fixed(h.bytesPerKey, 1),
-          `${mb(h.heapBeforeBytes)} → ${mb(h.heapAfterBytes)}`,
-          fixed(h.fillSeconds, 2),
-          h.note,
-        ]),
-      ),
-      '',
-      '### Timers created',
-      '',
-      'Calls of the global `setInterval` / `setTimeout` while each store runs.',
-      '',
-      table(
-        ['Store', 'phase', 'setInterval', 'setTimeout'],
-        m.timers.map((t) => [t.subject, t.phase, int(t.setInterval), int(t.setTimeout)]),
-      ),
-      '',
-    );
-  }
+  out.push(...microSection(results));
 
   const profile = profileSection(results);
   if (profile !== '') out.push(profile);
