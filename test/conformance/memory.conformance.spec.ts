@@ -8,6 +8,25 @@ import { RATE_LIMIT_ALGORITHMS } from '../../lib/rules/rule-units.js';
 import { describeBackendConformance } from './backend-conformance.js';
 import { describeBackendProperties } from './backend-properties.js';
 
+/** A fresh `MemoryBackend` whose clock starts at `origin`, swept after every advance when asked. */
+function memoryAt(origin: number, sweepOnAdvance: boolean) {
+  return async () => {
+    let now = origin;
+    const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
+    return {
+      backend,
+      now: () => now,
+      advance(ms: number) {
+        now += ms;
+        if (sweepOnAdvance) backend.sweep();
+      },
+      async close() {
+        backend.close();
+      },
+    };
+  };
+}
+
 for (const algorithm of RATE_LIMIT_ALGORITHMS) {
   // Fixed windows through the backend's default (queries name no algorithm), the others named.
   const namesAlgorithm = algorithm !== 'fixed-window';
@@ -15,41 +34,13 @@ for (const algorithm of RATE_LIMIT_ALGORITHMS) {
     name: 'memory',
     algorithm,
     namesAlgorithm,
-    async create() {
-      let now = 0;
-      const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
-      return {
-        backend,
-        now: () => now,
-        advance(ms: number) {
-          now += ms;
-        },
-        async close() {
-          backend.close();
-        },
-      };
-    },
+    create: memoryAt(0, false),
   });
-
   describeBackendConformance({
     name: 'memory (clock from 2^40 ms, sweep on every advance)',
     algorithm,
     namesAlgorithm,
-    async create() {
-      let now = 2 ** 40;
-      const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
-      return {
-        backend,
-        now: () => now,
-        advance(ms: number) {
-          now += ms;
-          backend.sweep();
-        },
-        async close() {
-          backend.close();
-        },
-      };
-    },
+    create: memoryAt(2 ** 40, true),
   });
 }
 
@@ -58,39 +49,12 @@ describeBackendProperties({
   algorithms: RATE_LIMIT_ALGORITHMS,
   defaultAlgorithm: 'fixed-window',
   runs: 500,
-  async create() {
-    let now = 0;
-    const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
-    return {
-      backend,
-      now: () => now,
-      advance(ms: number) {
-        now += ms;
-      },
-      async close() {
-        backend.close();
-      },
-    };
-  },
+  create: memoryAt(0, false),
 });
 
 describeBackendProperties({
   name: 'MemoryBackend, clock from 2^40 ms + 0.5, sweep on every advance',
   algorithms: RATE_LIMIT_ALGORITHMS,
   runs: 200,
-  async create() {
-    let now = 2 ** 40 + 0.5;
-    const backend = new MemoryBackend({ clock: () => now, sweepIntervalMs: 0 });
-    return {
-      backend,
-      now: () => now,
-      advance(ms: number) {
-        now += ms;
-        backend.sweep();
-      },
-      async close() {
-        backend.close();
-      },
-    };
-  },
+  create: memoryAt(2 ** 40 + 0.5, true),
 });
