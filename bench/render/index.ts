@@ -599,6 +599,9 @@ export function render(results: BenchResults): string {
       targets(results).map((t) => [t.target, t.measured, verdict(t.pass)]),
     ),
     '',
+    'Each **miss** is analysed by hand, with a CPU profile and a plan, in ' +
+      '[`MISSES.md`](MISSES.md), which names the run it was written for.',
+    '',
   );
 
   const main = suite(results, 'main');
