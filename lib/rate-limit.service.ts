@@ -199,6 +199,12 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     assertBackendSupports(rules, this.backend, this.failures.fallbackBackend);
     for (const { rule, where } of rules) {
       if (!this.ruleLocations.has(rule)) this.ruleLocations.set(rule, where);
+      if (rule.unlimited) continue; // never reaches a backend
+      // Checked: a backend written against an earlier release, or one that implements the
+      // class rather than extending it, may not have the method.
+      for (const store of [this.backend, this.failures.fallbackBackend]) {
+        if (typeof store?.knowUnits === 'function') store.knowUnits(rule.limits);
+      }
     }
   }
 

@@ -190,6 +190,24 @@ describe.each(redis.topologies)('on a $name', (topology) => {
     expect(await b.reset(counter())).toBe(false);
   });
 
+  it('reset() finds a custom window’s keys in a new process once knowUnits() named it', async () => {
+    const first = await backend();
+    const prefix: string = first['prefix'];
+    const window: UnitLimit = { unit: 'window', limit: 5, windowMs: 900_000 };
+    at(0);
+    for (const algorithm of RATE_LIMIT_ALGORITHMS) {
+      expect(await first.consume(ask([window], { algorithm }))).toMatchObject({ allowed: true });
+    }
+    // A fresh backend on the same keys, as after a restart: it has decided nothing yet.
+    const client = await topology.client();
+    const restarted = new RedisBackend(client, { prefix, testClock: () => now });
+    redis.closeAfterAll(restarted);
+    restarted.knowUnits([window]);
+    expect(await restarted.reset(counter())).toBe(true);
+    const nodes = await topology.nodes();
+    expect((await Promise.all(nodes.map((node) => node.keys(`${prefix}*`)))).flat()).toEqual([]);
+  });
+
   it.each(RATE_LIMIT_ALGORITHMS)(
     '%s: random schedules decide exactly as MemoryBackend does',
     async (algorithm) => {

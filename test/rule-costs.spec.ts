@@ -97,6 +97,31 @@ describe.each(ADAPTERS)('on %s', (adapter: AdapterName) => {
       );
     });
 
+    it('is announced at start-up: every limited rule’s units reach knowUnits() before a request', async () => {
+      const backend = new RecordingBackend();
+      await withApp(
+        {
+          backend,
+          config: {
+            '/free': [{ group: 'admin' }],
+            '/': [{ limit: 5, window: '15m' }, { hour: 50 }],
+          },
+        },
+        async () => {
+          expect(backend.queries).toEqual([]);
+          expect(backend.knownUnits).toEqual(
+            expect.arrayContaining([
+              [{ unit: 'window', limit: 5, windowMs: 900_000 }],
+              [{ unit: 'hour', limit: 50, windowMs: 3_600_000 }],
+              [{ unit: 'hour', limit: 100, windowMs: 3_600_000 }], // ReportsController's decorator
+            ]),
+          );
+          expect(backend.knownUnits).toHaveLength(3); // not the unlimited rule
+        },
+        [ReportsController],
+      );
+    });
+
     it('carries what a decorator rule sets', async () => {
       const backend = new RecordingBackend();
       await withApp(

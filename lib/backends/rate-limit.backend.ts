@@ -137,6 +137,17 @@ export abstract class RateLimitBackend {
   }
 
   /**
+   * Called by the module at start-up with the units of every rule it will decide (once per rule),
+   * before the first request. A store that keys counters by window length (a rule's custom
+   * `window`) can note those lengths here, so that {@link reset} finds their counters even in a
+   * process that has not decided a request of that rule yet, such as an admin endpoint on a
+   * freshly started instance. The default does nothing: a store that finds a counter's units
+   * without knowing their windows needs nothing more.
+   * @param _limits one rule's units, as later given in `ConsumeQuery.limits`
+   */
+  knowUnits(_limits: readonly UnitLimit[]): void {}
+
+  /**
    * Releases what the backend itself owns (timers, connections it opened). Called when the Nest
    * application shuts down. Never closes a client the user passed in.
    */

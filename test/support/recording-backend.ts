@@ -4,6 +4,7 @@ import {
   type ConsumeQuery,
   type ConsumeResult,
   type RateLimitAlgorithm,
+  type UnitLimit,
 } from 'nestjs-ratelimit';
 
 /**
@@ -13,6 +14,8 @@ import {
  */
 export class RecordingBackend extends RateLimitBackend {
   readonly queries: ConsumeQuery[] = [];
+  /** What the module passed to `knowUnits()`, in order. */
+  readonly knownUnits: (readonly UnitLimit[])[] = [];
 
   constructor(
     private readonly defaultAlgorithm: RateLimitAlgorithm = 'fixed-window',
@@ -37,6 +40,10 @@ export class RecordingBackend extends RateLimitBackend {
       resetMs: limit.windowMs,
     }));
     return { allowed: true, retryAfterMs: 0, blocked: false, unit: undefined, units };
+  }
+
+  override knowUnits(limits: readonly UnitLimit[]): void {
+    this.knownUnits.push(limits);
   }
 
   unblock(): boolean {

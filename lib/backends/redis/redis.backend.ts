@@ -34,6 +34,7 @@ import {
   blockKeyAt,
   counterPart,
   DEFAULT_KEY_PREFIX,
+  nonStandardWindows,
   unitKey,
   unitKeyAt,
   unitName,
@@ -273,6 +274,15 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
       capacity: algorithm.capacity(burst, limits),
       resetWithinWait: algorithm.resetWithinWait,
     });
+  }
+
+  /**
+   * Notes the units whose window is not their unit's standard one (a rule's custom `window`), so
+   * that {@link reset} covers their keys from start-up on, before a request of the rule was
+   * decided here. The module calls it for every rule; call it yourself outside Nest.
+   */
+  override knowUnits(limits: readonly UnitLimit[]): void {
+    this.rememberWindows(nonStandardWindows(limits));
   }
 
   /**
