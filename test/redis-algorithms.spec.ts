@@ -190,6 +190,28 @@ describe.each(redis.topologies)('on a $name', (topology) => {
     expect(await b.reset(counter())).toBe(false);
   });
 
+  it.each(RATE_LIMIT_ALGORITHMS)(
+    '%s: many users’ decisions made in one loop iteration (batched per hash slot) admit exactly the limit each',
+    async (algorithm) => {
+      const b = await backend(algorithm);
+      const minute = unit('minute', 7);
+      at(0);
+      const users = Array.from({ length: 12 }, (_, i) => `user-${i}`);
+      const calls = users.flatMap((user) =>
+        Array.from({ length: 10 }, () => ({
+          user,
+          result: b.consume({ ...ask([minute], {}), counter: counter(user), algorithm }),
+        })),
+      );
+      const results = await Promise.all(calls.map((call) => call.result));
+      for (const user of users) {
+        const own = results.filter((_, i) => calls[i]!.user === user);
+        expect(own.map((r) => r.allowed)).toEqual(Array.from({ length: 10 }, (_, i) => i < 7));
+        expect(own.slice(0, 7).map((r) => r.units[0]!.remaining)).toEqual([6, 5, 4, 3, 2, 1, 0]);
+      }
+    },
+  );
+
   it('reset() finds a custom window’s keys in a new process once knowUnits() named it', async () => {
     const first = await backend();
     const prefix: string = first['prefix'];

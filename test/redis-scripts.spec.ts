@@ -9,7 +9,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { UnitLimit } from '../lib/rules/rule-units.js';
-import type { ConsumeQuery, RateLimitCounter } from '../lib/backends/rate-limit.backend.js';
+import type {
+  ConsumeQuery,
+  ConsumeResult,
+  RateLimitCounter,
+} from '../lib/backends/rate-limit.backend.js';
 import { blockKey, fixedWindowKey, slidingLogKey } from '../lib/backends/redis/redis-keys.js';
 import { TEST_CLOCK_EXPIRY_OFFSET_MS } from '../lib/backends/redis/redis-scripts.js';
 import type {
@@ -598,20 +602,42 @@ describe('script calls', () => {
   );
 });
 
-describe('write batching', () => {
-  it('queues the calls of one loop iteration in one auto-pipeline on its own client, each decided once', async () => {
+describe('batching', () => {
+  it('sends the decisions of one loop iteration as one script call, each decided once, in order', async () => {
+    const observer = await client();
     const backend = backendOn(RedisBackend, { host: server.host, port: server.port });
-    const q = query([unit('minute', 1_000)]);
-    await backend.consume(q);
-    const node = (await backend.getClient()) as unknown as Redis;
-    expect(node.options.enableAutoPipelining).toBe(true);
-    const pending = Array.from({ length: 50 }, () => backend.consume(q));
-    // Sent at the end of the iteration, all at once (ioredis's documented auto-pipelining).
-    expect(node.autoPipelineQueueSize).toBe(50);
-    const results = await Promise.all(pending);
-    expect(results.map((r) => r.units[0]!.remaining).sort((a, b) => b - a)).toEqual(
-      Array.from({ length: 50 }, (_, i) => 998 - i),
+    const q = query([unit('minute', 30)]);
+    // Loads both scripts: the lone one, and the batch one (two decisions in one iteration).
+    await backend.consume(query([unit('minute', 5)], counter('warm-up')));
+    await Promise.all([
+      backend.consume(q),
+      backend.consume(query([unit('minute', 5)], counter('b'))),
+    ]);
+    let results: ConsumeResult[] = [];
+    const made = await commandsDuring(observer, async () => {
+      results = await Promise.all(Array.from({ length: 50 }, () => backend.consume(q)));
+    });
+    // One call ran the 50 decisions: one EVALSHA, one MGET per decision.
+    expect(made).toMatchObject({ evalsha: 1, mget: 50 });
+    // 29 left before the batch: the first 29 of the 50 are admitted, in the order they were made.
+    expect(results.map((r) => r.allowed)).toEqual(Array.from({ length: 50 }, (_, i) => i < 29));
+    expect(results.slice(0, 29).map((r) => r.units[0]!.remaining)).toEqual(
+      Array.from({ length: 29 }, (_, i) => 28 - i),
     );
+  });
+
+  it('fails only the decision whose key is broken, not the others of its batch', async () => {
+    const node = await client();
+    const backend = backendOn(SlidingRedisBackend, node);
+    const minute = [unit('minute', 10)];
+    await backend.consume(query(minute, counter('warm-up')));
+    // A string where mallory's log (a list) should be: her script fails with WRONGTYPE.
+    await node.set(slidingLogKey(backend['prefix'], counter('mallory'), minute[0]!), 'x');
+    const settled = await Promise.allSettled(
+      ['alice', 'mallory', 'bob'].map((user) => backend.consume(query(minute, counter(user)))),
+    );
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
   });
 
   it.each([false, true])(
@@ -620,13 +646,13 @@ describe('write batching', () => {
       const node = await client({ enableAutoPipelining });
       const backend = backendOn(SlidingRedisBackend, node);
       await backend.consume(query([unit('minute', 100)], counter('warm-up')));
-      const pending = Array.from({ length: 20 }, () =>
-        backend.consume(query([unit('minute', 100)])),
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => backend.consume(query([unit('minute', 100)]))),
       );
-      expect(node.autoPipelineQueueSize).toBe(enableAutoPipelining ? 20 : 0);
       expect(node.options.enableAutoPipelining).toBe(enableAutoPipelining);
-      const results = await Promise.all(pending);
-      expect(results.every((result) => result.allowed)).toBe(true);
+      expect(results.map((r) => r.units[0]!.remaining)).toEqual(
+        Array.from({ length: 20 }, (_, i) => 99 - i),
+      );
     },
   );
 });

@@ -7,13 +7,15 @@
  */
 import type { RateLimitAlgorithm, UnitLimit } from '../../rules/rule-units.js';
 import { ALGORITHM_KEY_KINDS } from './redis-keys.js';
-import { scriptVariants, type ScriptVariants } from './redis-scripts.js';
+import { batchVariants, scriptVariants, type ScriptVariants } from './redis-scripts.js';
 
 /** One algorithm, as the Redis backend runs it. */
 export interface RedisAlgorithm {
   readonly algorithm: RateLimitAlgorithm;
   /** The script that decides a request: the block key, one key per unit, then its arguments. */
   readonly consume: ScriptVariants;
+  /** The same script in batch form: several decisions in one call (see lua/batch.lua). */
+  readonly consumeBatch: ScriptVariants;
   /** The kind in its keys' names (see redis-keys.ts). */
   readonly keyKind: string;
   /**
@@ -48,6 +50,7 @@ function wholeWindow(limit: UnitLimit): string {
 const FIXED_WINDOW: RedisAlgorithm = {
   algorithm: 'fixed-window',
   consume: scriptVariants('fixed-window'),
+  consumeBatch: batchVariants('fixed-window'),
   keyKind: ALGORITHM_KEY_KINDS['fixed-window'],
   unitArgs(limits) {
     return [...limits.map((limit) => redisArg(limit.limit)), ...limits.map(wholeWindow)];
@@ -61,6 +64,7 @@ const FIXED_WINDOW: RedisAlgorithm = {
 const SLIDING_LOG: RedisAlgorithm = {
   algorithm: 'sliding-log',
   consume: scriptVariants('sliding-log'),
+  consumeBatch: batchVariants('sliding-log'),
   keyKind: ALGORITHM_KEY_KINDS['sliding-log'],
   unitArgs(limits) {
     return limits.flatMap((limit) => [redisArg(limit.limit), redisArg(limit.windowMs)]);
@@ -74,6 +78,7 @@ const SLIDING_LOG: RedisAlgorithm = {
 const SLIDING_WINDOW: RedisAlgorithm = {
   algorithm: 'sliding-window',
   consume: scriptVariants('sliding-window'),
+  consumeBatch: batchVariants('sliding-window'),
   keyKind: ALGORITHM_KEY_KINDS['sliding-window'],
   unitArgs(limits) {
     return limits.flatMap((limit) => [redisArg(limit.limit), wholeWindow(limit)]);
@@ -87,6 +92,7 @@ const SLIDING_WINDOW: RedisAlgorithm = {
 const TOKEN_BUCKET: RedisAlgorithm = {
   algorithm: 'token-bucket',
   consume: scriptVariants('token-bucket'),
+  consumeBatch: batchVariants('token-bucket'),
   keyKind: ALGORITHM_KEY_KINDS['token-bucket'],
   unitArgs(limits, burst) {
     return limits.flatMap((limit) => [

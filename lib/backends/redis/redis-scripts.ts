@@ -57,6 +57,25 @@ export function scriptVariants(name: string): ScriptVariants {
   };
 }
 
+const BATCH_DRIVER = luaSource('batch');
+
+/**
+ * The batch form of `lua/<name>.lua` in both variants: the script, prelude included, becomes the
+ * function `decide(KEYS, ARGV)`, which lua/batch.lua calls once per decision of the batch. So a
+ * decision in a batch runs exactly the code of a lone call, and the test-clock prelude takes each
+ * decision's own clock reading from the end of its own arguments.
+ */
+export function batchVariants(name: string): ScriptVariants {
+  const body = luaSource(name);
+  const decide = (prelude: string): string =>
+    `local function decide(KEYS, ARGV)\n${prelude}\n${body}\nend`;
+  return {
+    // Redis's clock: the prelude once, outside, as its names do not depend on the arguments.
+    redisClock: script(`${REDIS_CLOCK_PRELUDE}\n${decide('')}\n${BATCH_DRIVER}`),
+    testClock: script(`${decide(TEST_CLOCK_PRELUDE)}\n${BATCH_DRIVER}`),
+  };
+}
+
 /** Redis's answer to `EVALSHA` when it does not have the script (a restart, `SCRIPT FLUSH`). */
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');

@@ -42,6 +42,7 @@ import {
 } from './redis-keys.js';
 import { parseConsumeReply, parseFlagReply } from './redis-replies.js';
 import { runScript, type ScriptCall, type ScriptVariants } from './redis-scripts.js';
+import { ScriptBatcher } from './script-batcher.js';
 
 /** Options of `RedisBackend` and `SlidingRedisBackend`. Every option is optional. */
 export interface RedisBackendOptions {
@@ -148,6 +149,10 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
   private readonly templates = new Map<RateLimitAlgorithm, ConsumeTemplates>();
   /** Non-standard windows seen in this process, so `reset()` can name their keys. */
   private readonly extraWindows = new Map<string, UnitWindow>();
+  /** Sends the consume calls of one event-loop iteration together (see script-batcher.ts). */
+  private readonly batcher: ScriptBatcher;
+  /** Consume calls waiting for the first connection, in order (see {@link decide}). */
+  private waitingForReady: ((ready: RedisClientLike | Error) => void)[] | undefined;
 
   /**
    * @param client an ioredis `Redis` or `Cluster` (stays yours), or a URL / ioredis options from
@@ -158,6 +163,7 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
   constructor(client: RedisBackendClient, options?: RedisBackendOptions) {
     super();
     this.name = new.target.name;
+    this.batcher = new ScriptBatcher(this.name);
     const fail: FailOption = optionFailure(this.name);
 
     // Checked because JavaScript callers (or `as` casts) can pass anything.
@@ -268,7 +274,7 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
     call[BLOCK_KEY_AT + names.length + 1] = blockMs > 0 ? Math.ceil(blockMs) : 0;
     call[BLOCK_KEY_AT + names.length + 2] = cost;
     if (template.extra.length > 0) this.rememberWindows(template.extra);
-    const reply = await this.run(algorithm.consume, call);
+    const reply = await this.decide(algorithm, call, start);
     return parseConsumeReply(this.name, reply, limits, {
       cost,
       capacity: algorithm.capacity(burst, limits),
@@ -354,6 +360,57 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
     if (this.testClock === undefined) return runScript(client, variants.redisClock, call);
     call.push(this.testClockUs());
     return runScript(client, variants.testClock, call);
+  }
+
+  /**
+   * {@link run} for a consume call, through the batcher: the calls of one event-loop iteration
+   * for one algorithm and one hash slot go as one script call. `keyStart` is the start of the
+   * user's keys, whose hash tag gives the slot.
+   */
+  private decide(algorithm: RedisAlgorithm, call: ScriptCall, keyStart: string): Promise<unknown> {
+    const client = this.connection.ready();
+    if (client !== undefined && this.waitingForReady === undefined) {
+      return this.submit(client, algorithm, call, keyStart);
+    }
+    // Before the first connection settled: queued, and submitted in the order the calls were
+    // made once it has (a call made meanwhile must not overtake one made earlier).
+    return new Promise((resolve, reject) => {
+      const waiting = (this.waitingForReady ??= []);
+      waiting.push((ready) => {
+        if (ready instanceof Error) return reject(ready);
+        try {
+          this.submit(ready, algorithm, call, keyStart).then(resolve, reject);
+        } catch (error) {
+          reject(error); // a bad test-clock reading: this call fails, the others go on
+        }
+      });
+      if (waiting.length === 1) {
+        const release = (ready: RedisClientLike | Error): void => {
+          this.waitingForReady = undefined;
+          for (const next of waiting) next(ready);
+        };
+        this.connection
+          .whenReady()
+          .then(release, (error: unknown) =>
+            release(error instanceof Error ? error : new Error(String(error))),
+          );
+      }
+    });
+  }
+
+  private submit(
+    client: RedisClientLike,
+    algorithm: RedisAlgorithm,
+    call: ScriptCall,
+    keyStart: string,
+  ): Promise<unknown> {
+    const test = this.testClock !== undefined;
+    if (test) call.push(this.testClockUs());
+    const slot = this.connection.clustered ? calculateSlot(keyStart) : 0;
+    const { consume, consumeBatch } = algorithm;
+    return test
+      ? this.batcher.submit(client, consume.testClock, consumeBatch.testClock, call, slot)
+      : this.batcher.submit(client, consume.redisClock, consumeBatch.redisClock, call, slot);
   }
 
   private async runWhenReady(variants: ScriptVariants, call: ScriptCall): Promise<unknown> {
