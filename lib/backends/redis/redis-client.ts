@@ -50,8 +50,10 @@ export interface RedisClientLike {
  * ioredis documentation; any of its options is passed through). The backend always sets
  * `enableOfflineQueue: false`, `maxRetriesPerRequest: 0` and `autoResendUnfulfilledCommands:
  * false`, and defaults `connectTimeout` to 1000 ms, `disconnectTimeout` to 500 ms,
- * `retryStrategy` to "retry forever, at most every 500 ms" and `enableAutoPipelining` to true, so
- * that the decisions of one event-loop iteration leave in one write.
+ * `retryStrategy` to "retry forever, at most every 500 ms". (No `enableAutoPipelining`: the
+ * backend already sends the decisions of one event-loop iteration as one script call, and
+ * ioredis's auto-pipelining on top of that only added garbage and latency, measured: 129,000
+ * against 264,000 fixed-window decisions a second at 256 in flight.)
  */
 export interface RedisConnectionOptions {
   readonly host?: string;
@@ -125,9 +127,6 @@ export async function createOwnClient(
     connectTimeout: OWN_CLIENT_CONNECT_TIMEOUT_MS,
     disconnectTimeout: OWN_CLIENT_DISCONNECT_TIMEOUT_MS,
     retryStrategy: ownClientRetryDelay,
-    // The decisions of one event-loop iteration leave in one write (one system call on each side
-    // instead of one per decision): ioredis's own batching, on the client the backend owns only.
-    enableAutoPipelining: true,
     ...given,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

@@ -129,9 +129,9 @@ const MAX_EXTRA_WINDOWS = 64;
  * another counter's key. See `redis-keys.ts` for the layout and the memory each key costs, and
  * the scripts in `lua/` for the commands each decision runs.
  *
- * On the client it creates itself (from a URL or options), ioredis's `enableAutoPipelining`
- * sends the decisions of one event-loop iteration in one write; a client you pass in is used as
- * given (enable its auto-pipelining for the same batching).
+ * The decisions of one event-loop iteration for one algorithm and one hash slot go as one script
+ * call (see script-batcher.ts), on its own client and on one you pass in alike; a decision alone
+ * in its iteration is one call of its own.
  *
  * @example
  * new RedisBackend(new Redis({ enableOfflineQueue: false, maxRetriesPerRequest: 0 }))
