@@ -67,13 +67,16 @@ export interface BackendFixture {
    */
   readonly namesAlgorithm: boolean;
   /** A fresh backend on a virtual clock that only `advance` moves. */
-  create(): Promise<{
-    backend: RateLimitBackend;
-    /** The backend's clock in ms (a fraction is fine: backends truncate it). */
-    now(): number;
-    advance(ms: number): void;
-    close(): Promise<void>;
-  }>;
+  create(): Promise<VirtualClockBackend>;
+}
+
+/** A backend under test with the virtual clock it runs on (what a fixture's `create()` gives). */
+export interface VirtualClockBackend {
+  readonly backend: RateLimitBackend;
+  /** The backend's clock in ms (a fraction is fine: backends truncate it). */
+  now(): number;
+  advance(ms: number): void;
+  close(): Promise<void>;
 }
 
 /**

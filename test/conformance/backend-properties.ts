@@ -22,6 +22,7 @@ import type {
 } from '../../lib/backends/rate-limit.backend.js';
 import type { RateLimitAlgorithm, UnitLimit } from '../../lib/rules/rule-units.js';
 import { ReferenceBackend } from '../support/reference-models.js';
+import type { VirtualClockBackend } from './backend-conformance.js';
 
 /** How a spec file plugs one backend and its virtual clock into the properties. */
 export interface PropertyFixture {
@@ -42,13 +43,7 @@ export interface PropertyFixture {
   /** Runs per property (scaled by `FC_RUNS`, a factor). */
   readonly runs: number;
   /** A fresh backend on a virtual clock that only `advance` moves. */
-  create(): Promise<{
-    backend: RateLimitBackend;
-    /** The backend's clock, in ms (may carry a fraction: the backends truncate it). */
-    now(): number;
-    advance(ms: number): void;
-    close(): Promise<void>;
-  }>;
+  create(): Promise<VirtualClockBackend>;
 }
 
 /** One unit a counter's rules may carry (the same limit whichever rule carries it). */
@@ -310,6 +305,13 @@ interface Admission {
   readonly cost: number;
 }
 
+/** The cost admitted in `[start, start + windowMs)`. */
+function costWithin(admitted: readonly Admission[], start: number, windowMs: number): number {
+  return admitted
+    .filter(({ at }) => at >= start && at < start + windowMs)
+    .reduce((sum, a) => sum + a.cost, 0);
+}
+
 const RUN = Math.random().toString(36).slice(2, 8);
 let runNumber = 0;
 
@@ -416,16 +418,23 @@ export function describeBackendProperties(fixture: PropertyFixture): void {
     }
 
     /**
-     * Heavy traffic on one counter with one unit (no blocks, no resets): what the bounds are
-     * about. Returns the backend's admissions of one run.
+     * Heavy traffic on one counter with one unit of `limit` per `windowMs` (no blocks, no
+     * resets): what the bounds are about. Starts a run at `startMs` and returns the backend's
+     * admissions.
      */
     async function admissions(
-      run: Awaited<ReturnType<typeof startRun>>,
       algorithm: RateLimitAlgorithm,
-      limit: UnitLimit,
-      burst: number | undefined,
-      steps: readonly { readonly advanceMs: number; readonly cost: number }[],
+      bound: {
+        readonly startMs: number;
+        readonly windowMs: number;
+        readonly limit: number;
+        readonly burst?: number | undefined;
+        readonly steps: readonly { readonly advanceMs: number; readonly cost: number }[];
+      },
     ): Promise<Admission[]> {
+      const { startMs, windowMs, burst, steps } = bound;
+      const run = await startRun(startMs);
+      const limit: UnitLimit = { unit: 'window', limit: bound.limit, windowMs };
       const admitted: Admission[] = [];
       const query = (cost: number): ConsumeQuery => ({
         counter: run.counterOf(0),
@@ -461,37 +470,31 @@ export function describeBackendProperties(fixture: PropertyFixture): void {
     if (fixture.algorithms.includes('sliding-window')) {
       it('sliding-window: never more than L in an aligned window, fewer than 2L in any W-long interval', async () => {
         await fc.assert(
-          fc.asyncProperty(
-            fc.record({ ...boundParams, steps: traffic(300) }),
-            async ({ startMs, windowMs: W, limit: L, steps }) => {
-              const run = await startRun(startMs);
-              const unit: UnitLimit = { unit: 'window', limit: L, windowMs: W };
-              const admitted = await admissions(run, 'sliding-window', unit, undefined, steps);
-              const perWindow = new Map<number, number>();
-              for (const { at, cost } of admitted) {
-                const k = Math.floor(at / W);
-                perWindow.set(k, (perWindow.get(k) ?? 0) + cost);
-              }
-              for (const [k, total] of perWindow) {
-                expect({ window: k, total, atMost: L }).toEqual({
-                  window: k,
-                  total: Math.min(total, L),
-                  atMost: L,
-                });
-              }
-              // Any W-long interval [t, t + W): the worst ones start at an admission.
-              for (const { at: start } of admitted) {
-                const total = admitted
-                  .filter(({ at }) => at >= start && at < start + W)
-                  .reduce((sum, a) => sum + a.cost, 0);
-                expect({ from: start, total, below: 2 * L }).toEqual({
-                  from: start,
-                  total: Math.min(total, 2 * L - 1),
-                  below: 2 * L,
-                });
-              }
-            },
-          ),
+          fc.asyncProperty(fc.record({ ...boundParams, steps: traffic(300) }), async (bound) => {
+            const { windowMs: W, limit: L } = bound;
+            const admitted = await admissions('sliding-window', bound);
+            const perWindow = new Map<number, number>();
+            for (const { at, cost } of admitted) {
+              const k = Math.floor(at / W);
+              perWindow.set(k, (perWindow.get(k) ?? 0) + cost);
+            }
+            for (const [k, total] of perWindow) {
+              expect({ window: k, total, atMost: L }).toEqual({
+                window: k,
+                total: Math.min(total, L),
+                atMost: L,
+              });
+            }
+            // Any W-long interval [t, t + W): the worst ones start at an admission.
+            for (const { at: start } of admitted) {
+              const total = costWithin(admitted, start, W);
+              expect({ from: start, total, below: 2 * L }).toEqual({
+                from: start,
+                total: Math.min(total, 2 * L - 1),
+                below: 2 * L,
+              });
+            }
+          }),
           params(14_31),
         );
       });
@@ -506,10 +509,9 @@ export function describeBackendProperties(fixture: PropertyFixture): void {
               burst: fc.option(fc.integer({ min: 1, max: 9 }), { nil: undefined }),
               steps: traffic(300),
             }),
-            async ({ startMs, windowMs: W, limit: L, burst, steps }) => {
-              const run = await startRun(startMs);
-              const unit: UnitLimit = { unit: 'window', limit: L, windowMs: W };
-              const admitted = await admissions(run, 'token-bucket', unit, burst, steps);
+            async (bound) => {
+              const { windowMs: W, limit: L, burst } = bound;
+              const admitted = await admissions('token-bucket', bound);
               const B = burst ?? L;
               // Every interval [a, b] between two admissions (the worst ones): exact integers,
               // total × W ≤ B × W + L × (b − a).
@@ -537,20 +539,14 @@ export function describeBackendProperties(fixture: PropertyFixture): void {
     if (fixture.algorithms.includes('sliding-log')) {
       it('sliding-log: never more than L in any W-long interval', async () => {
         await fc.assert(
-          fc.asyncProperty(
-            fc.record({ ...boundParams, steps: traffic(300) }),
-            async ({ startMs, windowMs: W, limit: L, steps }) => {
-              const run = await startRun(startMs);
-              const unit: UnitLimit = { unit: 'window', limit: L, windowMs: W };
-              const admitted = await admissions(run, 'sliding-log', unit, undefined, steps);
-              for (const { at: start } of admitted) {
-                const total = admitted
-                  .filter(({ at }) => at >= start && at < start + W)
-                  .reduce((sum, a) => sum + a.cost, 0);
-                expect({ from: start, total }).toEqual({ from: start, total: Math.min(total, L) });
-              }
-            },
-          ),
+          fc.asyncProperty(fc.record({ ...boundParams, steps: traffic(300) }), async (bound) => {
+            const { windowMs: W, limit: L } = bound;
+            const admitted = await admissions('sliding-log', bound);
+            for (const { at: start } of admitted) {
+              const total = costWithin(admitted, start, W);
+              expect({ from: start, total }).toEqual({ from: start, total: Math.min(total, L) });
+            }
+          }),
           params(14_21),
         );
       });
