@@ -151,7 +151,7 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
   private readonly extraWindows = new Map<string, UnitWindow>();
   /** Sends the consume calls of one event-loop iteration together (see script-batcher.ts). */
   private readonly batcher: ScriptBatcher;
-  /** Consume calls waiting for the first connection, in order (see {@link decide}). */
+  /** Script calls waiting for the first connection, in order (see {@link whenConnected}). */
   private waitingForReady: ((ready: RedisClientLike | Error) => void)[] | undefined;
 
   /**
@@ -355,11 +355,11 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
    * goes last, where the test-clock prelude takes it from.
    */
   private run(variants: ScriptVariants, call: ScriptCall): Promise<unknown> {
-    const client = this.connection.ready();
-    if (client === undefined) return this.runWhenReady(variants, call);
-    if (this.testClock === undefined) return runScript(client, variants.redisClock, call);
-    call.push(this.testClockUs());
-    return runScript(client, variants.testClock, call);
+    return this.whenConnected((client) => {
+      if (this.testClock === undefined) return runScript(client, variants.redisClock, call);
+      call.push(this.testClockUs());
+      return runScript(client, variants.testClock, call);
+    });
   }
 
   /**
@@ -368,20 +368,34 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
    * user's keys, whose hash tag gives the slot.
    */
   private decide(algorithm: RedisAlgorithm, call: ScriptCall, keyStart: string): Promise<unknown> {
+    return this.whenConnected((client) => {
+      const test = this.testClock !== undefined;
+      if (test) call.push(this.testClockUs());
+      const slot = this.connection.clustered ? calculateSlot(keyStart) : 0;
+      const { consume, consumeBatch } = algorithm;
+      return test
+        ? this.batcher.submit(client, consume.testClock, consumeBatch.testClock, call, slot)
+        : this.batcher.submit(client, consume.redisClock, consumeBatch.redisClock, call, slot);
+    });
+  }
+
+  /**
+   * `send(client)` at once when the first connection has settled (the usual case); before that,
+   * queued and sent in the order the calls were made once it has, so that a call made meanwhile
+   * never overtakes an earlier one. `send` may throw (a bad test-clock reading): that call
+   * fails, the others go on.
+   */
+  private whenConnected(send: (client: RedisClientLike) => Promise<unknown>): Promise<unknown> {
     const client = this.connection.ready();
-    if (client !== undefined && this.waitingForReady === undefined) {
-      return this.submit(client, algorithm, call, keyStart);
-    }
-    // Before the first connection settled: queued, and submitted in the order the calls were
-    // made once it has (a call made meanwhile must not overtake one made earlier).
+    if (client !== undefined && this.waitingForReady === undefined) return send(client);
     return new Promise((resolve, reject) => {
       const waiting = (this.waitingForReady ??= []);
       waiting.push((ready) => {
         if (ready instanceof Error) return reject(ready);
         try {
-          this.submit(ready, algorithm, call, keyStart).then(resolve, reject);
+          send(ready).then(resolve, reject);
         } catch (error) {
-          reject(error); // a bad test-clock reading: this call fails, the others go on
+          reject(error);
         }
       });
       if (waiting.length === 1) {
@@ -396,26 +410,6 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
           );
       }
     });
-  }
-
-  private submit(
-    client: RedisClientLike,
-    algorithm: RedisAlgorithm,
-    call: ScriptCall,
-    keyStart: string,
-  ): Promise<unknown> {
-    const test = this.testClock !== undefined;
-    if (test) call.push(this.testClockUs());
-    const slot = this.connection.clustered ? calculateSlot(keyStart) : 0;
-    const { consume, consumeBatch } = algorithm;
-    return test
-      ? this.batcher.submit(client, consume.testClock, consumeBatch.testClock, call, slot)
-      : this.batcher.submit(client, consume.redisClock, consumeBatch.redisClock, call, slot);
-  }
-
-  private async runWhenReady(variants: ScriptVariants, call: ScriptCall): Promise<unknown> {
-    await this.connection.whenReady();
-    return await this.run(variants, call);
   }
 
   /**
