@@ -72,6 +72,18 @@ export interface ConsumeResult {
   readonly units: readonly UnitState[];
 }
 
+/** A counter's state as it stands, without counting anything: what {@link RateLimitBackend.peek} gives. */
+export interface PeekResult {
+  /** Milliseconds left of the user's block (on every counter of the user); 0 when not blocked. */
+  readonly blockedMs: number;
+  /**
+   * Each unit of the query's rule, in rule order, as it stands: `remaining` is how many requests
+   * of cost 1 would still be admitted now, `resetMs` as after a decision. A counter that has never
+   * been used (or was reset) shows every unit full, with its whole window as `resetMs`.
+   */
+  readonly units: readonly UnitState[];
+}
+
 const FIXED_WINDOW_ONLY: readonly RateLimitAlgorithm[] = Object.freeze(['fixed-window'] as const);
 
 /**
@@ -122,6 +134,43 @@ export abstract class RateLimitBackend {
   abstract reset(counter: RateLimitCounter): boolean | Promise<boolean>;
 
   /**
+   * The state of every unit of `query`'s counter, and the user's block, without counting anything
+   * or starting a block (for `RateLimitAdmin.peek`). `query.cost` is ignored.
+   * The default throws: a backend written before this method existed cannot peek.
+   */
+  peek(_query: ConsumeQuery): PeekResult | Promise<PeekResult> {
+    throw new Error(notImplemented(this, 'peek'));
+  }
+
+  /**
+   * Gives back what an admitted {@link consume} of the same query counted (`query.cost`, default
+   * 1, in every unit), for a rule that counts only some responses (`count: 'failures'`). Atomic,
+   * never below zero, and it frees nothing in a window the request was not counted in (a release
+   * that comes after its window ended is a no-op).
+   * The default throws: a backend written before this method existed cannot release.
+   */
+  release(_query: ConsumeQuery): void | Promise<void> {
+    throw new Error(notImplemented(this, 'release'));
+  }
+
+  /**
+   * Blocks `user` on every counter for `ms` milliseconds from now (replacing a block in place, a
+   * shorter one too), as a rule's `blockTime` does. `ms` is a whole number of at least 1.
+   * The default throws: a backend written before this method existed cannot block by hand.
+   */
+  block(_user: string, _ms: number): void | Promise<void> {
+    throw new Error(notImplemented(this, 'block'));
+  }
+
+  /**
+   * Milliseconds left of `user`'s block; 0 when the user is not blocked.
+   * The default throws: a backend written before this method existed cannot tell.
+   */
+  blockedFor(_user: string): number | Promise<number> {
+    throw new Error(notImplemented(this, 'blockedFor'));
+  }
+
+  /**
    * Which part of the store holds `user`'s counters and block, for a store whose parts fail on
    * their own (a Redis Cluster: one hash slot, as every key of a user shares the user's hash tag).
    * The failure policy keeps its state per part, so a dead node only sends the requests that need
@@ -161,4 +210,13 @@ export abstract class RateLimitBackend {
   describe(): string {
     return this.constructor.name;
   }
+}
+
+/** The error of a method a backend of the user's does not implement. */
+function notImplemented(backend: RateLimitBackend, method: string): string {
+  return (
+    `${backend.describe()} does not implement ${method}(), which RateLimitAdmin and ` +
+    `count: 'failures' | 'successes' rules need: implement it (see RateLimitBackend.${method}) ` +
+    `or use MemoryBackend / RedisBackend.`
+  );
 }
