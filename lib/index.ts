@@ -15,10 +15,28 @@ export type {
   RateLimitModuleOptions,
 } from './rate-limit.options.js';
 export { RateLimitGuard } from './rate-limit.guard.js';
+export { RateLimitInterceptor } from './rate-limit.interceptor.js';
 export { RateLimitService, type RateLimitDecision } from './rate-limit.service.js';
 
+// Operations: the admin service, decision events, the handler's own decision.
+export { RateLimitAdmin, type PeekOptions, type RateLimitPeek } from './rate-limit.admin.js';
+export {
+  RATE_LIMIT_OUTCOMES,
+  type RateLimitEvent,
+  type RateLimitOutcome,
+} from './events/rate-limit-event.js';
+export { RateLimitState } from './decorators/rate-limit-state.decorator.js';
+
 // Rules and decorators: what is limited, and how a bad rule is reported.
-export { Rule, type CostFunction, type RuleInput } from './rules/rule.js';
+export {
+  Rule,
+  type CostFunction,
+  type RateLimitCountMode,
+  type RateLimitMode,
+  type RuleInput,
+  type UnitLimitFunction,
+  type UnitLimitInput,
+} from './rules/rule.js';
 export type { PatternKey, RuleList, RuleTableInput } from './rules/rule-table.js';
 export { trustPattern, type TrustedPattern } from './rules/trusted-pattern.js';
 export {
@@ -81,6 +99,7 @@ export {
   RateLimitBackend,
   type ConsumeQuery,
   type ConsumeResult,
+  type PeekResult,
   type RateLimitCounter,
   type UnitState,
 } from './backends/rate-limit.backend.js';

@@ -6,3 +6,6 @@ export const RATE_LIMIT_SKIP = 'nestjs-ratelimit:skip';
 
 /** DI token of the resolved `RateLimitModuleOptions`. */
 export const RATE_LIMIT_OPTIONS = Symbol.for('nestjs-ratelimit:options');
+
+/** Metadata key set on a handler whose parameters use `@RateLimitState()`. */
+export const RATE_LIMIT_STATE = 'nestjs-ratelimit:state';

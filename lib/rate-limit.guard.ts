@@ -64,7 +64,10 @@ export class RateLimitGuard implements CanActivate {
   ): boolean | Promise<boolean> {
     if (decision === undefined) return true;
     this.writeHeaders(context, decision);
-    if (decision.allowed) return true;
+    if (decision.allowed) {
+      this.service.admitted(context, decision);
+      return true;
+    }
     const rejection = this.rejection(decision, context);
     if (context.getType() === 'http') throw rejection;
     return this.rejectInTransport(context, rejection);
@@ -88,7 +91,14 @@ export class RateLimitGuard implements CanActivate {
       writeUnavailableHeaders(platform, response);
       return;
     }
-    writeRateLimitHeaders(platform, response, this.options.headers, decision.rule, decision.result);
+    writeRateLimitHeaders(
+      platform,
+      response,
+      this.options.headers,
+      decision.rule,
+      decision.result,
+      decision.outcome === 'shadow-rejected',
+    );
   }
 
   /**

@@ -6,7 +6,9 @@ import { RateLimitEdge } from './http/rate-limit-edge.js';
 import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
 import { RateLimitExceptionFilter } from './rate-limit.filter.js';
 import { assertValidOptions } from './rate-limit.options-validation.js';
+import { RateLimitAdmin } from './rate-limit.admin.js';
 import { RateLimitGuard } from './rate-limit.guard.js';
+import { RateLimitInterceptor } from './rate-limit.interceptor.js';
 import { ConfigurableRateLimitModule } from './rate-limit.module-definition.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
 import { RateLimitService } from './rate-limit.service.js';
@@ -19,7 +21,7 @@ import { RateLimitService } from './rate-limit.service.js';
  * over-limit requests with a 429. `forRootAsync({ imports, inject, useFactory | useClass |
  * useExisting })` builds the same options from other providers, such as `ConfigService`.
  *
- * `RateLimitBackend` and `RateLimitService` are exported (globally, unless `isGlobal: false`).
+ * `RateLimitBackend`, `RateLimitService` and `RateLimitAdmin` are exported (globally, unless `isGlobal: false`).
  *
  * @example
  * RateLimitModule.forRoot({
@@ -41,14 +43,18 @@ import { RateLimitService } from './rate-limit.service.js';
     },
     RateLimitEdge,
     RateLimitService,
+    RateLimitAdmin,
     RateLimitGuard,
+    RateLimitInterceptor,
     RateLimitExceptionFilter,
   ],
   exports: [
     RateLimitEdge,
     RateLimitBackend,
     RateLimitService,
+    RateLimitAdmin,
     RateLimitGuard,
+    RateLimitInterceptor,
     RateLimitExceptionFilter,
     RATE_LIMIT_OPTIONS,
   ],

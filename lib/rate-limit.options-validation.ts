@@ -20,6 +20,12 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'backendTimeoutMs',
   'fallbackBackend',
   'contexts',
+  'mode',
+  'onDecision',
+  'metrics',
+  'skip',
+  'enabled',
+  'localRejectCache',
   // Extras of forRoot(); ConfigurableModuleBuilder leaves them in the options object.
   'isGlobal',
   'useGlobalGuard',
@@ -39,6 +45,17 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
   failOpen: 'failurePolicy',
   context: 'contexts',
   transports: 'contexts',
+  skipIf: 'skip',
+  shouldSkip: 'skip',
+  ignore: 'skip',
+  dryRun: 'mode',
+  shadow: 'mode',
+  onEvent: 'onDecision',
+  onDecided: 'onDecision',
+  disabled: 'enabled',
+  enable: 'enabled',
+  telemetry: 'metrics',
+  rejectCache: 'localRejectCache',
 };
 
 const HEADER_FORMATS: readonly unknown[] = [false, 'draft-10', 'legacy', 'both'];
@@ -153,11 +170,62 @@ export function assertValidOptions(options: RateLimitModuleOptions): void {
       `expected a function (error, context) => identity | undefined, got ${describeValue(onAuthError)}.`,
     );
   }
+  assertOperations(options);
   if (headers !== undefined && !HEADER_FORMATS.includes(headers)) {
     fail(
       'headers',
       `expected false, 'draft-10', 'legacy' or 'both', got ${describeValue(headers)}` +
         `${headersHint(headers)}.`,
     );
+  }
+}
+
+/** The options of SPEC 7: mode, listeners, metrics, skip, enabled, the reject cache. */
+function assertOperations(options: RateLimitModuleOptions): void {
+  const { mode, onDecision, metrics, skip, enabled, localRejectCache } = options;
+  if (mode !== undefined && mode !== 'enforce' && mode !== 'shadow') {
+    fail(
+      'mode',
+      `expected 'enforce' or 'shadow' (decide and count, but never reject), got ${describeValue(mode)}.`,
+    );
+  }
+  if (onDecision !== undefined && typeof onDecision !== 'function') {
+    fail('onDecision', `expected a function (event) => void, got ${describeValue(onDecision)}.`);
+  }
+  if (skip !== undefined && typeof skip !== 'function') {
+    fail(
+      'skip',
+      `expected a function (context) => boolean (true: not limited), got ${describeValue(skip)}.`,
+    );
+  }
+  if (enabled !== undefined && typeof enabled !== 'boolean') {
+    fail(
+      'enabled',
+      `expected true or false, got ${describeValue(enabled)}` +
+        `${typeof enabled === 'string' ? "; for an environment variable write process.env.X !== 'false'" : ''}.`,
+    );
+  }
+  if (
+    metrics !== undefined &&
+    typeof metrics !== 'boolean' &&
+    (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics))
+  ) {
+    fail('metrics', `expected true, false or { meter }, got ${describeValue(metrics)}.`);
+  }
+  if (localRejectCache !== undefined && typeof localRejectCache !== 'boolean') {
+    const size: unknown =
+      localRejectCache !== null && typeof localRejectCache === 'object'
+        ? (localRejectCache as { maxEntries?: unknown }).maxEntries
+        : Number.NaN;
+    if (
+      size !== undefined &&
+      (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1)
+    ) {
+      fail(
+        'localRejectCache',
+        `expected true, false or { maxEntries } with a whole number of at least 1, got ` +
+          `${describeValue(localRejectCache)}.`,
+      );
+    }
   }
 }

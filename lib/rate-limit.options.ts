@@ -4,7 +4,9 @@ import type { AuthFunction, IdentityLike } from './auth/identity.js';
 import type { FailurePolicy } from './backends/failure-policy.js';
 import type { RateLimitContextType } from './http/context-type.js';
 import type { RateLimitBackend } from './backends/rate-limit.backend.js';
+import type { RateLimitEvent } from './events/rate-limit-event.js';
 import type { RateLimitInfo } from './rate-limit.info.js';
+import type { RateLimitMode } from './rules/rule.js';
 import type { RuleTableInput } from './rules/rule-table.js';
 
 /** One way to identify the caller: a function, an `AuthResolver` instance, or a subclass for Nest to create. */
@@ -98,6 +100,52 @@ export interface RateLimitModuleOptions {
    * @default ['http', 'graphql', 'ws', 'rpc']
    */
   contexts?: readonly RateLimitContextType[];
+  /**
+   * `'shadow'` to roll limits out safely: every rule decides and counts as usual but never
+   * rejects, and reports its would-be rejections as `'shadow-rejected'` through `onDecision`,
+   * the metrics and the rate-limit headers. A rule's own `mode` wins over this.
+   * @default 'enforce'
+   */
+  mode?: RateLimitMode;
+  /**
+   * Called once for every request a limited rule decided, in every context, with its outcome
+   * (see {@link RateLimitEvent}); never for a request no limited rule applied to or that `skip`
+   * let through. It runs after the decision and cannot change or fail it: an error it throws (or
+   * a promise it rejects) is logged, at most once a minute.
+   */
+  onDecision?: (event: RateLimitEvent) => void;
+  /**
+   * OpenTelemetry metrics through `@opentelemetry/api` (an optional peer dependency: install it):
+   * a counter `ratelimit.decisions` (attributes `outcome`, `context_type`) and a histogram
+   * `ratelimit.backend.duration` in ms. `true` uses the global meter provider; pass
+   * `{ meter }` to use your own meter.
+   * @default false
+   */
+  metrics?: boolean | { readonly meter?: object };
+  /**
+   * Requests that are not limited at all, decided before the caller is identified: health
+   * checks, known crawlers. Return true to let the call through unlimited and unreported. What
+   * `@nestjs/throttler` calls `skipIf`. A function that throws fails the request, as a guard
+   * that throws does.
+   */
+  skip?: (context: ExecutionContext) => boolean | Promise<boolean>;
+  /**
+   * `false` makes the guard a pass-through, for tests and local runs: no caller is identified,
+   * no backend is asked, nothing is reported. The rules are still checked at start-up.
+   * @default true
+   */
+  enabled?: boolean;
+  /**
+   * The hot-key shortcut: once the backend rejects a counter until some time, this instance
+   * rejects that counter's requests itself until then, without asking the backend, so a flood
+   * from one blocked caller costs at most one backend call per instance per window or block.
+   * Exact, because a rejected request consumes nothing (see `LocalRejectCache`).
+   * `RateLimitAdmin.reset` and `unblock` clear it on the instance that calls them; other
+   * instances keep rejecting until the time they were told. `{ maxEntries }` sets the most
+   * rejections remembered (default 10,000).
+   * @default true for a RedisBackend, false otherwise (the memory backend is as fast itself)
+   */
+  localRejectCache?: boolean | { maxEntries?: number };
 }
 
 /** Structural options of `forRoot()` / `forRootAsync()`, decided when the module is defined. */

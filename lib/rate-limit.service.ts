@@ -36,37 +36,56 @@ import {
   isFailureOutcome,
   type FailureOutcome,
 } from './backends/failure-policy.js';
+import { DecisionReporter } from './events/decision-reporter.js';
+import type { RateLimitEvent, RateLimitOutcome } from './events/rate-limit-event.js';
 import type { ContextReader } from './http/contexts/context-edge.js';
+import type { RateLimitContextType } from './http/context-type.js';
 import { RateLimitEdge } from './http/rate-limit-edge.js';
 import { DEFAULT_ROUTING, RequestPaths, type PathRouting } from './http/request-path.js';
 import { patternsUnderPrefix, readRouterSettings } from './http/router-settings.js';
 import { andThen, type MaybePromise } from './internal/maybe-promise.js';
-import { RATE_LIMIT_OPTIONS, RATE_LIMIT_RULES, RATE_LIMIT_SKIP } from './rate-limit.constants.js';
+import { settleAfterHandler } from './counting/pending-settlements.js';
+import { rememberState, stateDecoratorUsed } from './decorators/rate-limit-state.decorator.js';
+import {
+  RATE_LIMIT_OPTIONS,
+  RATE_LIMIT_RULES,
+  RATE_LIMIT_SKIP,
+  RATE_LIMIT_STATE,
+} from './rate-limit.constants.js';
 
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
 import { describeValue } from './config-validation.js';
 import { errorText } from './internal/error-text.js';
 import { assertBackendSupports } from './rules/backend-support.js';
+import { LimitProblem, resolveLimits } from './rules/dynamic-limits.js';
 import type { CostFunction, Rule } from './rules/rule.js';
+import type { UnitLimit } from './rules/rule-units.js';
 import { decoratedRules, tableRules, type LocatedRule } from './rules/rule-sources.js';
 import { RuleTable, type PatternRules } from './rules/rule-table.js';
 
 /** The outcome for a request that a limited rule applied to. */
 export type RateLimitDecision =
   | {
-      /** The backend decided. */
+      /** The backend decided (or the local reject cache answered for it). */
       readonly kind: 'decided';
-      /** True when the backend admitted (and counted) the request. */
+      /**
+       * True when the request goes through: admitted and counted, or over its limit under a
+       * shadow rule (`outcome: 'shadow-rejected'`, nothing counted).
+       */
       readonly allowed: boolean;
+      readonly outcome: Exclude<RateLimitOutcome, 'backend-error'>;
       readonly rule: Rule;
       readonly identity: ResolvedIdentity;
       readonly counter: RateLimitCounter;
+      /** What the backend was asked, with the limits of this request (a unit function's too). */
+      readonly query: ConsumeQuery;
       readonly result: ConsumeResult;
     }
   | {
       /** The backend failed and `failurePolicy: 'closed'` rejects the request (a 503). */
       readonly kind: 'unavailable';
       readonly allowed: false;
+      readonly outcome: 'backend-error';
       readonly rule: Rule;
       readonly identity: ResolvedIdentity;
       readonly counter: RateLimitCounter;
@@ -82,14 +101,23 @@ interface Call {
   readonly rows: readonly PatternRules[];
   /** The canonical path the table was matched against (`''` without a table). */
   readonly path: string;
+  readonly context: ExecutionContext;
 }
 
 /** Decorator rules of one handler, resolved once: the handler's list first, then the class's. */
 interface HandlerPlan {
   readonly skip: boolean;
+  /** The handler reads its decision with `@RateLimitState()`. */
+  readonly wantsState: boolean;
   readonly lists: readonly (readonly Rule[])[];
   /** Counter scope of decorator rules without a zone. */
   readonly scope: string;
+}
+
+/** Placeholder for LocalRejectCache until it lands. */
+interface RejectCacheLike {
+  forgetCounter(counter: RateLimitCounter): void;
+  forgetUser(user: string): void;
 }
 
 /** What `identify` gives when `onAuthError` let the caller through unlimited. */
@@ -150,6 +178,19 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   private readonly ruleLocations = new WeakMap<Rule, string>();
   /** Rules whose cost function failed and has not returned a good value since. */
   private readonly failingCosts = new WeakSet<Rule>();
+  /** Rules whose limit functions failed and have not given good limits since. */
+  private readonly failingLimits = new WeakSet<Rule>();
+  /** `onDecision` and the metrics. */
+  readonly reporter: DecisionReporter;
+  /**
+   * The hot-key shortcut (`localRejectCache`), when on; `RateLimitAdmin` clears it.
+   * (Wired once the cache lands.)
+   */
+  readonly rejectCache: RejectCacheLike | undefined = undefined;
+  /** Every rule of the table and the decorators, once the module started. */
+  private located: readonly LocatedRule[] = [];
+  /** Decisions {@link admitted} has handled, so a second guard of the same call does nothing. */
+  private readonly admittedDecisions = new WeakSet<RateLimitDecision>();
   private readonly logger = new Logger('RateLimit');
   /**
    * Table decisions of GraphQL calls, per HTTP request: a table rule counts an HTTP request once,
@@ -174,6 +215,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     this.caseFoldedTable = this.compiledTable.ignoringCase();
     this.table = this.caseFoldedTable;
     this.failures = new BackendFailureHandler(backend, options);
+    this.reporter = new DecisionReporter(options.onDecision);
   }
 
   async onModuleInit(): Promise<void> {
@@ -197,6 +239,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       ...decoratedRules(this.discovery, this.scanner, this.reflector),
     ];
     assertBackendSupports(rules, this.backend, this.failures.fallbackBackend);
+    this.located = rules;
     for (const { rule, where } of rules) {
       if (!this.ruleLocations.has(rule)) this.ruleLocations.set(rule, where);
       if (rule.unlimited) continue; // never reaches a backend
@@ -206,6 +249,37 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
         if (typeof store?.knowUnits === 'function') store.knowUnits(rule.limits);
       }
     }
+  }
+
+  /**
+   * The rules that count under `counter` (its scope and method), in the order a request picks
+   * them: for a handler its own decorators, then its class's; for a path the matching table
+   * rows; for a zone every rule of the zone. Callers pick the one for a group.
+   */
+  rulesCountingUnder(counter: RateLimitCounter): Rule[] {
+    const { scope, method } = counter;
+    const sameMethod = (rule: Rule): boolean => rule.method === method && !rule.unlimited;
+    if (scope.startsWith('zone:')) {
+      const zone = scope.slice('zone:'.length);
+      return this.located
+        .map(({ rule }) => rule)
+        .filter((rule) => rule.zone === zone && sameMethod(rule));
+    }
+    if (scope.startsWith('path:')) {
+      const path = scope.slice('path:'.length);
+      return this.table
+        .matching(path)
+        .flatMap((row) => row.rules)
+        .filter((rule) => rule.zone === undefined && sameMethod(rule));
+    }
+    const handler = scope.startsWith('handler:') ? scope.slice('handler:'.length) : undefined;
+    const owner = handler?.slice(0, handler.lastIndexOf('.'));
+    const on = (name: string | undefined): Rule[] =>
+      this.located
+        .filter((located) => located.on === name && located.rule.zone === undefined)
+        .map(({ rule }) => rule)
+        .filter(sameMethod);
+    return handler === undefined ? [] : [...on(handler), ...on(owner)];
   }
 
   /** Reads paths, and matches patterns, the way the router with `routing` does. */
@@ -239,6 +313,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
    * @throws whatever `authenticate` / `onAuthError` throw (`EmptyInformation` is a 401)
    */
   check(context: ExecutionContext): MaybePromise<RateLimitDecision | undefined> {
+    if (this.options.enabled === false) return undefined;
     const reader = this.edge.readerOf(context);
     if (reader === undefined) return undefined;
     const plan = this.planFor(context);
@@ -246,6 +321,24 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     const memo = context as unknown as DecisionMemo;
     const remembered = memo[DECISION];
     if (remembered !== undefined) return remembered === NOT_LIMITED ? undefined : remembered;
+    const { skip } = this.options;
+    // SPEC 7: `skip` comes before the caller is identified; a skipped call is not decided.
+    const decision =
+      skip === undefined
+        ? this.checkCall(context, reader, plan)
+        : andThen(skip(context), (skipped) =>
+            skipped ? undefined : this.checkCall(context, reader, plan),
+          );
+    memo[DECISION] = decision ?? NOT_LIMITED;
+    return decision;
+  }
+
+  /** `check` for a call that is limited by type, not skipped, and not decided yet. */
+  private checkCall(
+    context: ExecutionContext,
+    reader: ContextReader,
+    plan: HandlerPlan,
+  ): MaybePromise<RateLimitDecision | undefined> {
     const httpRequest = reader.httpRequest(context);
     let path = '';
     let rows = NO_ROWS;
@@ -257,12 +350,10 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     }
     if (plan.lists.length === 0 && rows.length === 0) return undefined;
     const request = reader.authRequest(context);
-    const call: Call = { reader, request, httpRequest, plan, rows, path };
-    const decision = andThen(this.identify(request, context), (identity) =>
+    const call: Call = { reader, request, httpRequest, plan, rows, path, context };
+    return andThen(this.identify(request, context), (identity) =>
       identity === UNLIMITED ? undefined : this.decide(call, identity),
     );
-    memo[DECISION] = decision ?? NOT_LIMITED;
-    return decision;
   }
 
   /** Picks the rule for an identified caller and asks the backend. */
@@ -297,52 +388,202 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       if (rule !== undefined && call.reader.type === 'graphql' && httpRequest !== undefined) {
         const shared = this.perHttpRequest.get(httpRequest);
         if (shared !== undefined) return shared === NOT_LIMITED ? undefined : shared;
-        const decision = this.consume(rule, scope, identity, call.request);
+        const decision = this.consume(rule, scope, identity, call);
         this.perHttpRequest.set(httpRequest, decision ?? NOT_LIMITED);
         return decision;
       }
     }
-    return this.consume(rule, scope, identity, call.request);
+    return this.consume(rule, scope, identity, call);
   }
 
   /**
    * Asks the backend about `rule` for the caller (nothing to ask for an unlimited rule). A rule
-   * whose cost function fails is decided by the failure policy, as if the backend had failed.
+   * whose cost or limit function fails is decided by the failure policy, as if the backend had
+   * failed.
    */
   private consume(
     rule: Rule | undefined,
     scope: string,
     identity: ResolvedIdentity,
-    request: unknown,
+    call: Call,
   ): MaybePromise<RateLimitDecision | undefined> {
     if (rule === undefined || rule.unlimited) return undefined;
-
     const counter: RateLimitCounter = {
       user: identity.user,
       scope: rule.zone === undefined ? scope : `zone:${rule.zone}`,
       method: rule.method,
     };
+    const functions = rule.limitFunctions;
+    if (functions === undefined) return this.ask(rule, rule.limits, counter, identity, call);
+    const algorithm = rule.algorithm ?? this.backend.algorithm;
+    return andThen(
+      resolveLimits(rule, functions, identity, call.context, algorithm),
+      (limits): MaybePromise<RateLimitDecision | undefined> => {
+        if (!(limits instanceof LimitProblem)) {
+          this.failingLimits.delete(rule);
+          return this.ask(rule, limits, counter, identity, call);
+        }
+        this.warnOnce(
+          this.failingLimits,
+          rule,
+          limits.subject,
+          limits.problem,
+          'give a whole number of requests, 0 or more, that the algorithm can count exactly',
+        );
+        // There is no limit to count against, so even the fallback backend cannot decide it.
+        const outcome = this.failures.withoutLimits();
+        this.reportFailure(rule, counter, identity, call, 0);
+        return outcome.kind === 'open'
+          ? undefined
+          : {
+              kind: 'unavailable',
+              allowed: false,
+              outcome: 'backend-error',
+              rule,
+              identity,
+              counter,
+            };
+      },
+    );
+  }
+
+  /** Puts one request of `rule`, with this request's `limits`, to the backend. */
+  private ask(
+    rule: Rule,
+    limits: readonly UnitLimit[],
+    counter: RateLimitCounter,
+    identity: ResolvedIdentity,
+    call: Call,
+  ): MaybePromise<RateLimitDecision | undefined> {
     // A constant cost (or none) is read as it is: no call, no allocation on the usual path.
     const given = rule.cost;
-    const cost = typeof given === 'function' ? this.costOf(rule, given, request, identity) : given;
+    const cost =
+      typeof given === 'function' ? this.costOf(rule, given, call.request, identity) : given;
+    const shadow = (rule.mode ?? this.options.mode) === 'shadow';
     // Every query has the same shape (undefined for what the rule leaves to the backend).
     const query: ConsumeQuery = {
       counter,
-      limits: rule.limits,
-      blockMs: rule.blockTime * 1000,
+      limits,
+      // A shadow rule must never reject, and a block would reject the user's other requests.
+      blockMs: shadow ? 0 : rule.blockTime * 1000,
       algorithm: rule.algorithm,
       burst: rule.burst,
       cost: cost === BAD_COST ? undefined : cost,
     };
+    const reporting = this.reporter.active;
+    const started = reporting ? performance.now() : 0;
     const outcome: MaybePromise<ConsumeResult | FailureOutcome> =
       cost === BAD_COST ? this.failures.withoutBackend(query) : this.failures.consume(query);
     return andThen(outcome, (result): RateLimitDecision | undefined => {
-      if (!isFailureOutcome(result)) {
-        return { kind: 'decided', allowed: result.allowed, rule, identity, counter, result };
+      const durationMs = reporting && cost !== BAD_COST ? performance.now() - started : 0;
+      if (isFailureOutcome(result) || cost === BAD_COST) {
+        if (reporting) this.reportFailure(rule, counter, identity, call, durationMs);
+        if (!isFailureOutcome(result)) return this.decided(rule, identity, query, result, shadow);
+        if (result.kind === 'open') return undefined;
+        return {
+          kind: 'unavailable',
+          allowed: false,
+          outcome: 'backend-error',
+          rule,
+          identity,
+          counter,
+        };
       }
-      if (result.kind === 'open') return undefined;
-      return { kind: 'unavailable', allowed: false, rule, identity, counter };
+      const decision = this.decided(rule, identity, query, result, shadow);
+      if (reporting) {
+        this.reporter.report({
+          outcome: decision.outcome,
+          rule,
+          counter,
+          identity,
+          retryAfterMs: result.retryAfterMs,
+          durationMs,
+          contextType: call.reader.type,
+        });
+      }
+      return decision;
     });
+  }
+
+  /** The decision for a backend's `result`; a shadow rule lets a rejected request through. */
+  private decided(
+    rule: Rule,
+    identity: ResolvedIdentity,
+    query: ConsumeQuery,
+    result: ConsumeResult,
+    shadow: boolean,
+  ): RateLimitDecision {
+    const outcome = result.allowed ? 'allowed' : shadow ? 'shadow-rejected' : 'rejected';
+    const { counter } = query;
+    return {
+      kind: 'decided',
+      allowed: outcome !== 'rejected',
+      outcome,
+      rule,
+      identity,
+      counter,
+      query,
+      result,
+    };
+  }
+
+  /** Reports a request the backend could not decide (or the module could not ask it about). */
+  private reportFailure(
+    rule: Rule,
+    counter: RateLimitCounter,
+    identity: ResolvedIdentity,
+    call: Call,
+    durationMs: number,
+  ): void {
+    if (!this.reporter.active) return;
+    const event: RateLimitEvent = {
+      outcome: 'backend-error',
+      rule,
+      counter,
+      identity,
+      retryAfterMs: 0,
+      durationMs,
+      contextType: call.reader.type satisfies RateLimitContextType,
+    };
+    this.reporter.report(event);
+  }
+
+  /**
+   * What the guard calls once a call it decided goes through: hands the decision to a handler
+   * that reads it (`@RateLimitState()`), and, for a `count: 'failures' | 'successes'` rule,
+   * waits for the call's outcome to {@link settle} it (the HTTP response's status; elsewhere the
+   * handler's outcome, seen by `RateLimitInterceptor`). Once per decision, however many guards
+   * share it.
+   */
+  admitted(context: ExecutionContext, decision: RateLimitDecision): void {
+    if (decision.kind !== 'decided') return;
+    const counts = decision.rule.count !== 'all' && decision.result.allowed;
+    const wantsState = stateDecoratorUsed() && this.planFor(context).wantsState;
+    if (!counts && !wantsState) return;
+    if (this.admittedDecisions.has(decision)) return;
+    this.admittedDecisions.add(decision);
+    if (wantsState) {
+      const { rule, outcome, counter, result } = decision;
+      rememberState(context, { rule, outcome, counter, units: result.units });
+    }
+    if (!counts) return;
+    const settle = (status: number): void => this.settle(decision, status);
+    const response =
+      context.getType() === 'http' ? this.edge.readerOf(context)?.httpResponse(context) : undefined;
+    if (response !== undefined) this.edge.platformFor(response).onFinished(response, settle);
+    else settleAfterHandler(context, settle);
+  }
+
+  /**
+   * Gives back what an admitted request of a `count: 'failures' | 'successes'` rule took, when
+   * its response `status` shows that it does not count. Never throws: a backend that fails to
+   * release is logged, and the request then stays counted (the safe side).
+   */
+  settle(decision: RateLimitDecision, status: number): void {
+    if (decision.kind !== 'decided' || !decision.result.allowed) return;
+    const { count } = decision.rule;
+    if (count === 'all' || status >= 400 === (count === 'failures')) return;
+    this.failures.release(decision.query);
   }
 
   /**
@@ -373,16 +614,38 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     } catch (error) {
       problem = `threw an error (${errorText(error)})`;
     }
-    if (!this.failingCosts.has(rule)) {
-      this.failingCosts.add(rule);
-      const where = this.ruleLocations.get(rule) ?? `{ ${describeRule(rule)} }`;
-      this.logger.warn(
-        `The cost function of rate-limit rule ${where} ${problem}; it must return a whole ` +
-          `number of at least 1 (such as 1 for a search, 10 for a report). Until it does, ` +
-          `${this.failures.behaviour("that rule's requests")}, as during a backend outage.`,
-      );
-    }
+    this.warnOnce(
+      this.failingCosts,
+      rule,
+      'cost function',
+      problem,
+      'return a whole number of at least 1 (such as 1 for a search, 10 for a report)',
+    );
     return BAD_COST;
+  }
+
+  /**
+   * Warns about a failing function of `rule` once, until it works again (the caller deletes the
+   * rule from `failing` when it does).
+   */
+  private warnOnce(
+    failing: WeakSet<Rule>,
+    rule: Rule,
+    subject: string,
+    problem: string,
+    fix: string,
+  ): void {
+    if (failing.has(rule)) return;
+    failing.add(rule);
+    const where = this.ruleLocations.get(rule) ?? `{ ${describeRule(rule)} }`;
+    const behaviour =
+      failing === this.failingLimits
+        ? this.failures.behaviourWithoutLimits("that rule's requests")
+        : this.failures.behaviour("that rule's requests");
+    this.logger.warn(
+      `The ${subject} of rate-limit rule ${where} ${problem}; it must ${fix}. Until it does, ` +
+        `${behaviour}, as during a backend outage.`,
+    );
   }
 
   /** The caller's identity; `null` when `onAuthError` let it through unlimited. */
@@ -433,7 +696,8 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       this.reflector.get<readonly Rule[] | undefined>(RATE_LIMIT_RULES, handler),
       this.reflector.get<readonly Rule[] | undefined>(RATE_LIMIT_RULES, controller),
     ].filter((list): list is readonly Rule[] => list !== undefined && list.length > 0);
-    return { skip, lists, scope: `handler:${controller.name}.${handler.name}` };
+    const wantsState = this.reflector.get<boolean | undefined>(RATE_LIMIT_STATE, handler) === true;
+    return { skip, lists, wantsState, scope: `handler:${controller.name}.${handler.name}` };
   }
 
   /**

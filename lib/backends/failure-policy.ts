@@ -74,6 +74,7 @@ export class BackendFailureHandler {
   private readonly failing = new Map<string, FailingPartition>();
   private outageStartedAt: number | undefined;
   private nextForgetAt = 0;
+  private nextReleaseWarningAt = 0;
 
   constructor(
     private readonly backend: RateLimitBackend,
@@ -131,6 +132,49 @@ export class BackendFailureHandler {
    */
   withoutBackend(query: ConsumeQuery): MaybePromise<ConsumeResult | FailureOutcome> {
     return this.onFailure(query);
+  }
+
+  /**
+   * What the policy says for a request whose rule gave no limits to count against (its limit
+   * function failed): `'closed'` rejects it, `'open'` and `'fallback'` let it through, since the
+   * fallback backend has nothing to count it against either.
+   */
+  withoutLimits(): FailureOutcome {
+    return this.policy === 'closed' ? CLOSED : OPEN;
+  }
+
+  /** {@link behaviour} for the requests of {@link withoutLimits}. */
+  behaviourWithoutLimits(requests: string): string {
+    return FAILURE_BEHAVIOUR[this.policy === 'closed' ? 'closed' : 'open'](requests);
+  }
+
+  /**
+   * Gives back an admitted request of `query` (a `count: 'failures' | 'successes'` rule whose
+   * response does not count) to the backend, while the partition it needs is healthy: during an
+   * outage the request was counted elsewhere, or not at all. Never throws or rejects: a failure
+   * is logged at most once a minute, and the request then stays counted, the safe side.
+   */
+  release(query: ConsumeQuery): void {
+    if (this.failing.size !== 0 && this.failing.has(this.backend.partitionOf(query.counter.user))) {
+      return;
+    }
+    try {
+      const released = this.backend.release(query);
+      if (released instanceof Promise)
+        released.catch((error: unknown) => this.releaseFailed(error));
+    } catch (error) {
+      this.releaseFailed(error);
+    }
+  }
+
+  private releaseFailed(error: unknown): void {
+    const now = Date.now();
+    if (now < this.nextReleaseWarningAt) return;
+    this.nextReleaseWarningAt = now + 60_000;
+    this.logger.warn(
+      `The rate-limit backend ${this.backend.describe()} failed to give back a request that ` +
+        `does not count (${errorSummary(error)}); it stays counted. (Logged at most once a minute.)`,
+    );
   }
 
   /** The in-process backend of `failurePolicy: 'fallback'`; undefined under another policy. */

@@ -20,4 +20,9 @@ export interface HttpPlatform {
    * headers set before (`Retry-After`, the rate-limit fields) are kept.
    */
   send(response: object, status: number, body: string | Buffer, contentType: string): void;
+  /**
+   * Calls `listener` once with the response's status when the response is finished, or when the
+   * connection closed before (with the status set so far). For `count: 'failures'` rules.
+   */
+  onFinished(response: object, listener: (status: number) => void): void;
 }

@@ -46,22 +46,28 @@ const policies = new WeakMap<Rule, string>();
  * `RateLimit-Policy`: one entry per unit, named as the unit (`"window"` for a rule's custom
  * window), with its limit and its real window length. The draft's `w` is whole seconds, so a
  * window that is not (`window: 1.5`) is shown rounded up (`w=2`): a client pacing itself by it
- * then never goes faster than the rule allows.
+ * then never goes faster than the rule allows. A rule with a limit function shows the limits of
+ * this request (`units`), so it is built each time.
  */
-export function policyHeader(rule: Rule): string {
+export function policyHeader(rule: Rule, units: readonly UnitState[]): string {
+  if (rule.limitFunctions !== undefined) return formatPolicy(units);
   let policy = policies.get(rule);
   if (policy === undefined) {
-    policy = rule.limits
-      .map((unit) => `"${unit.unit}";q=${unit.limit};w=${Math.ceil(unit.windowMs / 1000)}`)
-      .join(', ');
+    policy = formatPolicy(rule.limits);
     policies.set(rule, policy);
   }
   return policy;
 }
 
+function formatPolicy(units: readonly { unit: string; limit: number; windowMs: number }[]): string {
+  return units
+    .map((unit) => `"${unit.unit}";q=${unit.limit};w=${Math.ceil(unit.windowMs / 1000)}`)
+    .join(', ');
+}
+
 /**
  * Writes the enabled rate-limit headers for a decided request, plus `Retry-After` when it was
- * rejected. Policy names are the unit names, so `RateLimit` points at an entry of
+ * rejected (not when `shadow`: a shadow rule's would-be rejection, let through). Policy names are the unit names, so `RateLimit` points at an entry of
  * `RateLimit-Policy` as draft-ietf-httpapi-ratelimit-headers-10 requires.
  */
 export function writeRateLimitHeaders(
@@ -70,9 +76,11 @@ export function writeRateLimitHeaders(
   format: RateLimitHeadersOption | undefined,
   rule: Rule,
   result: ConsumeResult,
+  shadow = false,
 ): void {
   const retryAfter = result.allowed ? 0 : toRetryAfterSeconds(result.retryAfterMs);
-  if (!result.allowed) platform.setHeader(response, 'Retry-After', String(retryAfter));
+  // A shadow rejection lets the request through: the fields say it, but nothing asks to retry.
+  if (!result.allowed && !shadow) platform.setHeader(response, 'Retry-After', String(retryAfter));
   if (!format) return;
 
   const tightest = tightestUnit(result);
@@ -84,7 +92,7 @@ export function writeRateLimitHeaders(
 
   if (format === 'draft-10' || format === 'both') {
     const name = tightest?.unit ?? rule.limits[0]!.unit;
-    platform.setHeader(response, 'RateLimit-Policy', policyHeader(rule));
+    platform.setHeader(response, 'RateLimit-Policy', policyHeader(rule, result.units));
     platform.setHeader(response, 'RateLimit', `"${name}";r=${remaining};t=${resetSeconds}`);
   }
   if (format === 'legacy' || format === 'both') {

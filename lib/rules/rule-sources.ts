@@ -9,6 +9,8 @@ export interface LocatedRule {
   readonly rule: Rule;
   /** `pattern "/towns", rule 2` or `@RateLimit() rule 1 on CatsController.find`. */
   readonly where: string;
+  /** A decorator rule's class or method, `CatsController` or `CatsController.find`. */
+  readonly on?: string;
 }
 
 /** Every rule of the pattern table, in table order. */
@@ -54,6 +56,6 @@ export function decoratedRules(
 
 function collect(found: LocatedRule[], rules: readonly Rule[] | undefined, on: string): void {
   rules?.forEach((rule, index) => {
-    found.push({ rule, where: `@RateLimit() rule ${index + 1} on ${on}` });
+    found.push({ rule, where: `@RateLimit() rule ${index + 1} on ${on}`, on });
   });
 }

@@ -1,3 +1,4 @@
+import type { ExecutionContext } from '@nestjs/common';
 import { METHODS } from 'node:http';
 import { closestMatch, describeValue, rejectUnknownKeys } from '../config-validation.js';
 import { RateLimitConfigError } from '../rate-limit-config.error.js';
@@ -29,6 +30,48 @@ export type CostFunction = {
 }['cost'];
 
 /**
+ * A unit's limit worked out per caller, such as the allowance of the tenant's plan:
+ * `(identity, context) => number | Promise<number>`, called once per request the rule decides
+ * (before the backend is asked), with the caller and the call's execution context. It must give
+ * a whole number, 0 or more (0 denies every request); a number written as a string (`'100'`) is
+ * not one. A function that throws, rejects or gives anything else never causes a 500: the module
+ * logs a warning naming the rule (once, until it gives a good value again) and decides the
+ * request by its `failurePolicy`, as during a backend outage (under `'fallback'`, which has no
+ * limit to count against, the request is let through). Cache what it looks up yourself: it runs
+ * on every request.
+ *
+ * (Declared through a method so that a function taking your own identity type is accepted.)
+ */
+export type UnitLimitFunction = {
+  limit(
+    identity: Readonly<Required<Identity>>,
+    context: ExecutionContext,
+  ): number | Promise<number>;
+}['limit'];
+
+/** A unit's limit: a number, or a {@link UnitLimitFunction} of the caller. */
+export type UnitLimitInput = number | UnitLimitFunction;
+
+/**
+ * Which requests a rule counts:
+ * - `'all'`: every request it admits (the default);
+ * - `'failures'`: only those answered with a status of 400 or more (failed logins);
+ * - `'successes'`: only those answered below 400.
+ *
+ * Every request is counted when it arrives, so that concurrent requests can never together pass
+ * the limit, and given back once its response (or the exception it ended with) shows that it
+ * does not count.
+ */
+export type RateLimitCountMode = 'all' | 'failures' | 'successes';
+
+/**
+ * Whether a rule rejects: `'enforce'` does; `'shadow'` decides and counts exactly as `'enforce'`
+ * would, but lets the request through, reporting the would-be rejection as `'shadow-rejected'`
+ * (events, metrics, and the rate-limit headers), to try a new limit on real traffic first.
+ */
+export type RateLimitMode = 'enforce' | 'shadow';
+
+/**
  * A rule as a plain object. Accepted anywhere a {@link Rule} is: in the pattern table and in
  * `@RateLimit()`.
  *
@@ -40,24 +83,28 @@ export type CostFunction = {
  * { limit: 5, window: '15m' }              // 5 per 15 minutes
  * { minute: 100, algorithm: 'token-bucket', burst: 20 } // 100 a minute on average, 20 at once
  * { hour: 1000, cost: 10 }                 // each request takes 10 of the 1,000
+ * { minute: (identity) => plans.limitOf(identity.user) } // the caller's plan decides
+ * { minute: 5, count: 'failures' }          // 5 failed logins a minute
+ * { minute: 50, mode: 'shadow' }            // report, do not reject yet
  */
 export interface RuleInput {
-  /** Requests allowed per second. */
-  second?: number;
-  /** Requests allowed per minute (60 s). */
-  minute?: number;
-  /** Requests allowed per hour (3,600 s). */
-  hour?: number;
-  /** Requests allowed per day (86,400 s). */
-  day?: number;
-  /** Requests allowed per 31 days (2,678,400 s). */
-  month?: number;
+  /** Requests allowed per second, or a {@link UnitLimitFunction} of the caller. */
+  second?: UnitLimitInput;
+  /** Requests allowed per minute (60 s), or a {@link UnitLimitFunction} of the caller. */
+  minute?: UnitLimitInput;
+  /** Requests allowed per hour (3,600 s), or a {@link UnitLimitFunction} of the caller. */
+  hour?: UnitLimitInput;
+  /** Requests allowed per day (86,400 s), or a {@link UnitLimitFunction} of the caller. */
+  day?: UnitLimitInput;
+  /** Requests allowed per 31 days (2,678,400 s), or a {@link UnitLimitFunction} of the caller. */
+  month?: UnitLimitInput;
   /**
    * Requests allowed per {@link window}, a whole number, 0 or more (0 denies every request).
    * `limit` and `window` come together or not at all; they are one more unit of the rule, called
    * `'window'` in decisions and headers, and must hold together with the named units (AND).
+   * May be a {@link UnitLimitFunction} of the caller, as the named units may.
    */
-  limit?: number;
+  limit?: UnitLimitInput;
   /**
    * The length of the {@link limit}'s window, for a window no named unit has (5 per 15 minutes):
    * - a number of seconds, in whole milliseconds: `900`, `1.5`, `0.25` (at least `0.001`);
@@ -118,7 +165,23 @@ export interface RuleInput {
    * `0` or unset: no block.
    */
   blockTime?: number;
+  /**
+   * Which requests count: all of them, only failures (status 400 or more) or only successes; see
+   * {@link RateLimitCountMode}.
+   * @default 'all'
+   */
+  count?: RateLimitCountMode;
+  /**
+   * `'shadow'` to report instead of reject (see {@link RateLimitMode}). Unset: the module's
+   * `mode` option (`'enforce'` by default); the rule's own wins. A shadow rule never starts a
+   * block: a block applies to every counter of the user, so it would reject requests of enforced
+   * rules, which shadow mode must never do.
+   */
+  mode?: RateLimitMode;
 }
+
+const COUNT_MODES: readonly unknown[] = ['all', 'failures', 'successes'];
+const MODES: readonly unknown[] = ['enforce', 'shadow'];
 
 const RULE_FIELDS: ReadonlySet<string> = new Set([
   ...RATE_LIMIT_UNITS,
@@ -131,6 +194,8 @@ const RULE_FIELDS: ReadonlySet<string> = new Set([
   'algorithm',
   'burst',
   'cost',
+  'count',
+  'mode',
 ]);
 
 /** Common misspellings, mostly from the Python original, with the field meant. */
@@ -152,6 +217,12 @@ const FIELD_HINTS: Readonly<Record<string, string>> = {
   bucketSize: 'burst',
   weight: 'cost',
   strategy: 'algorithm',
+  countOnly: 'count',
+  counting: 'count',
+  skipSuccessfulRequests: 'count',
+  skipFailedRequests: 'count',
+  dryRun: 'mode',
+  shadow: 'mode',
 };
 
 /** What users write for an algorithm, with the one meant. */
@@ -220,13 +291,13 @@ function methodHint(method: string): string {
  * A rule with no unit set is unlimited: a matching caller is not counted and no block applies.
  */
 export class Rule {
-  readonly second: number | undefined;
-  readonly minute: number | undefined;
-  readonly hour: number | undefined;
-  readonly day: number | undefined;
-  readonly month: number | undefined;
+  readonly second: UnitLimitInput | undefined;
+  readonly minute: UnitLimitInput | undefined;
+  readonly hour: UnitLimitInput | undefined;
+  readonly day: UnitLimitInput | undefined;
+  readonly month: UnitLimitInput | undefined;
   /** The limit of the custom window, as given; undefined when the rule has none. */
-  readonly limit: number | undefined;
+  readonly limit: UnitLimitInput | undefined;
   /** The custom window as given (seconds or a string such as `'15m'`); see `limits` for its ms. */
   readonly window: number | string | undefined;
   /** The rule's own algorithm; undefined: the backend's. */
@@ -243,11 +314,21 @@ export class Rule {
   readonly zone: string | undefined;
   /** Block length in seconds once a unit is exceeded; 0 when the rule does not block. */
   readonly blockTime: number;
+  /** Which requests count. */
+  readonly count: RateLimitCountMode;
+  /** The rule's own mode; undefined: the module's. */
+  readonly mode: RateLimitMode | undefined;
   /**
    * The units that are set, shortest window first (the custom window after a named unit of the
-   * same length). Empty for an unlimited rule.
+   * same length). Empty for an unlimited rule. A unit whose limit is a function shows `limit: 0`
+   * here; its limit per request is what {@link limitFunctions} gives.
    */
   readonly limits: readonly UnitLimit[];
+  /**
+   * For a rule with a {@link UnitLimitFunction}: the function of each unit of {@link limits}, in
+   * the same order (undefined for a unit with a fixed limit). Undefined when every limit is fixed.
+   */
+  readonly limitFunctions: readonly (UnitLimitFunction | undefined)[] | undefined;
 
   /** Upper-cased method for matching; undefined for `'*'`. */
   private readonly methodToMatch: string | undefined;
@@ -276,9 +357,16 @@ export class Rule {
     );
 
     const limits: UnitLimit[] = [];
+    const functions = new Map<UnitLimit, UnitLimitFunction>();
     for (const unit of RATE_LIMIT_UNITS) {
       const limit = input[unit];
       if (limit === undefined) continue;
+      if (typeof limit === 'function') {
+        const dynamic = { unit, limit: 0, windowMs: UNIT_WINDOW_SECONDS[unit] * 1000 };
+        functions.set(dynamic, limit);
+        limits.push(dynamic);
+        continue;
+      }
       if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
         fail(
           `"${unit}"`,
@@ -305,7 +393,10 @@ export class Rule {
       );
     }
     if (limit !== undefined) {
-      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+      if (
+        typeof limit !== 'function' &&
+        (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0)
+      ) {
         fail(
           '"limit"',
           `must be a whole number of requests per window, 0 or more (0 denies every request), ` +
@@ -316,7 +407,13 @@ export class Rule {
       const ms = length.ok ? length.ms : fail('"window"', length.problem);
       // After the named units as long or shorter: the order stays shortest first.
       const at = limits.findIndex((unit) => unit.windowMs > ms);
-      limits.splice(at < 0 ? limits.length : at, 0, { unit: 'window', limit, windowMs: ms });
+      const custom = {
+        unit: 'window' as const,
+        limit: typeof limit === 'number' ? limit : 0,
+        windowMs: ms,
+      };
+      if (typeof limit === 'function') functions.set(custom, limit);
+      limits.splice(at < 0 ? limits.length : at, 0, custom);
     }
 
     const group = input.group ?? 'default';
@@ -420,6 +517,23 @@ export class Rule {
       }
       if (limits.length === 0) unlimitedField('cost');
     }
+    const count = input.count ?? 'all';
+    if (!COUNT_MODES.includes(count)) {
+      fail(
+        '"count"',
+        `must be 'all', 'failures' (only responses with status 400 or more count) or ` +
+          `'successes' (only those below 400), got ${describeValue(count)}.`,
+      );
+    }
+    if (count !== 'all' && limits.length === 0) unlimitedField('count');
+    const mode = input.mode;
+    if (mode !== undefined && !MODES.includes(mode)) {
+      fail(
+        '"mode"',
+        `must be 'enforce' or 'shadow' (decide and count, but never reject), got ` +
+          `${describeValue(mode)}.`,
+      );
+    }
     if (algorithm === 'sliding-window' || algorithm === 'token-bucket' || burst !== undefined) {
       const problem = exactArithmeticProblem(limits, burst, algorithm ?? 'token-bucket');
       if (problem !== undefined) fail(problem.field, problem.problem);
@@ -439,7 +553,11 @@ export class Rule {
     this.method = method;
     this.zone = zone;
     this.blockTime = blockTime;
-    this.limits = Object.freeze(limits);
+    this.count = count;
+    this.mode = mode;
+    this.limits = Object.freeze(limits.map((unit) => Object.freeze(unit)));
+    this.limitFunctions =
+      functions.size === 0 ? undefined : Object.freeze(limits.map((unit) => functions.get(unit)));
     this.methodToMatch = method === '*' ? undefined : method.toUpperCase();
     Object.freeze(this);
   }

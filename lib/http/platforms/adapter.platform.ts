@@ -1,4 +1,5 @@
 import type { AbstractHttpAdapter } from '@nestjs/core';
+import type { ServerResponse } from 'node:http';
 import type { HttpPlatform } from '../http-platform.js';
 
 /**
@@ -20,6 +21,19 @@ export function adapterPlatform(adapter: AbstractHttpAdapter): HttpPlatform {
         adapter.setHeader(response, 'Content-Type', contentType);
       }
       adapter.reply(response, body, status);
+    },
+    onFinished: (response, listener) => {
+      // No adapter call tells when a response is finished: a response that is Node's own (as in
+      // most adapters) says it itself; for any other, the status is known once sent.
+      const node = response as Partial<ServerResponse>;
+      if (typeof node.once === 'function' && typeof node.statusCode === 'number') {
+        node.once('close', () => listener(node.statusCode!));
+        return;
+      }
+      const raw = (response as { raw?: Partial<ServerResponse> }).raw;
+      if (raw !== undefined && typeof raw.once === 'function') {
+        raw.once('close', () => listener(raw.statusCode ?? 200));
+      }
     },
   };
 }

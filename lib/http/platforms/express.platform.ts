@@ -33,4 +33,9 @@ export const expressPlatform: HttpPlatform = {
     res.setHeader('Content-Length', Buffer.byteLength(body));
     res.end(body);
   },
+  onFinished: (response, listener) => {
+    // 'close' comes after 'finish', and also when the client went away first: once either way.
+    const res = response as ServerResponse;
+    res.once('close', () => listener(res.statusCode));
+  },
 };

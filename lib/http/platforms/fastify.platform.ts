@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { HttpPlatform } from '../http-platform.js';
 
 /** The documented parts of Fastify's request the module reads. */
@@ -16,6 +17,8 @@ interface FastifyReplyLike {
   code(status: number): unknown;
   type(contentType: string): unknown;
   send(payload: string | Buffer): unknown;
+  /** Node's response under the reply (documented as `reply.raw`). */
+  readonly raw: ServerResponse;
 }
 
 /**
@@ -39,5 +42,11 @@ export const fastifyPlatform: HttpPlatform = {
     reply.code(status);
     if (!reply.hasHeader('content-type')) reply.type(contentType);
     reply.send(body);
+  },
+  onFinished: (response, listener) => {
+    // Fastify writes the status to Node's response when it sends; 'close' comes after that, and
+    // also when the client went away first.
+    const { raw } = response as FastifyReplyLike;
+    raw.once('close', () => listener(raw.statusCode));
   },
 };
