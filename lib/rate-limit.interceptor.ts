@@ -13,9 +13,9 @@ import { statusOfError, takeSettlement } from './counting/pending-settlements.js
  * counts as a success (200), one that throws as its exception's status (a non-HTTP error: 500).
  * Over HTTP the response's own status is used instead, so this does nothing there.
  *
- * Registered globally with the global guard; with `useGlobalGuard: false`, register it too
- * (`APP_INTERCEPTOR`, `useExisting: RateLimitInterceptor`) where you apply the guard, or such
- * rules count every call in those transports.
+ * `@RateLimit()` puts it on the classes and handlers that carry such a rule, so no other call
+ * goes through it. (The pattern table's rules count HTTP requests, GraphQL's too, so they are
+ * settled by the HTTP response's status and need no interceptor.)
  */
 @Injectable()
 export class RateLimitInterceptor implements NestInterceptor {

@@ -1,10 +1,9 @@
 import { ConfigurableModuleBuilder, type DynamicModule, type Provider } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { describeValue, optionFailure, type FailOption } from './config-validation.js';
 import { RATE_LIMIT_OPTIONS } from './rate-limit.constants.js';
 import { RateLimitExceptionFilter } from './rate-limit.filter.js';
 import { RateLimitGuard } from './rate-limit.guard.js';
-import { RateLimitInterceptor } from './rate-limit.interceptor.js';
 import type { RateLimitModuleExtras, RateLimitModuleOptions } from './rate-limit.options.js';
 
 export { RATE_LIMIT_OPTIONS };
@@ -42,11 +41,8 @@ function assertValidExtras(extras: RateLimitModuleExtras): void {
 function applyExtras(definition: DynamicModule, extras: RateLimitModuleExtras): DynamicModule {
   assertValidExtras(extras);
   const providers: Provider[] = [...(definition.providers ?? [])];
-  if (extras.useGlobalGuard !== false) {
+  if (extras.useGlobalGuard !== false)
     providers.push({ provide: APP_GUARD, useExisting: RateLimitGuard });
-    // Settles count: 'failures' | 'successes' rules outside HTTP; a pass-through otherwise.
-    providers.push({ provide: APP_INTERCEPTOR, useExisting: RateLimitInterceptor });
-  }
   if (extras.useGlobalFilter !== false) {
     providers.push({ provide: APP_FILTER, useExisting: RateLimitExceptionFilter });
   }

@@ -189,6 +189,8 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   readonly rejectCache: RejectCacheLike | undefined = undefined;
   /** Every rule of the table and the decorators, once the module started. */
   private located: readonly LocatedRule[] = [];
+  /** The rules of the table. */
+  private tableRuleSet: ReadonlySet<Rule> = new Set();
   /** Decisions {@link admitted} has handled, so a second guard of the same call does nothing. */
   private readonly admittedDecisions = new WeakSet<RateLimitDecision>();
   private readonly logger = new Logger('RateLimit');
@@ -240,6 +242,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     ];
     assertBackendSupports(rules, this.backend, this.failures.fallbackBackend);
     this.located = rules;
+    this.tableRuleSet = new Set(tableRules(this.compiledTable).map(({ rule }) => rule));
     for (const { rule, where } of rules) {
       if (!this.ruleLocations.has(rule)) this.ruleLocations.set(rule, where);
       if (rule.unlimited) continue; // never reaches a backend
@@ -568,8 +571,10 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     }
     if (!counts) return;
     const settle = (status: number): void => this.settle(decision, status);
-    const response =
-      context.getType() === 'http' ? this.edge.readerOf(context)?.httpResponse(context) : undefined;
+    // The table counts HTTP requests (one per GraphQL request too): the response's status says.
+    // A decorator rule counts calls: a GraphQL field's own outcome, not its HTTP request's.
+    const byResponse = context.getType() === 'http' || this.tableRuleSet.has(decision.rule);
+    const response = byResponse ? this.edge.readerOf(context)?.httpResponse(context) : undefined;
     if (response !== undefined) this.edge.platformFor(response).onFinished(response, settle);
     else settleAfterHandler(context, settle);
   }

@@ -4,6 +4,7 @@ import { GraphQLModule } from '@nestjs/graphql';
 import { JwtModule } from '@nestjs/jwt';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
 import { RateLimitModule, type RateLimitBackend } from 'nestjs-ratelimit';
+import { AdminController } from './admin.controller.js';
 import { ApiKeyAuthResolver, ApiKeyService } from './api-keys.js';
 import { AuthController } from './auth.controller.js';
 import { CatalogController } from './catalog.controller.js';
@@ -52,7 +53,13 @@ export class AppModule {
         RateLimitModule.forRoot({ ...rateLimitOptions(backend), imports: [ApiKeysModule] }),
         graphqlModule(adapter),
       ],
-      controllers: [HomeController, CatalogController, ReportsController, AuthController],
+      controllers: [
+        HomeController,
+        CatalogController,
+        ReportsController,
+        AuthController,
+        AdminController,
+      ],
       providers: [WeatherResolver, ChatGateway],
     };
   }

@@ -1,17 +1,14 @@
 import { Body, Controller, Get, Post, Req } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import type { Request } from 'express';
-import { RateLimitBackend, SkipRateLimit } from 'nestjs-ratelimit';
+import { SkipRateLimit } from 'nestjs-ratelimit';
 
 type SessionRequest = Request & { session: Record<string, unknown> };
 
 /** Logs callers in (a session, then counted per user) and hands out a demo admin token. */
 @Controller('auth')
 export class AuthController {
-  constructor(
-    private readonly jwt: JwtService,
-    private readonly rateLimits: RateLimitBackend,
-  ) {}
+  constructor(private readonly jwt: JwtService) {}
 
   /** Demo login: no password check. The session user is then the rate-limit user. */
   @Post('login')
@@ -33,16 +30,5 @@ export class AuthController {
   @Get('admin-token')
   async adminToken(): Promise<{ token: string }> {
     return { token: await this.jwt.signAsync({ user: 'ada', group: 'admin' }) };
-  }
-
-  /**
-   * What an admin endpoint can do with the exported backend: lift a user's block. Not limited,
-   * since a block covers every limited route, this one included. Demo only: a real app guards it
-   * so that only admins reach it.
-   */
-  @SkipRateLimit()
-  @Post('unblock')
-  async unblock(@Body() body: { user?: string }): Promise<{ unblocked: boolean }> {
-    return { unblocked: await this.rateLimits.unblock(String(body?.user ?? '')) };
   }
 }

@@ -89,12 +89,14 @@ export const DEMOS: readonly Demo[] = [
   },
   {
     description:
-      'Lift the block through the exported backend (an admin endpoint in a real app); key:acme is\n' +
-      'served again:',
+      'The admin API (RateLimitAdmin, admin JWT only): how long key:acme is blocked, lift the block,\n' +
+      'and key:acme is served again:',
     commands: (base) => [
-      `curl -s -H 'Content-Type: application/json' -d '{"user":"key:acme"}' ${base}/auth/unblock; echo; ${status} ${freeKey} ${base}/towns; echo`,
+      `TOKEN=$(curl -s ${base}/auth/admin-token | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')`,
+      `${status} -X POST ${base}/admin/rate-limits/unblock/key:acme; echo`,
+      `curl -s -X POST -H "Authorization: Bearer $TOKEN" ${base}/admin/rate-limits/unblock/key:acme; echo; ${status} ${freeKey} ${base}/towns; echo`,
     ],
-    output: '{"unblocked":true}\n200',
+    output: '403\n{"unblocked":true}\n200',
   },
   {
     description:

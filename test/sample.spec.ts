@@ -147,7 +147,7 @@ describe.each(ADAPTERS)('the sample app on %s', (adapter) => {
     await http.get('/lakes/1').expect(429);
   });
 
-  it('blocks a caller everywhere after too many logins, and the unblock endpoint lifts it', async () => {
+  it('blocks a caller everywhere after too many logins, and the admin API lifts it', async () => {
     expect(await statuses(6, () => http.post('/auth/login'))).toEqual([
       201, 201, 201, 201, 201, 429,
     ]);
@@ -155,14 +155,31 @@ describe.each(ADAPTERS)('the sample app on %s', (adapter) => {
     expect(blocked.body.message).toBe('Blocked for 120s after going over the limit.');
     clock.advance(60_000);
     await http.get('/towns').expect(429).expect('retry-after', '60');
-    // The unblock endpoint is not limited, so the blocked caller can reach it. The user is the
-    // normalised address: the IPv4-mapped spelling names nobody.
+    // The admin API is for admins only, and is not limited, so a blocked admin can reach it.
+    await http.post('/admin/rate-limits/unblock/127.0.0.1').expect(403);
+    const { body } = await http.get('/auth/admin-token').expect(200);
+    const admin = { Authorization: `Bearer ${body.token}` };
     await http
-      .post('/auth/unblock')
-      .send({ user: '::ffff:127.0.0.1' })
+      .get('/admin/rate-limits/peek')
+      .query({ user: '127.0.0.1', scope: 'path:/towns', method: 'GET' })
+      .set(admin)
+      .expect(200, { blockedMs: 60_000, units: [{ unit: 'second', limit: 2, remaining: 2 }] });
+    // The user is the normalised address: the IPv4-mapped spelling names nobody.
+    await http
+      .post('/admin/rate-limits/unblock/::ffff:127.0.0.1')
+      .set(admin)
       .expect(201, { unblocked: false });
-    await http.post('/auth/unblock').send({ user: '127.0.0.1' }).expect(201, { unblocked: true });
+    await http
+      .post('/admin/rate-limits/unblock/127.0.0.1')
+      .set(admin)
+      .expect(201, { unblocked: true });
     await http.get('/towns').expect(200);
+    await http
+      .post('/admin/rate-limits/block/127.0.0.1')
+      .send({ seconds: 30 })
+      .set(admin)
+      .expect(201, { blockedForMs: 30_000 });
+    await http.get('/towns').expect(429).expect('retry-after', '30');
   });
 
   it('counts a logged-in session user separately from its IP', async () => {

@@ -1,5 +1,6 @@
-import { SetMetadata } from '@nestjs/common';
+import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { RATE_LIMIT_RULES } from '../rate-limit.constants.js';
+import { RateLimitInterceptor } from '../rate-limit.interceptor.js';
 import { Rule, type RuleInput } from '../rules/rule.js';
 
 /**
@@ -8,7 +9,9 @@ import { Rule, type RuleInput } from '../rules/rule.js';
  * which come before the pattern table; a list without a rule for the caller falls through to the
  * next. Without a `zone`, decorator rules count per handler.
  *
- * The rules are validated when the decorator runs, so a bad one fails at start-up.
+ * The rules are validated when the decorator runs, so a bad one fails at start-up. A rule with
+ * `count: 'failures' | 'successes'` also puts `RateLimitInterceptor` on the class or handler, to
+ * see the outcome of GraphQL, WebSocket and microservice calls (no other handler pays for it).
  *
  * @example
  * @RateLimit({ minute: 10 }, { group: 'admin' })
@@ -19,5 +22,7 @@ export function RateLimit(...rules: (Rule | RuleInput)[]): ClassDecorator & Meth
   const compiled = Object.freeze(
     rules.map((rule, index) => Rule.from(rule, `@RateLimit() rule ${index + 1}`)),
   );
-  return SetMetadata(RATE_LIMIT_RULES, compiled);
+  const rulesMetadata = SetMetadata(RATE_LIMIT_RULES, compiled);
+  if (compiled.every((rule) => rule.count === 'all')) return rulesMetadata;
+  return applyDecorators(rulesMetadata, UseInterceptors(RateLimitInterceptor));
 }
