@@ -26,6 +26,7 @@ export {
   type RateLimitOutcome,
 } from './events/rate-limit-event.js';
 export { RateLimitState } from './decorators/rate-limit-state.decorator.js';
+export type { MeterLike, MetricsOptions } from './events/decision-metrics.js';
 
 // Rules and decorators: what is limited, and how a bad rule is reported.
 export {

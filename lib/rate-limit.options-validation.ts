@@ -1,4 +1,5 @@
 import { RateLimitBackend } from './backends/rate-limit.backend.js';
+import { assertValidMetricsOption } from './events/decision-metrics.js';
 import { RATE_LIMIT_CONTEXT_TYPES, type RateLimitContextType } from './http/context-type.js';
 import type { RateLimitModuleOptions } from './rate-limit.options.js';
 import {
@@ -205,13 +206,7 @@ function assertOperations(options: RateLimitModuleOptions): void {
         `${typeof enabled === 'string' ? "; for an environment variable write process.env.X !== 'false'" : ''}.`,
     );
   }
-  if (
-    metrics !== undefined &&
-    typeof metrics !== 'boolean' &&
-    (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics))
-  ) {
-    fail('metrics', `expected true, false or { meter }, got ${describeValue(metrics)}.`);
-  }
+  assertValidMetricsOption(metrics);
   if (localRejectCache !== undefined && typeof localRejectCache !== 'boolean') {
     const size: unknown =
       localRejectCache !== null && typeof localRejectCache === 'object'

@@ -4,6 +4,7 @@ import type { AuthFunction, IdentityLike } from './auth/identity.js';
 import type { FailurePolicy } from './backends/failure-policy.js';
 import type { RateLimitContextType } from './http/context-type.js';
 import type { RateLimitBackend } from './backends/rate-limit.backend.js';
+import type { MetricsOptions } from './events/decision-metrics.js';
 import type { RateLimitEvent } from './events/rate-limit-event.js';
 import type { RateLimitInfo } from './rate-limit.info.js';
 import type { RateLimitMode } from './rules/rule.js';
@@ -121,7 +122,7 @@ export interface RateLimitModuleOptions {
    * `{ meter }` to use your own meter.
    * @default false
    */
-  metrics?: boolean | { readonly meter?: object };
+  metrics?: boolean | MetricsOptions;
   /**
    * Requests that are not limited at all, decided before the caller is identified: health
    * checks, known crawlers. Return true to let the call through unlimited and unreported. What

@@ -36,6 +36,7 @@ import {
   isFailureOutcome,
   type FailureOutcome,
 } from './backends/failure-policy.js';
+import { createDecisionMetrics } from './events/decision-metrics.js';
 import { DecisionReporter } from './events/decision-reporter.js';
 import type { RateLimitEvent, RateLimitOutcome } from './events/rate-limit-event.js';
 import type { ContextReader } from './http/contexts/context-edge.js';
@@ -222,6 +223,9 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     this.checkRules();
+    // The instruments come before every listener of the user's, so a throwing one skips none.
+    const { metrics } = this.options;
+    if (metrics) this.reporter.addFirst(await createDecisionMetrics(metrics));
     this.useRouting(readRouterSettings(this.adapterHost, this.appConfig));
     this.authenticator = await compileAuthenticate(
       this.options.authenticate ?? new IpAuthResolver(),

@@ -27,6 +27,13 @@ import {
   type RateLimitEvent,
   type RateLimitModuleOptions,
 } from 'nestjs-ratelimit';
+import {
+  DataPointType,
+  MeterProvider,
+  MetricReader,
+  type DataPoint,
+  type Histogram,
+} from '@opentelemetry/sdk-metrics';
 import { captureLogs } from './support/captured-logs.js';
 import {
   ADAPTERS,
@@ -40,6 +47,27 @@ import {
 } from './support/nest-app.js';
 import { RecordingBackend } from './support/recording-backend.js';
 import { startRedisServer, type RedisServerHandle } from './support/redis-harness.js';
+
+/** A metric reader that collects when the test asks, with no export timer. */
+class OnDemandReader extends MetricReader {
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The data points of one collected metric, by name. */
+async function pointsOf(reader: OnDemandReader, name: string): Promise<DataPoint<unknown>[]> {
+  const { resourceMetrics, errors } = await reader.collect();
+  expect(errors).toEqual([]);
+  const metric = resourceMetrics.scopeMetrics
+    .flatMap((scope) => scope.metrics)
+    .find((candidate) => candidate.descriptor.name === name);
+  if (name === 'ratelimit.decisions') expect(metric?.dataPointType).toBe(DataPointType.SUM);
+  return (metric?.dataPoints ?? []) as DataPoint<unknown>[];
+}
 
 const BACKENDS = ['memory', 'redis'] as const;
 type BackendName = (typeof BACKENDS)[number];
@@ -302,6 +330,46 @@ describe.each(ADAPTERS.flatMap((adapter) => BACKENDS.map((kind) => [adapter, kin
           },
           [HelloController],
         );
+      });
+    });
+
+    describe('metrics', () => {
+      it('counts decisions by outcome and times the backend, through an SDK meter', async () => {
+        const reader = new OnDemandReader();
+        const provider = new MeterProvider({ readers: [reader] });
+        await withApp(
+          {
+            metrics: { meter: provider.getMeter('test') },
+            config: { '^/': [{ minute: 2 }] },
+          },
+          async (t) => {
+            for (let i = 0; i < 3; i++) await t.http.get('/').set(as('u'));
+            const decisions = await pointsOf(reader, 'ratelimit.decisions');
+            expect(
+              decisions
+                .map(({ attributes, value }) => [
+                  attributes.outcome,
+                  attributes.context_type,
+                  value,
+                ])
+                .sort(),
+            ).toEqual([
+              ['allowed', 'http', 2],
+              ['rejected', 'http', 1],
+            ]);
+            const durations = await pointsOf(reader, 'ratelimit.backend.duration');
+            const counts = durations.map(({ attributes, value }) => [
+              attributes.outcome,
+              (value as Histogram).count,
+            ]);
+            expect(counts.sort()).toEqual([
+              ['allowed', 2],
+              ['rejected', 1],
+            ]);
+          },
+          [HelloController],
+        );
+        await provider.shutdown();
       });
     });
 

@@ -30,9 +30,9 @@ export class DecisionReporter {
     return this.sinks.length !== 0;
   }
 
-  /** Adds a sink (the metrics, created when the module starts). */
-  add(sink: DecisionSink): void {
-    this.sinks.push(sink);
+  /** Adds a sink before the others (the metrics, created when the module starts). */
+  addFirst(sink: DecisionSink): void {
+    this.sinks.unshift(sink);
   }
 
   report(event: RateLimitEvent): void {
