@@ -597,6 +597,77 @@ describe('MemoryBackend', () => {
     });
   });
 
+  describe('peek, release and block, where only memory has something to say', () => {
+    it('peeks and releases synchronously, and neither creates an entry', () => {
+      const q = query([unit('second', 2), unit('minute', 5)]);
+      const peeked = backend.peek(q);
+      expect(peeked).not.toBeInstanceOf(Promise);
+      expect(peeked.units.map((u) => u.remaining)).toEqual([2, 5]);
+      expect(backend.release(q)).toBeUndefined();
+      expect(backend.size).toBe(0);
+      consume(q);
+      expect(backend.size).toBe(2);
+      backend.peek(q);
+      backend.release(q);
+      expect(backend.size).toBe(2);
+    });
+
+    it('sweeps an entry a release emptied once it expires: a full bucket at once, a log with its entries', () => {
+      const bucket = {
+        ...query([unit('second', 2)], counter('bucket')),
+        algorithm: 'token-bucket' as const,
+      };
+      const log = {
+        ...query([unit('second', 2)], counter('log')),
+        algorithm: 'sliding-log' as const,
+      };
+      consume(bucket);
+      consume(log);
+      now = 100;
+      backend.release(bucket); // full again: the bucket ends now
+      backend.release(log); // its only entry gone
+      expect(backend.size).toBe(2);
+      backend.sweep();
+      expect(backend.size).toBe(0);
+    });
+
+    it("takes an entry toward maxKeys for a block by hand, evicted last, as a rule's block", () => {
+      backend = make({ maxKeys: 2 });
+      const limits = [unit('minute', 5)];
+      consume(query(limits, counter('a')));
+      backend.block('x', 10 * SECOND);
+      expect(backend.size).toBe(2);
+      now = 10;
+      consume(query(limits, counter('b'))); // evicts a's window, not the block
+      expect(backend.blockedFor('x')).toBe(10 * SECOND - 10);
+      backend.block('y', 10 * SECOND); // evicts b's window
+      expect(backend.blockedFor('x')).toBeGreaterThan(0);
+      backend.block('z', 10 * SECOND); // only blocks left: x's, the oldest, goes
+      expect([backend.blockedFor('x'), backend.blockedFor('y'), backend.blockedFor('z')]).toEqual([
+        0,
+        10 * SECOND,
+        10 * SECOND,
+      ]);
+      // Replacing y's block moves it behind z's: z's is the oldest now.
+      backend.block('y', 5 * SECOND);
+      backend.block('w', SECOND);
+      expect([backend.blockedFor('y'), backend.blockedFor('z'), backend.blockedFor('w')]).toEqual([
+        5 * SECOND,
+        0,
+        SECOND,
+      ]);
+      expect(backend.size).toBe(2);
+    });
+
+    it('keeps isBlocked, the name blockedFor had on MemoryBackend before', () => {
+      backend.block('a', 3 * SECOND);
+      now = SECOND;
+      expect(backend.isBlocked('a')).toBe(2 * SECOND);
+      expect(backend.isBlocked('a')).toBe(backend.blockedFor('a'));
+      expect(backend.isBlocked('b')).toBe(0);
+    });
+  });
+
   describe('sweep timer', () => {
     const realSetInterval = globalThis.setInterval;
     let timers: NodeJS.Timeout[];
@@ -650,6 +721,16 @@ describe('MemoryBackend', () => {
       expect(timeouts()).toBe(before + 1);
       backend.close();
       expect(timeouts()).toBe(before);
+    });
+
+    it('starts the timer on a block by hand too, which it then sweeps without traffic', () => {
+      backend = make({ sweepIntervalMs: 10_000 });
+      backend.block('alice', SECOND);
+      expect(timers).toHaveLength(1);
+      expect(backend.size).toBe(1);
+      now = SECOND;
+      callbacks[0]();
+      expect(backend.size).toBe(0);
     });
 
     it('starts no timer when sweepIntervalMs is 0', () => {

@@ -20,10 +20,12 @@ import { SLIDING_LOG_COUNTER } from './memory/sliding-log.counter.js';
 import { SLIDING_WINDOW_COUNTER } from './memory/sliding-window.counter.js';
 import { TOKEN_BUCKET_COUNTER } from './memory/token-bucket.counter.js';
 import type { UnitCounter } from './memory/unit-counter.js';
+import { checkBlockLength } from './block-length.js';
 import {
   RateLimitBackend,
   type ConsumeQuery,
   type ConsumeResult,
+  type PeekResult,
   type RateLimitCounter,
   type UnitState,
 } from './rate-limit.backend.js';
@@ -130,8 +132,9 @@ const COUNTERS: Readonly<Record<RateLimitAlgorithm, UnitCounter<unknown>>> = Obj
  * and sliding windows that order is the order of expiry, so every expired entry goes at the next
  * sweep; a log or bucket is placed again at most once per window (see its counter), so an expired
  * one may wait behind a live one: at most one window for a log, one window plus the longest
- * refill time (`burst / limit` windows) of its unit for a bucket. Blocks are walked with a
- * resumable cursor, a bounded number per sweep.
+ * refill time (`burst / limit` windows) of its unit for a bucket (a {@link release} can end an
+ * entry earlier: a log's wait is then at most two windows). Blocks are walked with a resumable
+ * cursor, a bounded number per sweep.
  *
  * Eviction when {@link MemoryBackendOptions.maxKeys} is reached: expired entries are dropped
  * first. If every entry is live, the entry placed earliest (across all units and algorithms) is
@@ -418,6 +421,74 @@ export class MemoryBackend extends RateLimitBackend {
   }
 
   /**
+   * Every unit of the query's counter as it stands, and the user's block, synchronously: each
+   * unit exactly as a rejected {@link consume} at this instant reports it. Counts nothing, starts
+   * no block, and creates no entry. See `RateLimitBackend.peek`.
+   */
+  override peek(query: ConsumeQuery): PeekResult {
+    const now = this.now();
+    const stores =
+      query.algorithm === undefined ? this.defaultStores : this.storesOf(query.algorithm);
+    const counter = stores.counter;
+    const key = counterKey(query.counter);
+    const units = query.limits.map((limit) =>
+      counter.stateOf(
+        stores.storeFor(limit).entries.get(key),
+        limit,
+        counter.capacity(limit.limit, query.burst),
+        now,
+      ),
+    );
+    return { blockedMs: this.blockedFor(query.counter.user), units };
+  }
+
+  /**
+   * Gives back `query.cost` (default 1) in every unit of the query's counter, synchronously (so
+   * atomically), never below zero. Per algorithm: a running fixed window's count goes down; a
+   * sliding window's last counted window (the current or the previous one) goes down; a log
+   * loses its newest entries that still count; a bucket's theoretical arrival time moves back by
+   * the cost's refill time, never before now. A unit whose window ended (an expired entry) gives
+   * back nothing. See `RateLimitBackend.release` for what no algorithm's state can tell.
+   */
+  override release(query: ConsumeQuery): void {
+    const now = this.now();
+    const stores =
+      query.algorithm === undefined ? this.defaultStores : this.storesOf(query.algorithm);
+    const counter = stores.counter;
+    const key = counterKey(query.counter);
+    const cost = query.cost ?? 1;
+    for (const limit of query.limits) {
+      // A limit of 0 admitted nothing under this query; another rule's count is not its to give.
+      if (limit.limit === 0) continue;
+      const entry = stores.storeFor(limit).entries.get(key);
+      if (entry !== undefined) counter.release(entry, limit, cost, now);
+    }
+  }
+
+  /**
+   * Blocks the user on every counter for `ms` from now, replacing any block (a longer one too):
+   * exactly the block a rule's `blockTime` starts. Like that one, it takes an entry toward
+   * `maxKeys` and is evicted last.
+   * @param ms a whole number of milliseconds, at least 1
+   * @throws RangeError when `ms` is not one
+   */
+  override block(user: string, ms: number): void {
+    checkBlockLength('MemoryBackend', ms);
+    const now = this.now();
+    if (this.timer === undefined && this.sweepIntervalMs > 0) this.startTimer();
+    this.startBlock(user, now + ms, now);
+  }
+
+  /**
+   * How long the user stays blocked.
+   * @returns the milliseconds of block left, 0 when the user is not blocked
+   */
+  override blockedFor(user: string): number {
+    const until = this.blocks.get(user);
+    return until === undefined ? 0 : Math.max(0, until - this.now());
+  }
+
+  /**
    * Lifts the user's block.
    * @returns whether a block was still active
    */
@@ -448,12 +519,12 @@ export class MemoryBackend extends RateLimitBackend {
   }
 
   /**
-   * How long the user stays blocked.
+   * How long the user stays blocked: {@link blockedFor}, under the name it had before every
+   * backend could tell.
    * @returns the milliseconds of block left, 0 when the user is not blocked
    */
   isBlocked(user: string): number {
-    const until = this.blocks.get(user);
-    return until === undefined ? 0 : Math.max(0, until - this.now());
+    return this.blockedFor(user);
   }
 
   /**

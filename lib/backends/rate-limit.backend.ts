@@ -77,9 +77,12 @@ export interface PeekResult {
   /** Milliseconds left of the user's block (on every counter of the user); 0 when not blocked. */
   readonly blockedMs: number;
   /**
-   * Each unit of the query's rule, in rule order, as it stands: `remaining` is how many requests
-   * of cost 1 would still be admitted now, `resetMs` as after a decision. A counter that has never
-   * been used (or was reset) shows every unit full, with its whole window as `resetMs`.
+   * Each unit of the query's rule, in rule order, as it stands: exactly what a {@link consume}
+   * rejected at this instant reports for it (`remaining`: how many requests of cost 1 would still
+   * be admitted now, block aside; `resetMs` as the algorithm defines it). A counter that has never
+   * been used (or was reset) shows every unit full: `remaining` is the limit (the `burst` for a
+   * token bucket), `resetMs` the whole window for a fixed window and a sliding log, what is left
+   * of the aligned window for a sliding window, and 0 for a full token bucket.
    */
   readonly units: readonly UnitState[];
 }
@@ -135,7 +138,9 @@ export abstract class RateLimitBackend {
 
   /**
    * The state of every unit of `query`'s counter, and the user's block, without counting anything
-   * or starting a block (for `RateLimitAdmin.peek`). `query.cost` is ignored.
+   * or starting a block (for `RateLimitAdmin.peek`): a peek between two decisions changes neither.
+   * `query.cost` and `query.blockMs` are ignored; `algorithm` and `burst` are read as by
+   * {@link consume}. See {@link PeekResult}.
    * The default throws: a backend written before this method existed cannot peek.
    */
   peek(_query: ConsumeQuery): PeekResult | Promise<PeekResult> {
@@ -144,9 +149,30 @@ export abstract class RateLimitBackend {
 
   /**
    * Gives back what an admitted {@link consume} of the same query counted (`query.cost`, default
-   * 1, in every unit), for a rule that counts only some responses (`count: 'failures'`). Atomic,
-   * never below zero, and it frees nothing in a window the request was not counted in (a release
-   * that comes after its window ended is a no-op).
+   * 1, in every unit with a limit above 0), for a rule that counts only some responses
+   * (`count: 'failures' | 'successes'`): the module consumes every such request when it arrives
+   * and releases it once its response shows it does not count. Atomic over every unit, never
+   * below zero, starts and lifts no block, and a unit whose state shows that the window the
+   * request was counted in has ended gives back nothing (its capacity came back when it ended).
+   * Per algorithm:
+   *
+   * - `'fixed-window'`: the running window's count goes down by the cost; the window keeps its
+   *   end. No running window: nothing.
+   * - `'sliding-window'`: the cost comes off the last aligned window the counter counted a
+   *   request in, while that window still weighs (it is the current or the previous one).
+   * - `'sliding-log'`: the newest `cost` entries that still count are removed.
+   * - `'token-bucket'`: the theoretical arrival time moves back by the cost's refill time
+   *   (`cost × W / L`), but never before now (a full bucket stays full).
+   *
+   * What no state tells: the counters keep no time per request. So when a later request was
+   * counted after this one, the cost may come off what that request counted instead: the fixed
+   * window's new window and the sliding window's current one (when this request's window ended
+   * before the release), the log's newest entries (the later request's: capacity then comes back
+   * at most the time between the two requests sooner), a bucket's debt (when the bucket would
+   * have been full again in between without this request). Each frees at most the cost, once;
+   * releasing as soon as the response is known keeps it to responses slower than what was left
+   * of their window (for a bucket: than the cost's refill time), and to users with concurrent
+   * requests on a log.
    * The default throws: a backend written before this method existed cannot release.
    */
   release(_query: ConsumeQuery): void | Promise<void> {
@@ -154,8 +180,11 @@ export abstract class RateLimitBackend {
   }
 
   /**
-   * Blocks `user` on every counter for `ms` milliseconds from now (replacing a block in place, a
-   * shorter one too), as a rule's `blockTime` does. `ms` is a whole number of at least 1.
+   * Blocks `user` on every counter for `ms` milliseconds from now, replacing any block in place
+   * (a longer one too): exactly the block a rule's `blockTime` starts, so {@link consume} then
+   * rejects the user with `blocked: true` and a wait of at least what is left of it, and
+   * {@link unblock} lifts it. `ms` is a whole number of at least 1; the built-in backends throw a
+   * `RangeError` for anything else.
    * The default throws: a backend written before this method existed cannot block by hand.
    */
   block(_user: string, _ms: number): void | Promise<void> {
@@ -163,7 +192,8 @@ export abstract class RateLimitBackend {
   }
 
   /**
-   * Milliseconds left of `user`'s block; 0 when the user is not blocked.
+   * Milliseconds left of `user`'s block (one started by a rule's `blockTime` or by
+   * {@link block}), on the clock the decisions use; 0 when the user is not blocked.
    * The default throws: a backend written before this method existed cannot tell.
    */
   blockedFor(_user: string): number | Promise<number> {

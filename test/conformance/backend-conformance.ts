@@ -36,24 +36,37 @@
  * `per4` (the first one, limit 0, and those from "Costs" on) carry hand-computed numbers for
  * all four algorithms, which checks the model too.
  *
+ * The scenarios of `peek`, `release`, `block` and `blockedFor` live in operation-scenarios.ts and
+ * run inside each fixture's `describe`, with the same context; the expected values' builders are
+ * in expectations.ts.
+ *
  * @module
  */
 import { describe, expect, it, beforeEach, afterEach } from '@jest/globals';
 import type {
   ConsumeQuery,
   ConsumeResult,
+  PeekResult,
   RateLimitBackend,
   RateLimitCounter,
   UnitState,
 } from '../../lib/backends/rate-limit.backend.js';
-import { Rule, type RuleInput } from '../../lib/rules/rule.js';
-import {
-  UNIT_WINDOW_SECONDS,
-  type RateLimitAlgorithm,
-  type RateLimitUnitName,
-  type UnitLimit,
-} from '../../lib/rules/rule-units.js';
+import type { RateLimitAlgorithm, UnitLimit } from '../../lib/rules/rule-units.js';
 import { ReferenceBackend } from '../support/reference-models.js';
+import {
+  admitted,
+  blockedEarlier,
+  EVERY,
+  HOUR,
+  limitsOf,
+  MINUTE,
+  rejected,
+  SECOND,
+  unitState,
+  type PerAlgorithm,
+  type Units,
+} from './expectations.js';
+import { describeOperationScenarios } from './operation-scenarios.js';
 
 /** How a spec file plugs one backend (and its clock) into the suite. */
 export interface BackendFixture {
@@ -85,84 +98,28 @@ export interface VirtualClockBackend {
  */
 const ALIGNMENT_MS = 2_678_400_000;
 
-/** A per-algorithm expectation. */
-type PerAlgorithm<T> = Readonly<Record<RateLimitAlgorithm, T>>;
-
-/** The same expectation for every algorithm, to spread and override: `{ ...EVERY(x), ... }`. */
-function EVERY<T>(value: T): PerAlgorithm<T> {
-  return {
-    'fixed-window': value,
-    'sliding-window': value,
-    'sliding-log': value,
-    'token-bucket': value,
-  };
-}
-
-const SECOND = 1_000;
-const MINUTE = 60_000;
-const HOUR = 3_600_000;
-
-/** Only the unit fields of a rule: the suite passes `blockMs` in the query itself. */
-type Units = Pick<RuleInput, 'second' | 'minute' | 'hour' | 'day' | 'month'>;
-
-/** The rule's units, shortest window first, exactly as the guard passes them. */
-function limitsOf(units: Units): readonly UnitLimit[] {
-  return new Rule(units).limits;
-}
-
-/** The expected state of one unit (`windowMs` for the unit `'window'`). */
-function unitState(
-  unit: RateLimitUnitName,
-  limit: number,
-  remaining: number,
-  resetMs: number,
-  windowMs = unit === 'window' ? NaN : UNIT_WINDOW_SECONDS[unit] * 1000,
-): UnitState {
-  return { unit, limit, windowMs, remaining, resetMs };
-}
-
-/** The expected result of an admitted request. */
-function admitted(...units: UnitState[]): ConsumeResult {
-  return { allowed: true, retryAfterMs: 0, blocked: false, unit: undefined, units };
-}
-
-/** The expected result of a request a unit rejected (and maybe blocked the user for). */
-function rejected(
-  retryAfterMs: number,
-  unit: RateLimitUnitName,
-  units: UnitState[],
-  blocked = false,
-): ConsumeResult {
-  return { allowed: false, retryAfterMs, blocked, unit, units };
-}
-
-/**
- * The expected result of a request made while an earlier request's block runs: nothing counted,
- * the block left as it was, and the rule's units as they stand. The wait is the time until a
- * request would really be admitted (the block's remainder, or the wait of the exhausted unit
- * `unit` when that is longer), so a client that obeys it never runs into a new block.
- */
-function blockedEarlier(
-  retryAfterMs: number,
-  units: UnitState[],
-  unit?: RateLimitUnitName,
-): ConsumeResult {
-  return { allowed: false, retryAfterMs, blocked: true, unit, units };
-}
-
 /** Random per module instance (spec file), so spec files sharing a Redis server stay apart. */
 const RUN = Math.random().toString(36).slice(2, 10);
 let testNumber = 0;
 
-/** `reset` and `unblock` of the backend, each also run on the model and compared with it. */
-interface Admin {
+/**
+ * The backend's methods besides `consume`, each also run on the model and compared with it
+ * (queries get the fixture's algorithm as for `consume`).
+ */
+export interface Admin {
   reset(counter: RateLimitCounter): Promise<boolean>;
   unblock(user: string): Promise<boolean>;
+  peek(query: ConsumeQuery): Promise<PeekResult>;
+  release(query: ConsumeQuery): Promise<void>;
+  block(user: string, ms: number): Promise<void>;
+  blockedFor(user: string): Promise<number>;
 }
 
 /** What one test works with. */
-interface Context {
+export interface Context {
   readonly backend: Admin;
+  /** The backend itself, for calls the model has no answer to (bad arguments). */
+  readonly raw: RateLimitBackend;
   /** A user id no other test (of any fixture, in any spec file of this run) uses. */
   user(name?: string): string;
   /** A counter of `user(name)`. */
@@ -267,6 +224,7 @@ export function describeBackendConformance(fixture: BackendFixture): void {
         );
       };
       ctx = {
+        raw: current.backend,
         backend: {
           reset: (target) =>
             both(
@@ -279,6 +237,34 @@ export function describeBackendConformance(fixture: BackendFixture): void {
               'unblock',
               () => model.unblock(name, modelNow()),
               () => current.backend.unblock(name),
+            ),
+          peek: (query) => {
+            const q = withAlgorithm(query);
+            return both(
+              'peek',
+              () => model.peek(q, modelNow()),
+              () => current.backend.peek(q),
+            );
+          },
+          release: (query) => {
+            const q = withAlgorithm(query);
+            return both(
+              'release',
+              () => model.release(q, modelNow()),
+              () => current.backend.release(q),
+            );
+          },
+          block: (name, ms) =>
+            both(
+              'block',
+              () => model.block(name, ms, modelNow()),
+              () => current.backend.block(name, ms),
+            ),
+          blockedFor: (name) =>
+            both(
+              'blockedFor',
+              () => model.blockedFor(name, modelNow()),
+              () => current.backend.blockedFor(name),
             ),
         },
         user,
@@ -1450,5 +1436,7 @@ export function describeBackendConformance(fixture: BackendFixture): void {
         blocked: true,
       });
     });
+
+    describeOperationScenarios(algorithm, () => ctx);
   });
 }

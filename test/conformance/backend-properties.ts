@@ -1,6 +1,7 @@
 /**
  * Property tests of a {@link RateLimitBackend} (fast-check): random schedules of requests, clock
- * moves, resets and unblocks, replayed against the backend and against the reference model
+ * moves, releases, peeks, resets, blocks and unblocks, replayed against the backend and against
+ * the reference model
  * (test/support/reference-models.ts), comparing every result exactly; and the documented bounds of
  * each algorithm, checked on what the backend admitted alone.
  *
@@ -17,6 +18,7 @@ import fc from 'fast-check';
 import type {
   ConsumeQuery,
   ConsumeResult,
+  PeekResult,
   RateLimitBackend,
   RateLimitCounter,
 } from '../../lib/backends/rate-limit.backend.js';
@@ -70,8 +72,22 @@ type Op =
       readonly cost: number | undefined;
       readonly blockMs: number;
     }
+  | {
+      /**
+       * Gives back a request: the last one admitted (as the module does, once its response shows
+       * it does not count) when `lastAdmitted` and there is one, else the one drawn here.
+       */
+      readonly kind: 'release';
+      readonly lastAdmitted: boolean;
+      readonly counter: number;
+      readonly mask: number;
+      readonly cost: number | undefined;
+    }
+  | { readonly kind: 'peek'; readonly counter: number; readonly mask: number }
   | { readonly kind: 'advance'; readonly ms: number }
   | { readonly kind: 'reset'; readonly counter: number }
+  | { readonly kind: 'block'; readonly user: number; readonly ms: number }
+  | { readonly kind: 'blockedFor'; readonly user: number }
   | { readonly kind: 'unblock'; readonly user: number };
 
 interface Schedule {
@@ -209,9 +225,47 @@ function bigCounterSpec(fixture: PropertyFixture): fc.Arbitrary<CounterSpec> {
     );
 }
 
+/** The steps besides consume and advance, with the largest cost and block length to draw. */
+function otherOps(maxCost: number, maxBlockMs: number): fc.Arbitrary<Op> {
+  const counter = fc.integer({ min: 0, max: COUNTERS - 1 });
+  const user = fc.integer({ min: 0, max: 1 });
+  return fc.oneof(
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant('release' as const),
+        lastAdmitted: fc.boolean(),
+        counter,
+        mask: fc.integer({ min: 1, max: 7 }),
+        cost: fc.option(fc.integer({ min: 1, max: maxCost }), { nil: undefined, freq: 2 }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('peek' as const),
+        counter,
+        mask: fc.integer({ min: 1, max: 7 }),
+      }),
+    },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('reset' as const), counter }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('block' as const),
+        user,
+        ms: fc.integer({ min: 1, max: maxBlockMs }),
+      }),
+    },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('blockedFor' as const), user }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('unblock' as const), user }) },
+  );
+}
+
 /** A random schedule: the comparison with the model. */
 function schedule(fixture: PropertyFixture): fc.Arbitrary<Schedule> {
-  return scheduleOf(counterSpec(fixture, 6), consume(fixture.maxCost ?? 4), advance);
+  const maxCost = fixture.maxCost ?? 4;
+  return scheduleOf(counterSpec(fixture, 6), consume(maxCost), advance, otherOps(maxCost, 3_000));
 }
 
 /**
@@ -240,6 +294,7 @@ function bigSchedule(fixture: PropertyFixture): fc.Arbitrary<Schedule> {
         fc.integer({ min: 0, max: 2 * 2_678_400_000 }),
       ),
     }),
+    otherOps(mostFor(86_400_000), 2_678_400_000),
   );
 }
 
@@ -247,6 +302,7 @@ function scheduleOf(
   counter: fc.Arbitrary<CounterSpec>,
   consumeOp: fc.Arbitrary<Op>,
   advanceOp: fc.Arbitrary<Op>,
+  otherOp: fc.Arbitrary<Op>,
 ): fc.Arbitrary<Schedule> {
   return fc.record({
     startMs: START_MS,
@@ -255,20 +311,7 @@ function scheduleOf(
       fc.oneof(
         { weight: 10, arbitrary: consumeOp },
         { weight: 4, arbitrary: advanceOp },
-        {
-          weight: 1,
-          arbitrary: fc.record({
-            kind: fc.constant('reset' as const),
-            counter: fc.integer({ min: 0, max: COUNTERS - 1 }),
-          }),
-        },
-        {
-          weight: 1,
-          arbitrary: fc.record({
-            kind: fc.constant('unblock' as const),
-            user: fc.integer({ min: 0, max: 1 }),
-          }),
-        },
+        { weight: 4, arbitrary: otherOp },
       ),
       { minLength: 1, maxLength: 80 },
     ),
@@ -374,27 +417,53 @@ export function describeBackendProperties(fixture: PropertyFixture): void {
         fc.asyncProperty(schedules, async ({ startMs, counters, ops }) => {
           const run = await startRun(startMs);
           const { backend } = run;
+          let lastAdmitted: ConsumeQuery | undefined;
           for (const [step, op] of ops.entries()) {
             const now = run.now();
-            let expected: ConsumeResult | boolean;
-            let got: ConsumeResult | boolean;
+            let expected: ConsumeResult | PeekResult | boolean | number | undefined;
+            let got: ConsumeResult | PeekResult | boolean | number | undefined;
+            const queryFor = (
+              counter: number,
+              mask: number,
+              cost: number | undefined,
+              blockMs: number,
+            ): ConsumeQuery => {
+              const spec = counters[counter]!;
+              return queryOf(spec, run.counterOf(counter), limitsOf(spec, mask), cost, blockMs);
+            };
             if (op.kind === 'advance') {
               run.advance(op.ms);
               continue;
             } else if (op.kind === 'consume') {
-              const spec = counters[op.counter]!;
-              const query = queryOf(
-                spec,
-                run.counterOf(op.counter),
-                limitsOf(spec, op.mask),
-                op.cost,
-                op.blockMs,
-              );
+              const query = queryFor(op.counter, op.mask, op.cost, op.blockMs);
               expected = run.model.consume(query, now);
               got = await backend.consume(query);
+              if (got.allowed) lastAdmitted = query;
+            } else if (op.kind === 'release') {
+              // Nothing to compare but what the later steps see.
+              const query =
+                op.lastAdmitted && lastAdmitted !== undefined
+                  ? lastAdmitted
+                  : queryFor(op.counter, op.mask, op.cost, 0);
+              run.model.release(query, now);
+              await backend.release(query);
+              expected = undefined;
+              got = undefined;
+            } else if (op.kind === 'peek') {
+              const query = queryFor(op.counter, op.mask, undefined, 0);
+              expected = run.model.peek(query, now);
+              got = await backend.peek(query);
             } else if (op.kind === 'reset') {
               expected = run.model.reset(run.counterOf(op.counter), now);
               got = await backend.reset(run.counterOf(op.counter));
+            } else if (op.kind === 'block') {
+              run.model.block(run.userName(op.user), op.ms, now);
+              await backend.block(run.userName(op.user), op.ms);
+              expected = undefined;
+              got = undefined;
+            } else if (op.kind === 'blockedFor') {
+              expected = run.model.blockedFor(run.userName(op.user), now);
+              got = await backend.blockedFor(run.userName(op.user));
             } else {
               expected = run.model.unblock(run.userName(op.user), now);
               got = await backend.unblock(run.userName(op.user));

@@ -13,6 +13,7 @@
 import type {
   ConsumeQuery,
   ConsumeResult,
+  PeekResult,
   RateLimitCounter,
   UnitState,
 } from '../../lib/backends/rate-limit.backend.js';
@@ -32,6 +33,11 @@ interface UnitView {
   readonly standing: UnitState;
   /** Counts the request and returns the unit's state after it. Only called when `fits`. */
   admit(): UnitState;
+  /**
+   * Gives back `cost` (`RateLimitBackend.release`), never below zero, and nothing once the window
+   * the state last counted in no longer weighs.
+   */
+  release(): void;
 }
 
 /** The part of the model that knows one algorithm: a view of one unit of one counter at `now`. */
@@ -82,6 +88,9 @@ function zeroLimit(limit: UnitLimit): UnitView {
     admit: () => {
       throw new Error('a limit of 0 admits nothing');
     },
+    release: () => {
+      throw new Error('a limit of 0 has nothing of its own to give back');
+    },
   };
 }
 
@@ -115,6 +124,10 @@ const fixedWindow: UnitModel = (store, key, limit, cost, _burst, now) => {
       }
       store.set(key, { count: cost, start: now } satisfies FixedWindow);
       return state(limit, L - cost, W);
+    },
+    // Reading: the running window, whichever request started it; an ended one has nothing left.
+    release() {
+      if (live) stored.count = Math.max(0, stored.count - cost);
     },
   };
 };
@@ -164,8 +177,19 @@ const slidingWindow: UnitModel = (store, key, limit, cost, _burst, now) => {
       counts.set(k, Number(q + c));
       return state(limit, remaining(q + c), resetMs);
     },
+    // Reading: the last window anything was counted in, while it weighs (this one or the one
+    // before); older windows no longer count.
+    release() {
+      const last = lastCounted(counts);
+      if (last === k || last === k - 1) counts!.set(last, Math.max(0, counts!.get(last)! - cost));
+    },
   };
 };
+
+/** The last window a sliding-window counter counted anything in; undefined for none. */
+function lastCounted(counts: Map<number, number> | undefined): number | undefined {
+  return counts === undefined || counts.size === 0 ? undefined : Math.max(...counts.keys());
+}
 
 // ---------------------------------------------------------------------------------------------
 // sliding-log: every admitted unit of cost as an entry stamped with its time.
@@ -204,6 +228,12 @@ const slidingLog: UnitModel = (store, key, limit, cost, _burst, now) => {
       for (let i = 0; i < cost; i++) log.push(now);
       const after = counting(log);
       return state(limit, L - after.length, reset(after));
+    },
+    // Reading: the newest entries that count; an entry that left the window gives nothing.
+    release() {
+      if (log === undefined) return;
+      log.sort((a, b) => a - b);
+      for (let i = Math.min(cost, n); i > 0; i--) log.pop();
     },
   };
 };
@@ -244,6 +274,17 @@ const tokenBucket: UnitModel = (store, key, limit, cost, burst, now) => {
       const toFull = ceilDiv(after, L);
       store.set(key, { end: now + Number(toFull), r: toFull * L - after } satisfies Bucket);
       return view(after);
+    },
+    // The theoretical arrival time back by c × W / L, never before now: a full bucket is no key.
+    release() {
+      if (D === 0n) return;
+      const after = D - c * W;
+      if (after <= 0n) {
+        store.delete(key);
+        return;
+      }
+      const toFull = ceilDiv(after, L);
+      store.set(key, { end: now + Number(toFull), r: toFull * L - after } satisfies Bucket);
     },
   };
 };
@@ -320,6 +361,45 @@ export class ReferenceBackend {
     };
   }
 
+  /** Every unit of the query's counter as a rejected request at `now` sees it, and the block. */
+  peek(query: ConsumeQuery, now: number): PeekResult {
+    const algorithm = query.algorithm ?? this.algorithm;
+    const model = MODELS[algorithm];
+    return {
+      blockedMs: this.blockedFor(query.counter.user, now),
+      units: query.limits.map(
+        (limit) =>
+          model(this.units, this.keyOf(query.counter, algorithm, limit), limit, 1, query.burst, now)
+            .standing,
+      ),
+    };
+  }
+
+  /**
+   * Gives back the query's cost in every unit at `now` (see each algorithm's `release`). Reading:
+   * a unit with a limit of 0 never admitted anything under this query, so it gives nothing back.
+   */
+  release(query: ConsumeQuery, now: number): void {
+    const algorithm = query.algorithm ?? this.algorithm;
+    const cost = query.cost ?? 1;
+    for (const limit of query.limits) {
+      if (limit.limit === 0) continue;
+      const key = this.keyOf(query.counter, algorithm, limit);
+      MODELS[algorithm](this.units, key, limit, cost, query.burst, now).release();
+    }
+  }
+
+  /** Blocks the user for `ms` from `now`, replacing any block. */
+  block(user: string, ms: number, now: number): void {
+    this.blocks.set(user, now + ms);
+  }
+
+  /** The ms left of the user's block at `now`; 0 for none. */
+  blockedFor(user: string, now: number): number {
+    const until = this.blocks.get(user);
+    return until === undefined || until <= now ? 0 : until - now;
+  }
+
   /** Lifts the user's block; whether one was active at `now`. */
   unblock(user: string, now: number): boolean {
     const until = this.blocks.get(user);
@@ -330,8 +410,9 @@ export class ReferenceBackend {
   /**
    * Forgets every unit of `counter`, for every algorithm and window. Whether any unit still held
    * something at `now`. Reading: a fixed window while `now` is inside it, a sliding window while
-   * its current or previous window counted anything, a log while an entry counts, a bucket while
-   * its debt is above 0.
+   * the last window it counted in is the current or the previous one, a log while an entry
+   * counts, a bucket while its debt is above 0. (A window whose count a release took back to 0
+   * still runs, so it still "holds" its window: the backends keep its end, as they must.)
    */
   reset(counter: RateLimitCounter, now: number): boolean {
     const prefix = JSON.stringify([counter.user, counter.scope, counter.method]).slice(0, -1) + ',';
@@ -379,8 +460,8 @@ function holdsSomething(
       return now < (value as FixedWindow).start + windowMs;
     case 'sliding-window': {
       const k = Math.floor(now / windowMs);
-      const counts = value as Map<number, number>;
-      return (counts.get(k) ?? 0) > 0 || (counts.get(k - 1) ?? 0) > 0;
+      const last = lastCounted(value as Map<number, number>);
+      return last !== undefined && last >= k - 1;
     }
     case 'sliding-log':
       return (value as number[]).some((t) => now < t + windowMs);

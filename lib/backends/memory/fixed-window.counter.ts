@@ -79,6 +79,12 @@ export const FIXED_WINDOW_COUNTER: UnitCounter<FixedWindow> = {
     return unitState(limit, limit.limit - window.count, window.end - now);
   },
 
+  release(window: FixedWindow, _limit: UnitLimit, cost: number, now: number): void {
+    // A window that ended gave its capacity back when it ended. (A running window may be a later
+    // one than the request's: the state cannot tell, see RateLimitBackend.release.)
+    if (now < window.end) window.count = Math.max(0, window.count - cost);
+  },
+
   expiresAt(window: FixedWindow): number {
     return window.end;
   },

@@ -54,6 +54,30 @@ class SlidingLog {
     return runs[i]!;
   }
 
+  /**
+   * Drops the `count` newest entries (all of them when there are fewer): the log's back. Call
+   * right after {@link trim}, so every entry dropped still counted.
+   */
+  dropNewest(count: number): void {
+    const runs = this.runs;
+    let left = Math.min(count, this.total);
+    this.total -= left;
+    while (left > 0) {
+      const entries = runs[runs.length - 1]!;
+      if (entries > left) {
+        runs[runs.length - 1] = entries - left;
+        left = 0;
+      } else {
+        runs.length -= 2;
+        left -= entries;
+      }
+    }
+    if (runs.length === this.head) {
+      runs.length = 0;
+      this.head = 0;
+    }
+  }
+
   /** Adds `cost` entries of time `now`, the newest. */
   append(now: number, cost: number): void {
     const runs = this.runs;
@@ -73,7 +97,9 @@ class SlidingLog {
  * Placement: as for the token bucket, a log is set at the back of its store only when new or when
  * its placement is at least a window old, not on every admitted request. Its newest entry is then
  * less than `W` after its placement, so it expires less than `2W` after it, and the sweep reclaims
- * an expired log at most `W` after it expired.
+ * an expired log at most `W` after it expired. A release that drops the newest entries leaves
+ * entries that still counted at the placement, so the log expires after its placement still, and
+ * the sweep reclaims it at most `2W` after it expired.
  */
 export const SLIDING_LOG_COUNTER: UnitCounter<SlidingLog> = {
   algorithm: 'sliding-log',
@@ -133,6 +159,14 @@ export const SLIDING_LOG_COUNTER: UnitCounter<SlidingLog> = {
       }
     }
     return this.stateOf(log, limit, capacity, now);
+  },
+
+  release(log: SlidingLog, limit: UnitLimit, cost: number, now: number): void {
+    // The newest entries that still count: the request's own when nothing was admitted after it
+    // (see RateLimitBackend.release for when that cannot be told). Entries that left the window
+    // have nothing left to give.
+    log.trim(now, limit.windowMs);
+    log.dropNewest(cost);
   },
 
   expiresAt(log: SlidingLog, windowMs: number): number {

@@ -124,6 +124,17 @@ export const SLIDING_WINDOW_COUNTER: UnitCounter<SlidingWindow> = {
     return this.stateOf(counter, limit, capacity, now);
   },
 
+  release(counter: SlidingWindow, limit: UnitLimit, cost: number, now: number): void {
+    // The cost comes off the last window a request was counted in, while it still weighs: the
+    // current window, or the previous one (then the cost weighs as `p`). Two windows on, nothing
+    // of it counts any more.
+    const windowMs = limit.windowMs;
+    const start = windowStart(now, windowMs);
+    if (counter.start === start || counter.start === start - windowMs) {
+      counter.current = Math.max(0, counter.current - cost);
+    }
+  },
+
   expiresAt(counter: SlidingWindow, windowMs: number): number {
     return counter.start + 2 * windowMs;
   },

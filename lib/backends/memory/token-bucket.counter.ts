@@ -107,6 +107,23 @@ export const TOKEN_BUCKET_COUNTER: UnitCounter<TokenBucket> = {
     return unitState(limit, Math.max(0, Math.floor((burst * windowMs - d) / windowMs)), untilFull);
   },
 
+  release(bucket: TokenBucket, limit: UnitLimit, cost: number, now: number): void {
+    // The theoretical arrival time moves back by the cost's refill time, but never before now:
+    // a bucket that is full again has nothing left to give back.
+    const rate = limit.limit;
+    const owed = debt(bucket, rate, now);
+    if (owed === 0) return;
+    const d = owed - cost * limit.windowMs;
+    if (d <= 0) {
+      bucket.end = now; // full: absent from now on
+      bucket.remainder = 0;
+      return;
+    }
+    const untilFull = Math.ceil(d / rate);
+    bucket.end = now + untilFull;
+    bucket.remainder = untilFull * rate - d;
+  },
+
   expiresAt(bucket: TokenBucket): number {
     return bucket.end;
   },

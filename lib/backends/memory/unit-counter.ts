@@ -48,6 +48,17 @@ export interface UnitCounter<E> {
   ): UnitState;
 
   /**
+   * Gives back `cost` from a request that {@link admit} counted earlier
+   * (`RateLimitBackend.release`), never below zero, and only while the state shows the window it
+   * was counted in still weighs (an expired entry gives back nothing). Only called with a limit
+   * above 0. Never moves the entry in its store: {@link placedAt} stays, and
+   * {@link expiresAt} can only come earlier, which the store's order allows (an entry that
+   * expires before the one in front of it waits for it, as after any admission of a log or a
+   * bucket).
+   */
+  release(entry: E, limit: UnitLimit, cost: number, now: number): void;
+
+  /**
    * From when on the entry counts as absent (exclusive end, backend clock). For a log or a bucket
    * it moves later while the entry stays in place, so an expired one can sit behind a live one
    * for a while; each of those counters says how long at most.

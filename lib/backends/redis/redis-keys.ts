@@ -13,7 +13,8 @@ import type { RateLimitCounter } from '../rate-limit.backend.js';
  * hash tag `{...}`, then what the key is for:
  *
  * - `<prefix>{<user>}b` (string): the user's block, a key that lives exactly as long as the block
- *   (its value, `1`, says nothing); shared by both backends, since a block belongs to the user.
+ *   (its value, `1`, says nothing), whether a rule's `blockTime` or `block()` started it; shared by
+ *   both backends, since a block belongs to the user.
  * - `<prefix>{<user>}w:<scope><method>:<unit>` (string, `RedisBackend`): the running fixed window
  *   of one unit of one counter, holding its count and living exactly as long as the window (see
  *   lua/fixed-window.lua). (Earlier development builds kept every unit of a counter in one hash under

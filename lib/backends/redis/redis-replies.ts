@@ -6,7 +6,7 @@
  * @module
  */
 import type { UnitLimit } from '../../rules/rule-units.js';
-import type { ConsumeResult, UnitState } from '../rate-limit.backend.js';
+import type { ConsumeResult, PeekResult, UnitState } from '../rate-limit.backend.js';
 
 /** What a consume reply is checked against, besides the units: what the query asked for. */
 export interface ReplyExpectations {
@@ -149,4 +149,38 @@ export function parseConsumeReply(
 export function parseFlagReply(backend: string, reply: unknown): boolean {
   if (!isFlag(reply)) throw malformed(backend, reply);
   return reply === 1;
+}
+
+/**
+ * Turns a peek script's reply (lua/peek.lua: `{block ms left, the reply of a consume call that
+ * no unit could admit}`) into a {@link PeekResult}, checking every value: the consume reply as
+ * {@link parseConsumeReply} does (with `expected.cost` the cost no unit holds), and that it is a
+ * rejection that saw the block if there is one.
+ *
+ * @throws Error when the reply does not have that shape
+ */
+export function parsePeekReply(
+  backend: string,
+  reply: unknown,
+  limits: readonly UnitLimit[],
+  expected: ReplyExpectations,
+): PeekResult {
+  if (!Array.isArray(reply) || reply.length !== 2) throw malformed(backend, reply);
+  const blockedMs: unknown = reply[0];
+  if (!isCount(blockedMs)) throw malformed(backend, reply);
+  const decision = parseConsumeReply(backend, reply[1], limits, expected);
+  // Read after the decision: a block it did not see cannot appear (nothing else runs meanwhile),
+  // but one it saw may have ended by then, should Redis's clock move during a script.
+  if (decision.allowed || (!decision.blocked && blockedMs > 0)) throw malformed(backend, reply);
+  return { blockedMs, units: decision.units };
+}
+
+/**
+ * Turns a reply that is a number of milliseconds (lua/blocked-for.lua) into a number.
+ *
+ * @throws Error when the reply is anything else
+ */
+export function parseMsReply(backend: string, reply: unknown): number {
+  if (!isCount(reply)) throw malformed(backend, reply);
+  return reply;
 }

@@ -76,6 +76,23 @@ export function batchVariants(name: string): ScriptVariants {
   };
 }
 
+const PEEK_DRIVER = luaSource('peek');
+
+/**
+ * The peek form of the consume script `lua/<name>.lua` in both variants: the script becomes the
+ * function `decide(KEYS, ARGV)`, which lua/peek.lua calls once, with the clock's prelude outside
+ * it (one call, one clock reading, removed from the arguments before `decide` sees them).
+ */
+export function peekVariants(name: string): ScriptVariants {
+  const body = luaSource(name);
+  const peek = (prelude: string): string =>
+    `${prelude}\nlocal function decide(KEYS, ARGV)\n${body}\nend\n${PEEK_DRIVER}`;
+  return {
+    redisClock: script(peek(REDIS_CLOCK_PRELUDE)),
+    testClock: script(peek(TEST_CLOCK_PRELUDE)),
+  };
+}
+
 /** Redis's answer to `EVALSHA` when it does not have the script (a restart, `SCRIPT FLUSH`). */
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');

@@ -14,13 +14,17 @@ import {
   type RateLimitAlgorithm,
   type UnitLimit,
 } from '../../rules/rule-units.js';
+import { checkBlockLength } from '../block-length.js';
 import {
   RateLimitBackend,
   type ConsumeQuery,
   type ConsumeResult,
+  type PeekResult,
   type RateLimitCounter,
 } from '../rate-limit.backend.js';
 import {
+  BLOCK_SCRIPT,
+  BLOCKED_FOR_SCRIPT,
   REDIS_ALGORITHMS,
   RESET_SCRIPT,
   UNBLOCK_SCRIPT,
@@ -40,7 +44,12 @@ import {
   unitName,
   userKeyStart,
 } from './redis-keys.js';
-import { parseConsumeReply, parseFlagReply } from './redis-replies.js';
+import {
+  parseConsumeReply,
+  parseFlagReply,
+  parseMsReply,
+  parsePeekReply,
+} from './redis-replies.js';
 import { runScript, type ScriptCall, type ScriptVariants } from './redis-scripts.js';
 import { ScriptBatcher } from './script-batcher.js';
 
@@ -131,7 +140,9 @@ const MAX_EXTRA_WINDOWS = 64;
  *
  * The decisions of one event-loop iteration for one algorithm and one hash slot go as one script
  * call (see script-batcher.ts), on its own client and on one you pass in alike; a decision alone
- * in its iteration is one call of its own.
+ * in its iteration is one call of its own. Releases (`count: 'failures' | 'successes'` rules) are
+ * batched the same way; `peek`, `block`, `blockedFor`, `unblock` and `reset` are one script call
+ * each.
  *
  * @example
  * new RedisBackend(new Redis({ enableOfflineQueue: false, maxRetriesPerRequest: 0 }))
@@ -259,27 +270,111 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
   /** Decides one request in one script call. See `RateLimitBackend` for the contract. */
   override async consume(query: ConsumeQuery): Promise<ConsumeResult> {
     const algorithm = REDIS_ALGORITHMS[query.algorithm ?? this.defaultAlgorithm];
-    const { limits, burst, counter } = query;
+    const { limits, burst } = query;
     const cost = query.cost ?? 1;
-    const template = this.templates.get(algorithm.algorithm)!.get(limits, burst);
-    const { names } = template;
-    const call = template.call.slice();
-    const start = userKeyStart(this.prefix, counter.user);
-    const part = counterPart(counter);
-    call[BLOCK_KEY_AT] = blockKeyAt(start);
-    for (let i = 0; i < names.length; i++) {
-      call[BLOCK_KEY_AT + 1 + i] = unitKeyAt(start, algorithm.keyKind, part, names[i]!);
-    }
-    const blockMs = query.blockMs;
-    call[BLOCK_KEY_AT + names.length + 1] = blockMs > 0 ? Math.ceil(blockMs) : 0;
-    call[BLOCK_KEY_AT + names.length + 2] = cost;
-    if (template.extra.length > 0) this.rememberWindows(template.extra);
-    const reply = await this.decide(algorithm, call, start);
+    const start = userKeyStart(this.prefix, query.counter.user);
+    const call = this.consumeCall(algorithm, query, start, query.blockMs, cost);
+    const reply = await this.submit(algorithm.consume, algorithm.consumeBatch, call, start);
     return parseConsumeReply(this.name, reply, limits, {
       cost,
       capacity: algorithm.capacity(burst, limits),
       resetWithinWait: algorithm.resetWithinWait,
     });
+  }
+
+  /**
+   * Every unit of the query's counter as it stands, and the user's block, in one script call:
+   * the algorithm's consume script itself, asked to decide a request that no unit can hold and
+   * that starts no block (lua/peek.lua), so each unit is exactly what a rejected request sees.
+   * Counts nothing (a sliding log may drop entries that left their window, as any decision does).
+   * See `RateLimitBackend.peek`.
+   */
+  override async peek(query: ConsumeQuery): Promise<PeekResult> {
+    const algorithm = REDIS_ALGORITHMS[query.algorithm ?? this.defaultAlgorithm];
+    const { limits, burst, counter } = query;
+    if (limits.length === 0) return { blockedMs: await this.blockedFor(counter.user), units: [] };
+    let cost = 1;
+    for (const limit of limits) cost = Math.max(cost, algorithm.holds(limit, burst) + 1);
+    const start = userKeyStart(this.prefix, counter.user);
+    const reply = await this.run(
+      algorithm.peek,
+      this.consumeCall(algorithm, query, start, 0, cost),
+    );
+    return parsePeekReply(this.name, reply, limits, {
+      cost,
+      capacity: algorithm.capacity(burst, limits),
+      resetWithinWait: algorithm.resetWithinWait,
+    });
+  }
+
+  /**
+   * Gives back `query.cost` (default 1) in every unit of the query's counter, in one script call
+   * (lua/release-<algorithm>.lua), never below zero; a unit whose window has ended gives back
+   * nothing. Releases of one event-loop iteration for one algorithm and hash slot go as one call,
+   * as decisions do. See `RateLimitBackend.release`, and each script for its algorithm.
+   */
+  override async release(query: ConsumeQuery): Promise<void> {
+    const algorithm = REDIS_ALGORITHMS[query.algorithm ?? this.defaultAlgorithm];
+    // A limit of 0 admitted nothing under this query; another rule's count is not its to give.
+    const limits = query.limits.filter((limit) => limit.limit > 0);
+    if (limits.length === 0) return;
+    const start = userKeyStart(this.prefix, query.counter.user);
+    const part = counterPart(query.counter);
+    const call: ScriptCall = ['', limits.length];
+    for (const limit of limits) {
+      call.push(unitKeyAt(start, algorithm.keyKind, part, unitName(limit)));
+    }
+    call.push(query.cost ?? 1, ...algorithm.releaseArgs(limits));
+    const reply = await this.submit(algorithm.release, algorithm.releaseBatch, call, start);
+    parseFlagReply(this.name, reply);
+  }
+
+  /**
+   * Blocks the user on every counter for `ms` from now (one script call), replacing any block, a
+   * longer one too: the user's block key, exactly as a rule's `blockTime` sets it.
+   * @param ms a whole number of milliseconds, at least 1
+   * @throws RangeError when `ms` is not one (before any call to Redis)
+   */
+  override async block(user: string, ms: number): Promise<void> {
+    checkBlockLength(this.name, ms);
+    parseFlagReply(
+      this.name,
+      await this.run(BLOCK_SCRIPT, ['', 1, blockKey(this.prefix, user), ms]),
+    );
+  }
+
+  /**
+   * How long the user stays blocked (one script call, on the clock the decisions use).
+   * @returns the milliseconds of block left, 0 when the user is not blocked
+   */
+  override async blockedFor(user: string): Promise<number> {
+    const reply = await this.run(BLOCKED_FOR_SCRIPT, ['', 1, blockKey(this.prefix, user)]);
+    return parseMsReply(this.name, reply);
+  }
+
+  /**
+   * A consume script's call for `query`: its template, with the user's block key and unit keys
+   * (from `start`, the user's {@link userKeyStart}), `blockMs` and `cost` filled in.
+   */
+  private consumeCall(
+    algorithm: RedisAlgorithm,
+    query: ConsumeQuery,
+    start: string,
+    blockMs: number,
+    cost: number,
+  ): ScriptCall {
+    const template = this.templates.get(algorithm.algorithm)!.get(query.limits, query.burst);
+    const { names } = template;
+    const call = template.call.slice();
+    const part = counterPart(query.counter);
+    call[BLOCK_KEY_AT] = blockKeyAt(start);
+    for (let i = 0; i < names.length; i++) {
+      call[BLOCK_KEY_AT + 1 + i] = unitKeyAt(start, algorithm.keyKind, part, names[i]!);
+    }
+    call[BLOCK_KEY_AT + names.length + 1] = blockMs > 0 ? Math.ceil(blockMs) : 0;
+    call[BLOCK_KEY_AT + names.length + 2] = cost;
+    if (template.extra.length > 0) this.rememberWindows(template.extra);
+    return call;
   }
 
   /**
@@ -363,19 +458,23 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
   }
 
   /**
-   * {@link run} for a consume call, through the batcher: the calls of one event-loop iteration
-   * for one algorithm and one hash slot go as one script call. `keyStart` is the start of the
-   * user's keys, whose hash tag gives the slot.
+   * {@link run} for a call that may be batched (a consume or a release), through the batcher:
+   * the calls of one event-loop iteration for one script and one hash slot go as one script call
+   * of `batch`. `keyStart` is the start of the user's keys, whose hash tag gives the slot.
    */
-  private decide(algorithm: RedisAlgorithm, call: ScriptCall, keyStart: string): Promise<unknown> {
+  private submit(
+    single: ScriptVariants,
+    batch: ScriptVariants,
+    call: ScriptCall,
+    keyStart: string,
+  ): Promise<unknown> {
     return this.whenConnected((client) => {
       const test = this.testClock !== undefined;
       if (test) call.push(this.testClockUs());
       const slot = this.connection.clustered ? calculateSlot(keyStart) : 0;
-      const { consume, consumeBatch } = algorithm;
       return test
-        ? this.batcher.submit(client, consume.testClock, consumeBatch.testClock, call, slot)
-        : this.batcher.submit(client, consume.redisClock, consumeBatch.redisClock, call, slot);
+        ? this.batcher.submit(client, single.testClock, batch.testClock, call, slot)
+        : this.batcher.submit(client, single.redisClock, batch.redisClock, call, slot);
     });
   }
 

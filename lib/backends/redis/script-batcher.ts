@@ -1,9 +1,10 @@
 /**
- * Sends the consume calls of one event-loop iteration as few script calls as possible: the calls
- * made for one script (one algorithm, one clock) and one hash slot go as one batch (lua/batch.lua)
- * at the end of the iteration, in the order they were made; a call alone in its group goes as it
- * is. Redis runs a script at a time, so each decision of a batch is as atomic as a lone call, and
- * decides exactly as it would have in that order.
+ * Sends the consume calls (and the release calls) of one event-loop iteration as few script calls
+ * as possible: the calls made for one script (one algorithm's consume or release, one clock) and
+ * one hash slot go as one batch (lua/batch.lua) at the end of the iteration, in the order they
+ * were made; a call alone in its group goes as it is. Redis runs a script at a time, so each
+ * decision of a batch is as atomic as a lone call, and decides exactly as it would have in that
+ * order.
  *
  * Why: a decision's cost, on Redis and in ioredis, is mostly per call (the command's dispatch and
  * argument tables, a socket write and read, ioredis's command object and reply), not per command
