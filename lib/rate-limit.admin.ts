@@ -121,6 +121,8 @@ export class RateLimitAdmin {
       );
     }
     await this.backend.block(user, ms);
+    // A shorter block than the one a cached rejection came from ends it sooner.
+    this.service.rejectCache?.forgetUser(user);
   }
 
   /** Lifts `user`'s block. Resolves to whether a block was active. */

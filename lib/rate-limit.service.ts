@@ -31,6 +31,8 @@ import {
   type ConsumeResult,
   type RateLimitCounter,
 } from './backends/rate-limit.backend.js';
+import { LocalRejectCache } from './backends/local-reject-cache.js';
+import { RedisBackend } from './backends/redis/redis.backend.js';
 import {
   BackendFailureHandler,
   isFailureOutcome,
@@ -115,12 +117,6 @@ interface HandlerPlan {
   readonly scope: string;
 }
 
-/** Placeholder for LocalRejectCache until it lands. */
-interface RejectCacheLike {
-  forgetCounter(counter: RateLimitCounter): void;
-  forgetUser(user: string): void;
-}
-
 /** What `identify` gives when `onAuthError` let the caller through unlimited. */
 const UNLIMITED = null;
 
@@ -183,11 +179,13 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   private readonly failingLimits = new WeakSet<Rule>();
   /** `onDecision` and the metrics. */
   readonly reporter: DecisionReporter;
+  /** The hot-key shortcut (`localRejectCache`), when on; `RateLimitAdmin` clears it. */
+  readonly rejectCache: LocalRejectCache | undefined;
   /**
-   * The hot-key shortcut (`localRejectCache`), when on; `RateLimitAdmin` clears it.
-   * (Wired once the cache lands.)
+   * Rules the cache must not answer: a `count` rule's counter gets capacity back (on any
+   * instance) before a rejection's time, and so does a zone such a rule shares.
    */
-  readonly rejectCache: RejectCacheLike | undefined = undefined;
+  private uncached: ReadonlySet<Rule> = new Set();
   /** Every rule of the table and the decorators, once the module started. */
   private located: readonly LocatedRule[] = [];
   /** The rules of the table. */
@@ -219,6 +217,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     this.table = this.caseFoldedTable;
     this.failures = new BackendFailureHandler(backend, options);
     this.reporter = new DecisionReporter(options.onDecision);
+    this.rejectCache = rejectCacheFor(backend, options.localRejectCache);
   }
 
   async onModuleInit(): Promise<void> {
@@ -247,6 +246,17 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     assertBackendSupports(rules, this.backend, this.failures.fallbackBackend);
     this.located = rules;
     this.tableRuleSet = new Set(tableRules(this.compiledTable).map(({ rule }) => rule));
+    const countedZones = new Set(
+      rules.filter(({ rule }) => rule.count !== 'all').map(({ rule }) => rule.zone),
+    );
+    this.uncached = new Set(
+      rules
+        .map(({ rule }) => rule)
+        .filter(
+          (rule) =>
+            rule.count !== 'all' || (rule.zone !== undefined && countedZones.has(rule.zone)),
+        ),
+    );
     for (const { rule, where } of rules) {
       if (!this.ruleLocations.has(rule)) this.ruleLocations.set(rule, where);
       if (rule.unlimited) continue; // never reaches a backend
@@ -477,39 +487,83 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       burst: rule.burst,
       cost: cost === BAD_COST ? undefined : cost,
     };
+    if (cost === BAD_COST) {
+      return andThen(this.failures.withoutBackend(query), (result) => {
+        this.reportFailure(rule, counter, identity, call, 0);
+        return this.settled(rule, identity, query, result, shadow);
+      });
+    }
+    const cache =
+      this.rejectCache !== undefined && !this.uncached.has(rule) ? this.rejectCache : undefined;
+    let askedAt = 0;
+    if (cache !== undefined) {
+      // The hot-key shortcut: a rejection that still stands, answered without the backend.
+      const standing = cache.lookup(query);
+      if (standing !== undefined)
+        return this.finish(rule, identity, query, standing, shadow, call, 0);
+      askedAt = cache.now();
+    }
     const reporting = this.reporter.active;
     const started = reporting ? performance.now() : 0;
-    const outcome: MaybePromise<ConsumeResult | FailureOutcome> =
-      cost === BAD_COST ? this.failures.withoutBackend(query) : this.failures.consume(query);
-    return andThen(outcome, (result): RateLimitDecision | undefined => {
-      const durationMs = reporting && cost !== BAD_COST ? performance.now() - started : 0;
-      if (isFailureOutcome(result) || cost === BAD_COST) {
-        if (reporting) this.reportFailure(rule, counter, identity, call, durationMs);
-        if (!isFailureOutcome(result)) return this.decided(rule, identity, query, result, shadow);
-        if (result.kind === 'open') return undefined;
-        return {
-          kind: 'unavailable',
-          allowed: false,
-          outcome: 'backend-error',
-          rule,
-          identity,
-          counter,
-        };
+    return andThen(this.failures.consume(query), (result): RateLimitDecision | undefined => {
+      const durationMs = reporting ? performance.now() - started : 0;
+      if (isFailureOutcome(result)) {
+        this.reportFailure(rule, counter, identity, call, durationMs);
+        return this.settled(rule, identity, query, result, shadow);
       }
-      const decision = this.decided(rule, identity, query, result, shadow);
-      if (reporting) {
-        this.reporter.report({
-          outcome: decision.outcome,
-          rule,
-          counter,
-          identity,
-          retryAfterMs: result.retryAfterMs,
-          durationMs,
-          contextType: call.reader.type,
-        });
-      }
-      return decision;
+      // Only the main backend's answers: a fallback's, during an outage, say nothing of it.
+      if (cache !== undefined && this.failures.healthy) cache.remember(query, result, askedAt);
+      return this.finish(rule, identity, query, result, shadow, call, durationMs);
     });
+  }
+
+  /** The decision for a backend's answer, reported to the listeners. */
+  private finish(
+    rule: Rule,
+    identity: ResolvedIdentity,
+    query: ConsumeQuery,
+    result: ConsumeResult,
+    shadow: boolean,
+    call: Call,
+    durationMs: number,
+  ): RateLimitDecision {
+    const decision = this.decided(rule, identity, query, result, shadow);
+    if (this.reporter.active) {
+      this.reporter.report({
+        outcome: decision.outcome,
+        rule,
+        counter: query.counter,
+        identity,
+        retryAfterMs: result.retryAfterMs,
+        durationMs,
+        contextType: call.reader.type,
+      });
+    }
+    return decision;
+  }
+
+  /**
+   * The decision for a request the failure policy decided: the fallback backend's answer, or
+   * nothing (`'open'`), or a 503 (`'closed'`).
+   */
+  private settled(
+    rule: Rule,
+    identity: ResolvedIdentity,
+    query: ConsumeQuery,
+    result: ConsumeResult | FailureOutcome,
+    shadow: boolean,
+  ): RateLimitDecision | undefined {
+    if (!isFailureOutcome(result)) return this.decided(rule, identity, query, result, shadow);
+    if (result.kind === 'open') return undefined;
+    const { counter } = query;
+    return {
+      kind: 'unavailable',
+      allowed: false,
+      outcome: 'backend-error',
+      rule,
+      identity,
+      counter,
+    };
   }
 
   /** The decision for a backend's `result`; a shadow rule lets a rejected request through. */
@@ -721,6 +775,25 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
       return this.moduleRef.create(type);
     }
   }
+}
+
+/**
+ * The hot-key shortcut the `localRejectCache` option asks for: on by default for a Redis backend
+ * (a memory backend answers as fast as the cache), on the backend's own clock when it has one.
+ */
+function rejectCacheFor(
+  backend: RateLimitBackend,
+  option: RateLimitModuleOptions['localRejectCache'],
+): LocalRejectCache | undefined {
+  const on = option ?? backend instanceof RedisBackend;
+  if (on === false) return undefined;
+  const now = typeof backend.localClock === 'function' ? backend.localClock() : undefined;
+  const maxEntries = typeof on === 'object' ? on.maxEntries : undefined;
+  return new LocalRejectCache({
+    algorithm: backend.algorithm,
+    ...(maxEntries === undefined ? {} : { maxEntries }),
+    ...(now === undefined ? {} : { now }),
+  });
 }
 
 /** What {@link RateLimitService.costOf} returns for a cost function that failed. */

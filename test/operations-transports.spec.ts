@@ -115,7 +115,7 @@ describe('microservices', () => {
     return service;
   }
 
-  it("counts a handler that throws as a failure and gives back one that answers", async () => {
+  it('counts a handler that throws as a failure and gives back one that answers', async () => {
     const { client } = await start(new TestClock());
     for (let i = 0; i < 4; i++) {
       expect(await client.send('login', { user: 'u', password: 'right' })).toBe('welcome');

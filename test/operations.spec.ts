@@ -46,6 +46,9 @@ import {
   type TestApp,
 } from './support/nest-app.js';
 import { RecordingBackend } from './support/recording-backend.js';
+import { Redis } from 'ioredis';
+import { RateLimitAdmin } from 'nestjs-ratelimit';
+import { commandCalls } from './support/command-stats.js';
 import { startRedisServer, type RedisServerHandle } from './support/redis-harness.js';
 
 /** A metric reader that collects when the test asks, with no export timer. */
@@ -333,6 +336,46 @@ describe.each(ADAPTERS.flatMap((adapter) => BACKENDS.map((kind) => [adapter, kin
       });
     });
 
+    describe('RateLimitAdmin', () => {
+      it('peeks, resets, blocks and unblocks through the running app', async () => {
+        await withApp(
+          { config: { '^/': [{ minute: 3 }] } },
+          async (t, clock) => {
+            const admin = t.app.get(RateLimitAdmin);
+            const counter = { user: 'u', scope: 'path:/a', method: '*' };
+            const fresh = await admin.peek(counter);
+            expect(fresh.blockedMs).toBe(0);
+            expect(fresh.units).toEqual([
+              { unit: 'minute', limit: 3, windowMs: 60_000, remaining: 3, resetMs: 60_000 },
+            ]);
+            for (let i = 0; i < 3; i++) await t.http.get('/a').set(as('u')).expect(200);
+            await t.http.get('/a').set(as('u')).expect(429);
+            clock.advance(10_000);
+            const used = await admin.peek(counter);
+            expect(used.units[0]).toMatchObject({ remaining: 0, resetMs: 50_000 });
+            // Peeking counts nothing: the next request is decided as before.
+            await t.http.get('/a').set(as('u')).expect(429);
+            expect(await admin.reset(counter)).toBe(true);
+            await t.http.get('/a').set(as('u')).expect(200);
+
+            await admin.block('u', 30_000);
+            expect(await admin.blockedFor('u')).toBe(30_000);
+            const blocked = await t.http.get('/b').set(as('u')).expect(429);
+            expect(blocked.headers['retry-after']).toBe('30');
+            clock.advance(5_000);
+            expect(await admin.blockedFor('u')).toBe(25_000);
+            expect(await admin.unblock('u')).toBe(true);
+            expect(await admin.blockedFor('u')).toBe(0);
+            await t.http.get('/b').set(as('u')).expect(200);
+            await expect(
+              admin.peek({ user: 'u', scope: 'path:/a', method: 'GET' }),
+            ).rejects.toThrow(/no limited rule of group 'default' counts under/);
+          },
+          [HelloController],
+        );
+      });
+    });
+
     describe('metrics', () => {
       it('counts decisions by outcome and times the backend, through an SDK meter', async () => {
         const reader = new OnDemandReader();
@@ -443,6 +486,46 @@ describe.each(ADAPTERS.flatMap((adapter) => BACKENDS.map((kind) => [adapter, kin
     });
   },
 );
+
+describe.each(ADAPTERS)('the hot-key shortcut on %s with Redis', (adapter: AdapterName) => {
+  it('sends Redis one script call per block for a flood from a blocked user', async () => {
+    const clock = new TestClock();
+    const redis = new Redis(server.port, server.host);
+    const t = await createTestApp({
+      adapter,
+      controllers: [HelloController],
+      rateLimit: {
+        authenticate: headerAuth,
+        backend: backendOn('redis', clock),
+        config: { '^/': [{ second: 2, blockTime: 60 }] },
+      },
+    });
+    try {
+      const scriptCalls = async (): Promise<number> => {
+        const calls = await commandCalls(redis);
+        return (calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0);
+      };
+      await t.http.get('/').set(as('u')).expect(200);
+      await t.http.get('/').set(as('u')).expect(200);
+      const before = await scriptCalls();
+      const statuses = new Set<number>();
+      for (let i = 0; i < 200; i++) {
+        statuses.add((await t.http.get('/').set(as('u'))).status);
+        clock.advance(250); // 50 s of the 60 s block
+      }
+      expect([...statuses]).toEqual([429]);
+      // The request that started the block, and nothing more until it ends.
+      expect((await scriptCalls()) - before).toBe(1);
+      // Reset and unblock through the admin clear this instance's memory of the rejection.
+      expect(await t.app.get(RateLimitAdmin).unblock('u')).toBe(true);
+      await t.app.get(RateLimitAdmin).reset({ user: 'u', scope: 'path:/', method: '*' });
+      await t.http.get('/').set(as('u')).expect(200);
+    } finally {
+      await t.close();
+      redis.disconnect();
+    }
+  });
+});
 
 describe.each(ADAPTERS)('on %s', (adapter: AdapterName) => {
   async function withApp(

@@ -235,6 +235,8 @@ describe('the built package', () => {
       join(dir, 'node_modules/nestjs-ratelimit/dist/rules/rule.d.ts'),
       'utf8',
     );
-    expect(dts).toContain('Requests allowed per second.');
+    expect(dts).toContain(
+      'Requests allowed per second, or a {@link UnitLimitFunction} of the caller.',
+    );
   });
 });

@@ -177,6 +177,11 @@ export class BackendFailureHandler {
     );
   }
 
+  /** True while no partition of the backend is failing: every answer is the backend's own. */
+  get healthy(): boolean {
+    return this.failing.size === 0;
+  }
+
   /** The in-process backend of `failurePolicy: 'fallback'`; undefined under another policy. */
   get fallbackBackend(): RateLimitBackend | undefined {
     return this.fallback;

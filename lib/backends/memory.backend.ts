@@ -552,6 +552,11 @@ export class MemoryBackend extends RateLimitBackend {
   }
 
   /** Stops the periodic sweep. The backend stays usable; the next request starts the timer again. */
+  /** The clock this backend decides by. */
+  override localClock(): () => number {
+    return this.clock;
+  }
+
   override close(): void {
     if (this.timer !== undefined) {
       clearInterval(this.timer);

@@ -227,6 +227,17 @@ export abstract class RateLimitBackend {
   knowUnits(_limits: readonly UnitLimit[]): void {}
 
   /**
+   * The clock this backend decides by, when it is one this process reads: a `MemoryBackend`'s
+   * `clock`, a Redis backend's `testClock`. The module's `localRejectCache` then measures how
+   * long a rejection stands on the same clock, so virtual time in tests moves both together.
+   * Undefined (the default) when the time comes from elsewhere, such as Redis's own `TIME`: the
+   * cache then uses `performance.now()`, since only durations matter to it.
+   */
+  localClock(): (() => number) | undefined {
+    return undefined;
+  }
+
+  /**
    * Releases what the backend itself owns (timers, connections it opened). Called when the Nest
    * application shuts down. Never closes a client the user passed in.
    */
