@@ -102,12 +102,16 @@ describe('microservices', () => {
     service = undefined;
   });
 
-  async function start(clock: TestClock): Promise<MicroserviceApp> {
+  async function start(
+    clock: TestClock,
+    onDecision?: (event: RateLimitEvent) => void,
+  ): Promise<MicroserviceApp> {
     service = await startMicroservice({
       imports: [
         RateLimitModule.forRoot({
           authenticate: payloadUser,
           backend: new MemoryBackend({ clock: clock.read, sweepIntervalMs: 0 }),
+          ...(onDecision === undefined ? {} : { onDecision }),
         }),
       ],
       controllers: [RpcLoginController],
@@ -131,10 +135,18 @@ describe('microservices', () => {
     });
   });
 
-  it('hands a message handler its own decision', async () => {
-    const { client } = await start(new TestClock());
+  it('hands a message handler its own decision, and reports it', async () => {
+    const events: RateLimitEvent[] = [];
+    const { client } = await start(new TestClock(), (event) => events.push(event));
     expect(await client.send('quota', { user: 'u' })).toBe(2);
     expect(await client.send('quota', { user: 'u' })).toBe(1);
     expect(await client.send('quota', { user: 'v' })).toBe(2);
+    expect(events.map((event) => [event.outcome, event.contextType, event.counter])).toEqual(
+      ['u', 'u', 'v'].map((user) => [
+        'allowed',
+        'rpc',
+        { user, scope: 'handler:RpcLoginController.quota', method: '*' },
+      ]),
+    );
   });
 });

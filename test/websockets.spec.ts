@@ -35,6 +35,7 @@ import {
   SkipRateLimit,
   createJwtAuth,
   trackWsClients,
+  type RateLimitEvent,
   type RateLimitInfo,
   type RateLimitModuleOptions,
 } from 'nestjs-ratelimit';
@@ -82,6 +83,18 @@ class LimitedGateway {
   @SubscribeMessage('free')
   free(@MessageBody() data: unknown): WsResponse {
     return reply('free', data);
+  }
+}
+
+/** `login`: 2 failed logins a minute (`count: 'failures'`); a good password is never counted. */
+@UseGuards(...GATEWAY_GUARDS)
+@WebSocketGateway()
+class LoginGateway {
+  @RateLimit({ minute: 2, count: 'failures' })
+  @SubscribeMessage('login')
+  login(@MessageBody() password: unknown): WsResponse {
+    if (password !== 'right') throw new WsException('wrong password');
+    return reply('login', password);
   }
 }
 
@@ -251,6 +264,33 @@ function aboveDebug(logs: CapturedLogs): string[] {
 }
 
 describe.each([wsPlatform, socketIoPlatform])('WebSocket gateways on $name', (platform) => {
+  describe("count: 'failures' and onDecision", () => {
+    it('counts only the messages whose handler threw, and reports each decision', async () => {
+      const events: RateLimitEvent[] = [];
+      await withApp(
+        platform,
+        { rateLimit: { onDecision: (event) => events.push(event) }, gateways: [LoginGateway] },
+        async (t) => {
+          const client = await t.connect();
+          for (let i = 0; i < 4; i++) {
+            await expect(client.request('login', 'right')).resolves.toEqual(ran('login', 'right'));
+          }
+          for (let i = 0; i < 2; i++) {
+            await expect(client.request('login', 'wrong')).resolves.toMatchObject({
+              event: 'exception',
+              data: { message: 'wrong password' },
+            });
+          }
+          await expect(client.request('login', 'right')).resolves.toEqual(overLimit(60));
+          expect(events.map((event) => [event.outcome, event.contextType])).toEqual([
+            ...Array(6).fill(['allowed', 'ws']),
+            ['rejected', 'ws'],
+          ]);
+        },
+      );
+    });
+  });
+
   describe('@RateLimit and @SkipRateLimit', () => {
     it('limits a handler by its own decorator; the rejection reaches the client, which stays connected', () =>
       withApp(platform, {}, async (t) => {

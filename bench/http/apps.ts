@@ -215,6 +215,11 @@ export async function buildApp(spec: ServerSpec): Promise<BuiltApp> {
       };
     case 'ratelimit-all-429':
       return { module: app([rateLimitModule(new MemoryBackend(), identity, 0)]), cleanup };
+    case 'ratelimit-redis-all-429':
+      return {
+        module: app([rateLimitModule(new RedisBackend(requireRedisUrl(spec)), identity, 0)]),
+        cleanup,
+      };
     case 'ratelimit-redis':
     case 'fastify-ratelimit-redis':
       return {

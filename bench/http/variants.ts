@@ -13,6 +13,7 @@ export const VARIANT_NAMES = [
   'ratelimit-redis',
   'ratelimit-sliding-redis',
   'ratelimit-all-429',
+  'ratelimit-redis-all-429',
   'throttler-memory',
   'throttler-memory-1s',
   'throttler-all-429',
@@ -109,6 +110,15 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
     expectedStatus: 429,
     description:
       "RateLimitModule.forRoot({ config: { '^/': [{ minute: 0 }] } }): every request is rejected with the default 429.",
+  },
+  'ratelimit-redis-all-429': {
+    name: 'ratelimit-redis-all-429',
+    platform: 'express',
+    label: 'nestjs-ratelimit, all 429 (RedisBackend)',
+    redis: true,
+    expectedStatus: 429,
+    description:
+      "The same rule on RedisBackend(redis://…): the hot-key shortcut (localRejectCache, on by default) answers every rejection after the first of each window locally.",
   },
   'throttler-memory': {
     name: 'throttler-memory',

@@ -134,6 +134,21 @@ function targets(results: BenchResults): Target[] {
   ratioTarget('ratelimit-redis', 0.9);
   ratioTarget('ratelimit-all-429', 0.9);
 
+  // Issue 15: with the hot-key shortcut, rejecting on Redis costs what it costs on memory.
+  {
+    const redis = httpCase(results, 'main', 'ratelimit-redis-all-429')?.summary;
+    const memory = httpCase(results, 'main', 'ratelimit-all-429')?.summary;
+    const cpuRatio = ratio(redis?.serverCpuUsPerRequest, memory?.serverCpuUsPerRequest);
+    list.push({
+      target:
+        'HTTP: all 429 on RedisBackend as cheap as on memory (server CPU/req within 5 %, with localRejectCache)',
+      measured:
+        `${fixed(redis?.serverCpuUsPerRequest, 1)} vs ${fixed(memory?.serverCpuUsPerRequest, 1)} µs/req ` +
+        `(Redis ÷ memory ${fixed(cpuRatio, 3)})`,
+      pass: cpuRatio === undefined ? undefined : cpuRatio <= 1.05,
+    });
+  }
+
   // Issue 13: Fastify's bare app is about twice as fast as Express's, so the limiter's own cost
   // weighs twice as much there; compared on server CPU per request against the no-op guard.
   const cpuTarget = (variant: VariantName, bound: number): void => {
