@@ -118,7 +118,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
     redis: true,
     expectedStatus: 429,
     description:
-      "The same rule on RedisBackend(redis://…): the hot-key shortcut (localRejectCache, on by default) answers every rejection after the first of each window locally.",
+      'The same rule on RedisBackend(redis://…): the hot-key shortcut (localRejectCache, on by default) answers every rejection after the first of each window locally.',
   },
   'throttler-memory': {
     name: 'throttler-memory',
