@@ -75,12 +75,13 @@ function rateLimitModule(
   backend: RateLimitBackend,
   identity: IdentityMode,
   limit: number,
+  blockTime = 0,
 ): DynamicModule {
   return RateLimitModule.forRoot({
     backend,
     // 'ip' is the module's default (IpAuthResolver): no option at all.
     ...(identity === 'header' ? { authenticate: headerAuth } : {}),
-    config: { '^/': [{ minute: limit }] },
+    config: { '^/': [{ minute: limit, ...(blockTime > 0 ? { blockTime } : {}) }] },
   });
 }
 
@@ -216,8 +217,13 @@ export async function buildApp(spec: ServerSpec): Promise<BuiltApp> {
     case 'ratelimit-all-429':
       return { module: app([rateLimitModule(new MemoryBackend(), identity, 0)]), cleanup };
     case 'ratelimit-redis-all-429':
+      // A blocked caller, the hot-key shortcut's case: the warm-up's second request starts a
+      // day-long block, which the instance then answers itself (a limit of 0 it cannot: see
+      // LocalRejectCache).
       return {
-        module: app([rateLimitModule(new RedisBackend(requireRedisUrl(spec)), identity, 0)]),
+        module: app([
+          rateLimitModule(new RedisBackend(requireRedisUrl(spec)), identity, 1, 86_400),
+        ]),
         cleanup,
       };
     case 'ratelimit-redis':

@@ -118,7 +118,7 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
     redis: true,
     expectedStatus: 429,
     description:
-      'The same rule on RedisBackend(redis://…): the hot-key shortcut (localRejectCache, on by default) answers every rejection after the first of each window locally.',
+      'RedisBackend(redis://…) with { minute: 1, blockTime: 86_400 }: the warm-up blocks the caller for a day, and the hot-key shortcut (localRejectCache, on by default) answers every later request locally.',
   },
   'throttler-memory': {
     name: 'throttler-memory',

@@ -9,7 +9,8 @@ import type { Rule } from '../rules/rule.js';
  * - `'rejected'`: over its limit (or blocked) and rejected;
  * - `'shadow-rejected'`: over its limit under a rule in shadow mode, so admitted anyway;
  * - `'backend-error'`: the backend failed or timed out (or the rule's cost or limit function
- *   failed), and the failure policy decided.
+ *   failed), and the failure policy decided. Under `failurePolicy: 'fallback'`, the requests of
+ *   an outage carry the fallback backend's outcome instead (`'allowed'`, `'rejected'`...).
  */
 export type RateLimitOutcome = 'allowed' | 'rejected' | 'shadow-rejected' | 'backend-error';
 
