@@ -450,16 +450,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
         // There is no limit to count against, so even the fallback backend cannot decide it.
         const outcome = this.failures.withoutLimits();
         this.reportFailure(rule, counter, identity, call, 0);
-        return outcome.kind === 'open'
-          ? undefined
-          : {
-              kind: 'unavailable',
-              allowed: false,
-              outcome: 'backend-error',
-              rule,
-              identity,
-              counter,
-            };
+        return outcome.kind === 'open' ? undefined : unavailable(rule, identity, counter);
       },
     );
   }
@@ -554,16 +545,7 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
     shadow: boolean,
   ): RateLimitDecision | undefined {
     if (!isFailureOutcome(result)) return this.decided(rule, identity, query, result, shadow);
-    if (result.kind === 'open') return undefined;
-    const { counter } = query;
-    return {
-      kind: 'unavailable',
-      allowed: false,
-      outcome: 'backend-error',
-      rule,
-      identity,
-      counter,
-    };
+    return result.kind === 'open' ? undefined : unavailable(rule, identity, query.counter);
   }
 
   /** The decision for a backend's `result`; a shadow rule lets a rejected request through. */
@@ -794,6 +776,15 @@ function rejectCacheFor(
     ...(maxEntries === undefined ? {} : { maxEntries }),
     ...(now === undefined ? {} : { now }),
   });
+}
+
+/** The decision for a request `failurePolicy: 'closed'` rejects (a 503). */
+function unavailable(
+  rule: Rule,
+  identity: ResolvedIdentity,
+  counter: RateLimitCounter,
+): RateLimitDecision {
+  return { kind: 'unavailable', allowed: false, outcome: 'backend-error', rule, identity, counter };
 }
 
 /** What {@link RateLimitService.costOf} returns for a cost function that failed. */

@@ -276,6 +276,12 @@ describe.each([wsPlatform, socketIoPlatform])('WebSocket gateways on $name', (pl
             await expect(client.request('login', 'right')).resolves.toEqual(ran('login', 'right'));
           }
           for (let i = 0; i < 2; i++) {
+            if (NEST_MAJOR < 12 && platform === wsPlatform) {
+              // Nest 11 does not send an application's own WsException over platform-ws (see
+              // Nest11StyleGateway): the failure is still counted, as the 429 below shows.
+              client.send('login', 'wrong');
+              continue;
+            }
             await expect(client.request('login', 'wrong')).resolves.toMatchObject({
               event: 'exception',
               data: { message: 'wrong password' },
