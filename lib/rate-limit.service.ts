@@ -239,13 +239,14 @@ export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
    * @throws RateLimitConfigError naming the rule, the backend and the fix
    */
   private checkRules(): void {
+    const fromTable = tableRules(this.compiledTable);
     const rules: LocatedRule[] = [
-      ...tableRules(this.compiledTable),
+      ...fromTable,
       ...decoratedRules(this.discovery, this.scanner, this.reflector),
     ];
     assertBackendSupports(rules, this.backend, this.failures.fallbackBackend);
     this.located = rules;
-    this.tableRuleSet = new Set(tableRules(this.compiledTable).map(({ rule }) => rule));
+    this.tableRuleSet = new Set(fromTable.map(({ rule }) => rule));
     const countedZones = new Set(
       rules.filter(({ rule }) => rule.count !== 'all').map(({ rule }) => rule.zone),
     );

@@ -19,6 +19,7 @@ import {
 import {
   MemoryBackend,
   RateLimit,
+  RateLimitAdmin,
   RateLimitBackend,
   RateLimitModule,
   RateLimitState,
@@ -27,14 +28,10 @@ import {
   type RateLimitEvent,
   type RateLimitModuleOptions,
 } from 'nestjs-ratelimit';
-import {
-  DataPointType,
-  MeterProvider,
-  MetricReader,
-  type DataPoint,
-  type Histogram,
-} from '@opentelemetry/sdk-metrics';
+import { DataPointType, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
+import { Redis } from 'ioredis';
 import { captureLogs } from './support/captured-logs.js';
+import { sdkProvider, type OnDemandReader } from './support/metric-reader.js';
 import {
   ADAPTERS,
   as,
@@ -46,20 +43,8 @@ import {
   type TestApp,
 } from './support/nest-app.js';
 import { RecordingBackend } from './support/recording-backend.js';
-import { Redis } from 'ioredis';
-import { RateLimitAdmin } from 'nestjs-ratelimit';
 import { commandCalls } from './support/command-stats.js';
 import { startRedisServer, type RedisServerHandle } from './support/redis-harness.js';
-
-/** A metric reader that collects when the test asks, with no export timer. */
-class OnDemandReader extends MetricReader {
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 /** The data points of one collected metric, by name. */
 async function pointsOf(reader: OnDemandReader, name: string): Promise<DataPoint<unknown>[]> {
@@ -378,8 +363,7 @@ describe.each(ADAPTERS.flatMap((adapter) => BACKENDS.map((kind) => [adapter, kin
 
     describe('metrics', () => {
       it('counts decisions by outcome and times the backend, through an SDK meter', async () => {
-        const reader = new OnDemandReader();
-        const provider = new MeterProvider({ readers: [reader] });
+        const { provider, reader } = sdkProvider();
         await withApp(
           {
             metrics: { meter: provider.getMeter('test') },

@@ -2,8 +2,6 @@ import { readFileSync } from 'node:fs';
 import { metrics, type Meter } from '@opentelemetry/api';
 import {
   DataPointType,
-  MeterProvider,
-  MetricReader,
   type DataPoint,
   type Histogram,
   type MetricData,
@@ -20,24 +18,8 @@ import {
   globalMeter,
   type MeterLike,
 } from './decision-metrics.js';
+import { sdkProvider, type OnDemandReader } from '../../test/support/metric-reader.js';
 import type { RateLimitEvent, RateLimitOutcome } from './rate-limit-event.js';
-
-/** A reader that collects when the test asks (`collect()`), with no export timer. */
-class OnDemandReader extends MetricReader {
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-/** A real SDK MeterProvider whose data points the test reads on demand. */
-function sdkProvider(): { provider: MeterProvider; reader: OnDemandReader } {
-  const reader = new OnDemandReader();
-  return { provider: new MeterProvider({ readers: [reader] }), reader };
-}
 
 const RULE = new Rule({ minute: 5 });
 

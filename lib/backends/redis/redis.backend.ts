@@ -49,6 +49,7 @@ import {
   parseFlagReply,
   parseMsReply,
   parsePeekReply,
+  type ReplyExpectations,
 } from './redis-replies.js';
 import { runScript, type ScriptCall, type ScriptVariants } from './redis-scripts.js';
 import { ScriptBatcher } from './script-batcher.js';
@@ -280,11 +281,12 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
     const start = userKeyStart(this.prefix, query.counter.user);
     const call = this.consumeCall(algorithm, query, start, query.blockMs, cost);
     const reply = await this.submit(algorithm.consume, algorithm.consumeBatch, call, start);
-    return parseConsumeReply(this.name, reply, limits, {
-      cost,
-      capacity: algorithm.capacity(burst, limits),
-      resetWithinWait: algorithm.resetWithinWait,
-    });
+    return parseConsumeReply(
+      this.name,
+      reply,
+      limits,
+      expectedReply(algorithm, limits, burst, cost),
+    );
   }
 
   /**
@@ -305,11 +307,7 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
       algorithm.peek,
       this.consumeCall(algorithm, query, start, 0, cost),
     );
-    return parsePeekReply(this.name, reply, limits, {
-      cost,
-      capacity: algorithm.capacity(burst, limits),
-      resetWithinWait: algorithm.resetWithinWait,
-    });
+    return parsePeekReply(this.name, reply, limits, expectedReply(algorithm, limits, burst, cost));
   }
 
   /**
@@ -545,4 +543,18 @@ export class RedisBackend extends RateLimitBackend implements OnApplicationBoots
     const micros = Math.min(999, Math.floor((ms - whole) * 1000));
     return String(whole * 1000 + micros);
   }
+}
+
+/** What a decision's reply must hold for a request of `cost` under `algorithm`. */
+function expectedReply(
+  algorithm: RedisAlgorithm,
+  limits: readonly UnitLimit[],
+  burst: number | undefined,
+  cost: number,
+): ReplyExpectations {
+  return {
+    cost,
+    capacity: algorithm.capacity(burst, limits),
+    resetWithinWait: algorithm.resetWithinWait,
+  };
 }
