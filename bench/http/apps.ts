@@ -76,9 +76,11 @@ function rateLimitModule(
   identity: IdentityMode,
   limit: number,
   blockTime = 0,
+  localRejectCache?: boolean,
 ): DynamicModule {
   return RateLimitModule.forRoot({
     backend,
+    ...(localRejectCache === undefined ? {} : { localRejectCache }),
     // 'ip' is the module's default (IpAuthResolver): no option at all.
     ...(identity === 'header' ? { authenticate: headerAuth } : {}),
     config: { '^/': [{ minute: limit, ...(blockTime > 0 ? { blockTime } : {}) }] },
@@ -217,12 +219,19 @@ export async function buildApp(spec: ServerSpec): Promise<BuiltApp> {
     case 'ratelimit-all-429':
       return { module: app([rateLimitModule(new MemoryBackend(), identity, 0)]), cleanup };
     case 'ratelimit-redis-all-429':
-      // A blocked caller, the hot-key shortcut's case: the warm-up's second request starts a
-      // day-long block, which the instance then answers itself (a limit of 0 it cannot: see
-      // LocalRejectCache).
+    case 'ratelimit-redis-all-429-uncached':
+      // A blocked caller, the hot-key shortcut's case: the priming request is admitted, the next
+      // one starts a day-long block, which the instance then answers itself (a limit of 0 it
+      // cannot: see LocalRejectCache). The uncached variant asks Redis every time.
       return {
         module: app([
-          rateLimitModule(new RedisBackend(requireRedisUrl(spec)), identity, 1, 86_400),
+          rateLimitModule(
+            new RedisBackend(requireRedisUrl(spec)),
+            identity,
+            1,
+            86_400,
+            spec.variant === 'ratelimit-redis-all-429-uncached' ? false : undefined,
+          ),
         ]),
         cleanup,
       };

@@ -322,6 +322,7 @@ async function startVariant(
   const spec = specFor(plan, redis);
   const { child, port } = await startServer(spec, cores);
   try {
+    for (let i = 0; i < (info.primingRequests ?? 0); i++) await preflight(port, plan);
     const status = await preflight(port, plan);
     if (status !== info.expectedStatus) {
       throw new Error(

@@ -14,6 +14,7 @@ export const VARIANT_NAMES = [
   'ratelimit-sliding-redis',
   'ratelimit-all-429',
   'ratelimit-redis-all-429',
+  'ratelimit-redis-all-429-uncached',
   'throttler-memory',
   'throttler-memory-1s',
   'throttler-all-429',
@@ -51,6 +52,11 @@ export interface VariantInfo {
   readonly expectedStatus: 200 | 429;
   /** What the variant runs, for the notes under the table. */
   readonly description: string;
+  /**
+   * Requests sent (and not checked) before the first answer is checked against
+   * `expectedStatus`: what it takes to put the caller in the state the variant measures.
+   */
+  readonly primingRequests?: number;
 }
 
 /**
@@ -118,7 +124,18 @@ export const VARIANTS: Readonly<Record<VariantName, VariantInfo>> = {
     redis: true,
     expectedStatus: 429,
     description:
-      'RedisBackend(redis://…) with { minute: 1, blockTime: 86_400 }: the warm-up blocks the caller for a day, and the hot-key shortcut (localRejectCache, on by default) answers every later request locally.',
+      'RedisBackend(redis://…) with { minute: 1, blockTime: 86_400 }: a first request is admitted, the next one blocks the caller for a day, and the hot-key shortcut (localRejectCache, on by default) answers every later request locally.',
+    primingRequests: 1,
+  },
+  'ratelimit-redis-all-429-uncached': {
+    name: 'ratelimit-redis-all-429-uncached',
+    platform: 'express',
+    label: 'nestjs-ratelimit, all 429 (RedisBackend, no shortcut)',
+    redis: true,
+    expectedStatus: 429,
+    description:
+      'The same blocked caller with localRejectCache: false: every rejection is a Redis script call.',
+    primingRequests: 1,
   },
   'throttler-memory': {
     name: 'throttler-memory',

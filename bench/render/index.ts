@@ -147,6 +147,18 @@ function targets(results: BenchResults): Target[] {
         `(Redis ÷ memory ${fixed(cpuRatio, 3)})`,
       pass: cpuRatio === undefined ? undefined : cpuRatio <= 1.05,
     });
+    const uncached = httpCase(results, 'main', 'ratelimit-redis-all-429-uncached')?.summary;
+    const perRequest = redis?.redisCommandsPerRequest;
+    list.push({
+      target:
+        'HTTP: all 429 from a blocked caller on RedisBackend, Redis commands per rejected request with localRejectCache ≤ 0.01 (beside the same path without it)',
+      measured:
+        `${fixed(perRequest, 4)} with, ${fixed(uncached?.redisCommandsPerRequest, 2)} without; ` +
+        `server CPU ${fixed(redis?.serverCpuUsPerRequest, 1)} vs ` +
+        `${fixed(uncached?.serverCpuUsPerRequest, 1)} µs/req, Redis CPU ` +
+        `${fixed(redis?.redisCpuUsPerRequest, 1)} vs ${fixed(uncached?.redisCpuUsPerRequest, 1)} µs/req`,
+      pass: perRequest === undefined ? undefined : perRequest <= 0.01,
+    });
   }
 
   // Issue 13: Fastify's bare app is about twice as fast as Express's, so the limiter's own cost
