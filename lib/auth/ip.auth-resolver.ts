@@ -287,10 +287,10 @@ function findClientUser(
     }
     return firstUsable(chain, ipv6Prefix);
   }
-  const peer = request.socket?.remoteAddress;
   // Express with `trust proxy` off (its default): `request.ip` is the socket peer. Reading the
   // peer directly skips proxy-addr, which parses `X-Forwarded-For` into arrays on every request.
   if (expressTrustsNoProxy(request)) {
+    const peer = request.socket?.remoteAddress;
     if (onUntrusted !== undefined && peer !== undefined && forwardedFor(request)) {
       onUntrusted(peer, 'express');
     }
@@ -299,8 +299,15 @@ function findClientUser(
   const ip = request.ip;
   const fromFramework = normalise(ip, ipv6Prefix);
   if (fromFramework !== undefined) {
-    // The framework answered with the peer: perhaps it ignored an X-Forwarded-For.
-    if (onUntrusted !== undefined && ip === peer) checkFramework(request, onUntrusted);
+    // The framework answered with the peer: perhaps it ignored an X-Forwarded-For. The header is
+    // looked at first: the peer is a getter into the socket, and most requests have no header.
+    if (
+      onUntrusted !== undefined &&
+      forwardedFor(request) &&
+      ip === request.socket?.remoteAddress
+    ) {
+      checkFramework(request, onUntrusted);
+    }
     return fromFramework;
   }
   // `request.ip` is missing or not an address. With `trust proxy` on, Express returns whatever a
@@ -309,7 +316,7 @@ function findClientUser(
   if (expressTrustCheck !== undefined) {
     return firstUsable(trustedChain(request, expressTrustCheck), ipv6Prefix);
   }
-  return normalise(peer, ipv6Prefix);
+  return normalise(request.socket?.remoteAddress, ipv6Prefix);
 }
 
 /** Tells `onUntrusted` when the request carries X-Forwarded-For and `trust` refuses its peer. */

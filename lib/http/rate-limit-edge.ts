@@ -23,6 +23,8 @@ import { platformOfResponse, selectPlatform } from './platforms/select-platform.
 @Injectable()
 export class RateLimitEdge implements OnModuleInit {
   private readonly readers: Map<string, ContextReader>;
+  /** The reader of HTTP calls (undefined when they are not limited): most calls, no lookup. */
+  private readonly httpReader: ContextReader | undefined;
   private adapterPlatform: HttpPlatform | undefined;
   /** The Express application, whose `trust proxy` setting WebSocket handshakes follow too. */
   private expressApp: unknown;
@@ -32,6 +34,7 @@ export class RateLimitEdge implements OnModuleInit {
     @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
     this.readers = contextReaders(options.contexts, () => this.expressApp);
+    this.httpReader = this.readers.get('http');
   }
 
   /** The adapter is known once the application exists, which is after providers are created. */
@@ -43,7 +46,8 @@ export class RateLimitEdge implements OnModuleInit {
 
   /** How `context` is read, or `undefined` when its type is not limited (`contexts`). */
   readerOf(context: ExecutionContext): ContextReader | undefined {
-    return this.readers.get(context.getType());
+    const type = context.getType();
+    return type === 'http' ? this.httpReader : this.readers.get(type);
   }
 
   /** The application's HTTP platform (Express's until the module has started). */

@@ -68,7 +68,7 @@ export class RequestPaths {
   /** The forms of a request target such as `/towns/1?page=2`; the object is reused by the next call. */
   ofTarget(target: string): RequestPathForms {
     let path = target;
-    const query = path.search(/[?#]/);
+    const query = queryStart(path);
     if (query !== -1) path = path.slice(0, query);
     if (path.charCodeAt(0) !== 47 /* '/' */) path = stripOrigin(path) || '/';
     if (this.needsWork.test(path)) path = this.normalise(path);
@@ -131,6 +131,17 @@ function percentDecode(path: string): string {
       }
     });
   }
+}
+
+/**
+ * Where the query string (or a fragment) of a target starts, -1 when it has neither: two
+ * `indexOf` scans, measured cheaper than one regular-expression search on every request.
+ */
+function queryStart(target: string): number {
+  const query = target.indexOf('?');
+  const fragment = target.indexOf('#');
+  if (fragment === -1) return query;
+  return query === -1 || fragment < query ? fragment : query;
 }
 
 /** True when `path` has a `.` or `..` segment. */

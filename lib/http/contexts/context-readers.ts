@@ -25,7 +25,8 @@ export function contextReaders(
 
 /** The reader for `context`, or `undefined` for a context type this package does not know. */
 export function readerOf(context: ExecutionContext): ContextReader | undefined {
-  return READERS.get(context.getType());
+  const type = context.getType();
+  return type === 'http' ? httpContext : READERS.get(type);
 }
 
 /**
